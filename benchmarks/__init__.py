@@ -1,0 +1,1 @@
+"""ner_export.benchmarks: the demo and `ner-export bench` (may use every other package)."""

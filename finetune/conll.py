@@ -1,0 +1,158 @@
+"""Reader for CoNLL-style NER files.
+
+One token per line with whitespace-separated columns, the tag in the last column; a blank line ends a
+sentence; `-DOCSTART-` lines start a new document. CRLF line ends and a UTF-8 BOM are accepted. Tags in
+IOB1, IOB2 or BIOES are normalised to IOB2 (the scheme is detected per file). In an IOB2 file an `I-X`
+that does not continue an `X` entity is repaired to `B-X` with a warning naming the first such line,
+as conlleval reads it; rejecting it would make many real files unreadable. The reader is strict:
+a line it cannot understand stops it with an error naming the file, the line and its content, since a
+silently dropped line shifts every label after it. Documents are kept, because models that read
+neighbouring sentences need to know where a document ends.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ner_export.runtime.errors import DataFormatError
+from ner_export.runtime.labels import detect_scheme, split_tag, to_iob2
+
+__all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning"]
+
+
+class TagRepairWarning(UserWarning):
+    """An IOB2 file had an `I-X` tag that does not continue an `X` entity; it was read as `B-X`."""
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence: its words, IOB2 tags, the document it belongs to and its first line number."""
+
+    words: tuple[str, ...]
+    tags: tuple[str, ...]
+    document: int = 0
+    line: int = 0
+
+
+def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
+    """Read a CoNLL file into sentences with IOB2 tags.
+
+    Raises DataFormatError (file:line) for a line with one column, an unknown tag, undecodable bytes,
+    tags of two schemes in one file, or a file without any sentence.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line_number = raw[: exc.start].count(b"\n") + 1
+        bad_line = raw.splitlines()[line_number - 1].decode(encoding, errors="replace")
+        raise DataFormatError(str(path), line_number, bad_line, f"not valid {encoding}") from None
+    text = text.removeprefix("\ufeff")
+
+    raw_sentences: list[tuple[list[str], list[str], int, list[int]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    numbers: list[int] = []
+    document = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            if words:
+                raw_sentences.append((words, tags, document, numbers))
+                words, tags, numbers = [], [], []
+            continue
+        columns = stripped.split()
+        if columns[0] == "-DOCSTART-":
+            if words:
+                raw_sentences.append((words, tags, document, numbers))
+                words, tags, numbers = [], [], []
+            if raw_sentences and raw_sentences[-1][2] == document:
+                document += 1
+            continue
+        if len(columns) < 2:
+            raise DataFormatError(str(path), number, line, "expected a word and a tag separated by whitespace")
+        tag = columns[-1]
+        try:
+            split_tag(tag)
+        except ValueError as exc:
+            raise DataFormatError(str(path), number, line, str(exc)) from None
+        words.append(columns[0])
+        tags.append(tag)
+        numbers.append(number)
+    if words:
+        raw_sentences.append((words, tags, document, numbers))
+    if not raw_sentences:
+        raise DataFormatError(str(path), 1, text[:80], "the file holds no sentence")
+
+    lines = text.splitlines()
+    scheme = detect_scheme(t for _, sentence_tags, _, _ in raw_sentences for t in sentence_tags)
+    iob1 = scheme == "IOB2" and _looks_iob1([ts for _, ts, _, _ in raw_sentences])
+    sentences = []
+    repaired: list[int] = []
+    for sentence_words, sentence_tags, doc, line_numbers in raw_sentences:
+        if scheme == "BIOES":
+            bad = _bioes_violation(sentence_tags)
+            if bad is not None:
+                number = line_numbers[bad]
+                raise DataFormatError(
+                    str(path), number, lines[number - 1],
+                    "tags mix schemes: this file uses BIOES (E-/S- tags), but this tag does not fit a BIOES entity",
+                )
+        iob2 = to_iob2(sentence_tags, scheme)
+        if scheme == "IOB2" and not iob1:
+            repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2) if a != b)
+        sentences.append(Sentence(tuple(sentence_words), tuple(iob2), doc, line_numbers[0]))
+    if repaired:
+        warnings.warn(
+            f"{path}:{repaired[0]}: an I- tag that does not continue an entity of its type was read as B-, "
+            f"as conlleval does ({len(repaired)} such tag(s) in the file)",
+            TagRepairWarning,
+            stacklevel=2,
+        )
+    return sentences
+
+
+def _looks_iob1(sentences: Sequence[Sequence[str]]) -> bool:
+    """IOB1 starts entities with I- and uses B- only right after an entity of the same type."""
+    starts_with_i = False
+    for tags in sentences:
+        previous_kind = ""
+        for tag in tags:
+            prefix, kind = split_tag(tag)
+            if prefix == "B" and kind != previous_kind:
+                return False  # a B- that starts an entity: IOB2
+            if prefix == "I" and kind != previous_kind:
+                starts_with_i = True
+            previous_kind = kind
+    return starts_with_i
+
+
+def _bioes_violation(tags: Sequence[str]) -> int | None:
+    """Index of the first tag that breaks BIOES (an entity left open or continued wrongly), or None."""
+    open_kind = ""
+    for i, tag in enumerate(tags):
+        prefix, kind = split_tag(tag)
+        if prefix in ("I", "E"):
+            if kind != open_kind:
+                return i
+            open_kind = kind if prefix == "I" else ""
+        else:
+            if open_kind:
+                return i
+            open_kind = kind if prefix == "B" else ""
+    return len(tags) - 1 if open_kind else None
+
+
+def write_conll(path: str | Path, sentences: Sequence[Sentence]) -> None:
+    """Write sentences as `word TAG` lines with a blank line after each sentence."""
+    lines: list[str] = []
+    for sentence in sentences:
+        lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags))
+        lines.append("")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,77 @@
+"""`ner-export eval`: entity-level scores of a checkpoint or a bundle on a CoNLL file.
+
+A bundle is scored through the runtime (no torch needed), a checkpoint through PyTorch, both from the
+file's pre-split words, so the two numbers are directly comparable. Scores use conlleval/seqeval's
+lenient chunk rules (`ner_export.runtime.labels`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ner_export.runtime.errors import NerExportError
+from ner_export.runtime.labels import EntityScores, entity_report
+from ner_export.runtime.manifest import MANIFEST_NAME
+
+from .conll import read_conll
+
+__all__ = ["EvalReport", "evaluate", "predict_file_tags"]
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    target: str
+    kind: str  # "bundle" or "checkpoint"
+    data: str
+    sentences: int
+    scores: dict[str, EntityScores]
+
+    @property
+    def f1(self) -> float:
+        return self.scores["micro"].f1
+
+    def table(self) -> str:
+        lines = [f"{'':>8} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}"]
+        for kind, s in self.scores.items():
+            if kind == "micro":
+                lines.append("")
+            lines.append(f"{kind:>8} {s.precision:9.4f} {s.recall:9.4f} {s.f1:9.4f} {s.true_entities:8d}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "kind": self.kind,
+            "data": self.data,
+            "sentences": self.sentences,
+            "f1": self.f1,
+            "precision": self.scores["micro"].precision,
+            "recall": self.scores["micro"].recall,
+            "per_type": {k: v.__dict__ for k, v in self.scores.items() if k != "micro"},
+        }
+
+
+def predict_file_tags(target: Path, words: list[list[str]], batch_size: int = 32) -> tuple[str, list[list[str]]]:
+    """(kind, IOB2 tags per word) for a bundle or a checkpoint folder."""
+    if (target / MANIFEST_NAME).is_file():
+        from ner_export.runtime import NerModel
+
+        return "bundle", NerModel.load(target).predict_words(words, batch_size=batch_size)
+    if (target / "config.json").is_file():
+        from .train import load_checkpoint, tag_words
+
+        model, tokenizer = load_checkpoint(str(target))
+        max_length = int(getattr(model.config, "max_position_embeddings", 512))
+        return "checkpoint", tag_words(model, tokenizer, words, batch_size=batch_size, max_length=max_length)
+    raise NerExportError(f"{target}: neither a bundle ({MANIFEST_NAME}) nor a checkpoint (config.json)")
+
+
+def evaluate(target: str | Path, data: str | Path, batch_size: int = 32) -> EvalReport:
+    """Score `target` (bundle or checkpoint directory) on the CoNLL file `data`."""
+    target = Path(target)
+    sentences = read_conll(data)
+    kind, predicted = predict_file_tags(target, [list(s.words) for s in sentences], batch_size)
+    report = entity_report([list(s.tags) for s in sentences], predicted)
+    return EvalReport(str(target), kind, str(data), len(sentences), report)

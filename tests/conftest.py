@@ -1,0 +1,124 @@
+"""Shared fixtures: a tiny random BERT with its own WordPiece vocabulary, built in the test session.
+
+Nothing is downloaded. The classifier's weights are scaled up so the random model makes confident,
+varied predictions: that exercises every decoding path, and keeps argmax decisions far from ties, so
+PyTorch and ONNX agree on them despite float rounding.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+LABELS = ["O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"]
+WORDS = (
+    "the a of in on to and said was for is by with at from that has new city bank john smith maria lopez "
+    "paris london france germany berlin tokyo reuters company minister president united states u s "
+    "corp inc group club university river north south monday friday world cup french german english "
+    "##s ##ing ##ed ##er ##ly ##an ##ia ##on ##o ##a ##e ##i"
+).split()
+
+TRAIN_CONLL = """John B-PER
+Smith I-PER
+lives O
+in O
+Paris B-LOC
+. O
+
+Maria B-PER
+Lopez I-PER
+works O
+for O
+Reuters B-ORG
+in O
+London B-LOC
+. O
+
+The O
+French B-MISC
+minister O
+said O
+on O
+Monday O
+. O
+
+Berlin B-LOC
+Bank B-ORG
+of I-ORG
+Tokyo I-ORG
+said O
+Germany B-LOC
+and O
+France B-LOC
+agreed O
+. O
+"""
+
+
+def _vocab() -> list[str]:
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list(string.ascii_lowercase + string.digits + string.punctuation)
+    vocab = special + chars + [f"##{c}" for c in string.ascii_lowercase + string.digits] + WORDS
+    return list(dict.fromkeys(vocab))
+
+
+def make_tiny_checkpoint(folder: Path, labels: list[str] = LABELS, seed: int = 0, logit_scale: float = 40.0) -> Path:
+    """Write a random 2-layer BERT token classifier and its tokenizer to `folder`."""
+    import torch
+    from transformers import BertConfig, BertForTokenClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True, model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(_vocab()),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    model = BertForTokenClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(logit_scale)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def conll_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "small.conll"
+    path.write_text(TRAIN_CONLL, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ner_export.export import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    export_bundle(ExportConfig(model_dir=str(tiny_checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_bundle: Path):
+    from ner_export.runtime import NerModel
+
+    return NerModel.load(tiny_bundle, precision="fp32")

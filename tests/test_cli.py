@@ -1,0 +1,142 @@
+"""Every CLI command through click's CliRunner; user mistakes give one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ner_export.cli import cli
+
+
+def _run(*args: str, input: str | bytes | None = None):
+    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def _one_line_error(result, contains: str) -> None:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert contains in lines[0], lines[0]
+
+
+def test_version_and_help() -> None:
+    assert _run("--version").output.startswith("ner-export, version")
+    out = _run("--help").output
+    for command in ("export", "finetune", "eval", "predict", "bench", "demo"):
+        assert command in out
+
+
+def test_export_is_the_default_command(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bundle"
+    result = _run(tiny_checkpoint, "-o", out, "--validate-data", conll_file, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "bundle written to" in result.output and "model_int8.onnx" in result.output
+    assert (out / "bundle.json").is_file()
+    again = _run(tiny_checkpoint, "-o", out, "--quiet")
+    _one_line_error(again, "--force")
+    forced = _run("export", tiny_checkpoint, "-o", out, "--force", "--per-tensor", "--no-fp32", "--validate-data", conll_file, "-q")
+    assert forced.exit_code == 0, forced.output
+    manifest = json.loads((out / "bundle.json").read_text())
+    assert [g["precision"] for g in manifest["graphs"]] == ["int8"]
+    assert manifest["graphs"][0]["quantization"]["per_channel"] is False
+    assert not (out / "model.onnx").exists()
+
+
+def test_export_of_a_missing_folder(tmp_path: Path) -> None:
+    _one_line_error(_run(tmp_path / "nope"), "no such directory")
+
+
+def test_predict_texts_and_input_file(tiny_bundle: Path, tmp_path: Path) -> None:
+    result = _run("predict", tiny_bundle, "John Smith lives in Paris.", "Zoë Müller 🙂 met Reuters.")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["text"] for r in rows] == ["John Smith lives in Paris.", "Zoë Müller 🙂 met Reuters."]
+    for row in rows:
+        for entity in row["entities"]:
+            assert row["text"][entity["start"] : entity["end"]] == entity["text"]
+            assert set(entity) == {"text", "label", "start", "end", "score"}
+    plain = tmp_path / "in.txt"
+    plain.write_text("John Smith lives in Paris.\nMaria Lopez works for Reuters.\n", encoding="utf-8")
+    assert len(_run("predict", tiny_bundle, "--input", plain, "--aggregation", "max").output.splitlines()) == 2
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text('{"text": "John Smith"}\n{"text": "Paris", "id": 7}\n', encoding="utf-8")
+    rows = [json.loads(line) for line in _run("predict", tiny_bundle, "--input", jsonl).output.splitlines()]
+    assert [r["text"] for r in rows] == ["John Smith", "Paris"]
+    stdin = _run("predict", tiny_bundle, "--input", "-", input="Paris\n")
+    assert stdin.exit_code == 0 and json.loads(stdin.output)["text"] == "Paris"
+
+
+def test_predict_bad_input_lines(tiny_bundle: Path, tmp_path: Path) -> None:
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"text": "ok"}\n{"txt": "no text"}\n["list"]\n{"text": "fine"}\n', encoding="utf-8")
+    _one_line_error(_run("predict", tiny_bundle, "--input", bad_json), "bad.jsonl:2")
+    skipped = CliRunner().invoke(cli, ["predict", str(tiny_bundle), "--input", str(bad_json), "--skip-bad"])
+    assert skipped.exit_code == 0
+    assert [json.loads(line)["text"] for line in skipped.stdout.splitlines()] == ["ok", "fine"]
+    assert "bad.jsonl:2" in skipped.stderr and "bad.jsonl:3" in skipped.stderr
+    bad_utf8 = tmp_path / "bad.txt"
+    bad_utf8.write_bytes(b"fine\n\xff\xfe broken\n")
+    _one_line_error(_run("predict", tiny_bundle, "--input", bad_utf8), "bad.txt:2: not valid UTF-8")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    _one_line_error(_run("predict", tiny_bundle, "--input", empty), "empty")
+
+
+def test_predict_user_mistakes(tiny_bundle: Path, tmp_path: Path) -> None:
+    _one_line_error(_run("predict", tmp_path / "absent", "x"), "not a directory")
+    _one_line_error(_run("predict", tmp_path, "x"), "not a ner-export bundle")
+    result = _run("predict", tiny_bundle)
+    assert result.exit_code == 2 and "give TEXT arguments or --input FILE" in result.output
+    assert _run("predict", tiny_bundle, "x", "--aggregation", "mean").exit_code == 2
+
+
+def test_eval_bundle_and_checkpoint(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    report = tmp_path / "scores.json"
+    result = _run("eval", tiny_bundle, "--data", conll_file, "--json", report)
+    assert result.exit_code == 0, result.output
+    assert "entity-level micro F1" in result.output and "precision" in result.output
+    scores = json.loads(report.read_text())
+    assert scores["kind"] == "bundle" and 0.0 <= scores["f1"] <= 1.0 and scores["sentences"] == 4
+    result = _run("eval", tiny_checkpoint, "--data", conll_file)
+    assert result.exit_code == 0 and "micro" in result.output
+    _one_line_error(_run("eval", tmp_path, "--data", conll_file), "neither a bundle")
+    bad = tmp_path / "bad.conll"
+    bad.write_text("John B-PER\nlonely\n")
+    _one_line_error(_run("eval", tiny_bundle, "--data", bad), "bad.conll:2")
+
+
+def test_finetune_command(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    result = _run("finetune", "--train", conll_file, "--dev", conll_file, "--out", out, "--base-model", tiny_checkpoint, "--epochs", 1, "--batch-size", 2, "-q")
+    assert result.exit_code == 0, result.output
+    assert "checkpoint written to" in result.output and (out / "model.safetensors").is_file()
+    _one_line_error(_run("finetune", "--train", tmp_path / "none.txt", "--dev", conll_file, "--out", tmp_path / "x", "-q"), "no such file")
+
+
+def test_bench_command_small(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    result = _run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", conll_file, "--out", out, "--latency-sentences", 4, "--no-cold-start", "-q")
+    assert result.exit_code == 0, result.output
+    assert (out / "bench.json").is_file() and (out / "bench.md").is_file() and (out / "bench.png").is_file()
+    _one_line_error(_run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", tmp_path / "absent.txt", "-q"), "absent.txt")
+
+
+@pytest.mark.slow
+def test_demo_command_with_the_default_base_model(tmp_path: Path) -> None:
+    result = _run("demo", "--workdir", tmp_path / "demo", "-q")
+    assert result.exit_code == 0, result.output
+    assert "->" in result.output and "ner-export int8" in result.output
+
+
+def test_demo_command_on_the_tiny_model(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from ner_export.benchmarks.demo import run_demo
+
+    lines: list[str] = []
+    result = run_demo(tmp_path / "demo", base_model=str(tiny_checkpoint), epochs=1, progress=False, echo=lines.append)
+    text = "\n".join(lines)
+    assert "entities found by the bundle" in text and "| ner-export int8" in text
+    assert 0.0 <= result.bundle_f1 <= 1.0 and result.bundle_p50_ms > 0

@@ -1,0 +1,111 @@
+"""CoNLL reader: formats accepted, schemes normalised, every error names file and line."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ner_export.finetune.conll import Sentence, TagRepairWarning, read_conll, write_conll
+from ner_export.runtime import DataFormatError
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "data.conll") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def test_reads_sentences_documents_and_columns(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "-DOCSTART- -X- O O\n\nJohn NNP B-NP B-PER\nlives VBZ B-VP O\n\nParis NNP B-NP B-LOC\n\n"
+        "-DOCSTART- -X- O O\n\nBerlin NNP B-NP B-LOC\n",
+    )
+    sentences = read_conll(path)
+    assert sentences == [
+        Sentence(("John", "lives"), ("B-PER", "O"), 0, 3),
+        Sentence(("Paris",), ("B-LOC",), 0, 6),
+        Sentence(("Berlin",), ("B-LOC",), 1, 10),
+    ]
+
+
+def test_crlf_bom_and_tabs_are_accepted(tmp_path: Path) -> None:
+    path = _write(tmp_path, "\ufeffJohn\tB-PER\r\nSmith\tI-PER\r\n\r\nok O\r\n")
+    assert [s.tags for s in read_conll(path)] == [("B-PER", "I-PER"), ("O",)]
+
+
+def test_iob1_is_converted_to_iob2(tmp_path: Path) -> None:
+    path = _write(tmp_path, "John I-PER\nSmith I-PER\nand O\nBob I-PER\nAnn B-PER\n\nParis I-LOC\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # IOB1 is a scheme, not a mistake: no repair warning
+        sentences = read_conll(path)
+    assert [s.tags for s in sentences] == [("B-PER", "I-PER", "O", "B-PER", "B-PER"), ("B-LOC",)]
+
+
+def test_bioes_is_converted_to_iob2(tmp_path: Path) -> None:
+    path = _write(tmp_path, "New B-LOC\nYork E-LOC\nand O\nBob S-PER\n\nBank B-ORG\nof I-ORG\nX E-ORG\n")
+    assert [s.tags for s in read_conll(path)] == [("B-LOC", "I-LOC", "O", "B-PER"), ("B-ORG", "I-ORG", "I-ORG")]
+
+
+def test_mixed_schemes_are_rejected_with_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "Bob S-PER\n\nNew B-LOC\nYork I-LOC\nsaid O\n")
+    with pytest.raises(DataFormatError, match=r"data\.conll:5: tags mix schemes"):
+        read_conll(path)
+
+
+def test_i_after_o_in_iob2_is_repaired_with_a_warning(tmp_path: Path) -> None:
+    lines = ["A B-PER", "b O", ""] * 30 + ["the O", "Paris I-LOC", ""]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.warns(TagRepairWarning, match=r"data\.conll:92: an I- tag"):
+        sentences = read_conll(path)
+    assert sentences[-1].tags == ("O", "B-LOC")
+
+
+@pytest.mark.parametrize(
+    "content, line, problem",
+    [
+        ("John B-PER\nlonely\n", 2, "expected a word and a tag"),
+        ("John B-PER\nParis X-LOC\n", 2, "neither 'O' nor"),
+        ("John B-PER\nParis LOC\n", 2, "neither 'O' nor"),
+        ("John B-\n", 1, "neither 'O' nor"),
+        ("", 1, "holds no sentence"),
+        ("\n\n-DOCSTART- O\n\n", 1, "holds no sentence"),
+    ],
+)
+def test_malformed_files_name_file_and_line(tmp_path: Path, content: str, line: int, problem: str) -> None:
+    path = _write(tmp_path, content)
+    with pytest.raises(DataFormatError, match=problem) as info:
+        read_conll(path)
+    assert info.value.line_number == line
+    assert str(info.value).startswith(f"{path}:{line}:")
+
+
+def test_invalid_utf8_names_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, b"John B-PER\n\nPar\xffis B-LOC\n")
+    with pytest.raises(DataFormatError, match=r":3: not valid utf-8") as info:
+        read_conll(path)
+    assert info.value.line_number == 3
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_conll(tmp_path / "absent.txt")
+
+
+def test_write_then_read_round_trips(tmp_path: Path) -> None:
+    sentences = [Sentence(("Zoë", "Müller"), ("B-PER", "I-PER")), Sentence(("x",), ("O",))]
+    write_conll(tmp_path / "out.conll", sentences)
+    assert [(s.words, s.tags) for s in read_conll(tmp_path / "out.conll")] == [(s.words, s.tags) for s in sentences]
+
+
+def test_shipped_sample_is_valid_iob2_with_all_types() -> None:
+    from ner_export.benchmarks.demo import sample_path
+
+    counts = {}
+    for split, minimum in (("train", 400), ("dev", 100), ("test", 100)):
+        sentences = read_conll(sample_path(split))
+        assert len(sentences) >= minimum
+        counts[split] = {t[2:] for s in sentences for t in s.tags if t != "O"}
+    assert counts["train"] == {"PER", "ORG", "LOC", "MISC"}

@@ -1,0 +1,225 @@
+"""Runtime: offsets, order, batching, windows, bad input, no torch, parity with transformers' pipeline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ner_export.runtime import Entity, NerModel
+from ner_export.runtime.model import _plan_windows
+
+TEXTS = [
+    "John Smith lives in Paris.",
+    "Maria Lopez works for Reuters in London, said the minister on Monday.",
+    "The Bank of Tokyo and the French company agreed in Berlin.",
+    "",
+    "   ",
+    "new york city , united states of america ; north river university club",
+    "Zoë Müller (Reuters) — 東京 said 🙂 that U.S. corp's group won the World Cup!",
+]
+
+
+def _check_offsets(text: str, entities: list[Entity]) -> None:
+    previous_end = 0
+    for entity in entities:
+        assert text[entity.start : entity.end] == entity.text
+        assert 0 <= entity.start < entity.end <= len(text)
+        assert entity.start >= previous_end, "entities overlap or are unsorted"
+        assert entity.text == entity.text.strip() or entity.text.strip() == ""
+        assert 0.0 <= entity.score <= 1.0
+        previous_end = entity.end
+
+
+def test_offsets_are_exact(tiny_model: NerModel) -> None:
+    results = tiny_model.predict(TEXTS)
+    assert len(results) == len(TEXTS)
+    assert sum(len(r) for r in results) > 5, "the tiny model should find entities to check"
+    for text, entities in zip(TEXTS, results):
+        _check_offsets(text, entities)
+    assert results[3] == [] and results[4] == []
+
+
+def test_results_keep_input_order_and_do_not_depend_on_batching(tiny_model: NerModel) -> None:
+    one_by_one = [tiny_model(text) for text in TEXTS]
+    for batch_size in (1, 2, 3, 64):
+        got = tiny_model.predict(TEXTS, batch_size=batch_size)
+        assert [[(e.label, e.start, e.end) for e in r] for r in got] == [[(e.label, e.start, e.end) for e in r] for r in one_by_one]
+    assert tiny_model.predict([]) == []
+
+
+def test_int8_graph_runs(tiny_bundle: Path) -> None:
+    model = NerModel.load(tiny_bundle)
+    assert model.precision == "int8"
+    for text, entities in zip(TEXTS, model.predict(TEXTS)):
+        _check_offsets(text, entities)
+
+
+def test_plan_windows_cover_every_token_once() -> None:
+    for n in (0, 1, 5, 10, 11, 37, 100, 1000):
+        windows = _plan_windows(n, size=10, stride=3)
+        owned = [t for _, _, a, b in windows for t in range(a, b)]
+        assert owned == list(range(n))
+        for start, end, own_a, own_b in windows:
+            assert 0 <= start <= own_a <= own_b <= end <= n and end - start <= 10
+
+
+def test_long_text_is_windowed_not_truncated(tiny_bundle: Path) -> None:
+    model = NerModel.load(tiny_bundle, precision="fp32")
+    sentences = [TEXTS[0], TEXTS[1], TEXTS[2]] * 40  # far beyond max_length tokens
+    document = " ".join(sentences)
+    assert len(model._tokenizer.encode(document, add_special_tokens=False).ids) > 4 * model.manifest.max_length
+    entities = model(document)
+    _check_offsets(document, entities)
+    assert entities[-1].end > len(document) * 0.9, "entities near the end of a long text must be found"
+
+
+def test_words_longer_than_max_length(tiny_model: NerModel) -> None:
+    words = ("John Smith lives in Paris and Maria Lopez works for Reuters".split()) * 30
+    tags = tiny_model.predict_words([words])[0]
+    assert len(tags) == len(words)
+    # The same sentence repeated: positions far from window edges get the same tags as the first copy.
+    short = tiny_model.predict_words([words[:11]])[0]
+    assert tags[:5] == short[:5]
+
+
+def test_predict_words_returns_valid_iob2(tiny_model: NerModel) -> None:
+    word_lists = [["John", "Smith", "lives", "in", "Paris", "."], [], ["U.S.", "", "Bank"]]
+    tags = tiny_model.predict_words(word_lists)
+    assert [len(t) for t in tags] == [6, 0, 3]
+    assert tags[2][1] == "O"  # an empty word has no tokens
+    for row in tags:
+        for previous, tag in zip(["O", *row], row):
+            if tag.startswith("I-"):
+                assert previous[2:] == tag[2:], f"{tag} after {previous} is not IOB2"
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [(None, "NoneType"), (b"bytes", "bytes"), (42, "int")],
+)
+def test_call_rejects_non_strings(tiny_model: NerModel, bad, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
+        tiny_model(bad)
+
+
+def test_predict_names_the_bad_item(tiny_model: NerModel) -> None:
+    with pytest.raises(TypeError, match="item 2 is int"):
+        tiny_model.predict(["fine", "also fine", 3])
+    with pytest.raises(TypeError, match="list of texts"):
+        tiny_model.predict("a string, not a list")
+    with pytest.raises(TypeError, match="item 1 is list"):
+        tiny_model.predict(["ok", ["nested"]])
+    with pytest.raises(TypeError, match="item 0, word 1 is int"):
+        tiny_model.predict_words([["ok", 1]])
+
+
+def test_bad_options_are_value_errors(tiny_bundle: Path, tiny_model: NerModel) -> None:
+    with pytest.raises(ValueError, match="device"):
+        NerModel.load(tiny_bundle, device="tpu")
+    with pytest.raises(ValueError, match="aggregation"):
+        tiny_model.predict(["x"], aggregation="mean")
+    with pytest.raises(ValueError, match="batch_size"):
+        tiny_model.predict(["x"], batch_size=0)
+
+
+def test_cuda_without_gpu_is_a_clear_error(tiny_bundle: Path) -> None:
+    import onnxruntime
+
+    from ner_export.runtime import DeviceError
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this machine has CUDA; the error path cannot be exercised here")
+    with pytest.raises(DeviceError, match="onnxruntime-gpu"):
+        NerModel.load(tiny_bundle, device="cuda")
+
+
+def test_runtime_imports_no_torch() -> None:
+    code = (
+        "import sys\n"
+        "import ner_export.runtime\n"
+        "from ner_export.runtime import NerModel\n"
+        "heavy = [m for m in ('torch', 'transformers', 'optimum', 'seqeval', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_predicting_with_a_bundle_loads_no_torch(tiny_bundle: Path) -> None:
+    code = (
+        "import sys\n"
+        "from ner_export.runtime import NerModel\n"
+        f"NerModel.load({str(tiny_bundle)!r})('John Smith lives in Paris.')\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
+
+
+# --------------------------------------------------------------------------- parity with transformers
+PARITY_TEXTS = [
+    "John Smith lives in Paris.",
+    "Maria Lopez works for Reuters in London, said the minister on Monday.",
+    "The Bank of Tokyo and the French company agreed in Berlin.",
+    "new york city , united states of america ; north river university club",
+    "the world cup in germany , france and the united states",
+    "Smithing johnson's u.s. corp-group (reuters) said: 2024 was new.",
+]
+
+
+@pytest.fixture(scope="module")
+def reference_pipeline(tiny_checkpoint: Path):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    model = AutoModelForTokenClassification.from_pretrained(tiny_checkpoint).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    return model, tokenizer
+
+
+@pytest.mark.parametrize("strategy", ["first", "average", "max", "simple"])
+def test_same_entities_as_transformers_pipeline(reference_pipeline, tiny_bundle: Path, strategy: str) -> None:
+    from transformers import pipeline
+
+    model, tokenizer = reference_pipeline
+    reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
+    ours = NerModel.load(tiny_bundle, precision="fp32", word_split="pipeline", aggregation=strategy)
+    compared = 0
+    for text in PARITY_TEXTS:
+        expected = reference(text)
+        got = ours(text)
+        assert [(e["entity_group"], e["start"], e["end"]) for e in expected] == [(e.label, e.start, e.end) for e in got], text
+        np.testing.assert_allclose([e.score for e in got], [float(e["score"]) for e in expected], rtol=1e-4, atol=1e-5)
+        compared += len(got)
+    assert compared > 5
+
+
+@pytest.mark.parametrize("strategy", ["first", "average", "max"])
+def test_text_words_equal_pipeline_words_on_plain_text(reference_pipeline, tiny_bundle: Path, strategy: str) -> None:
+    """Without punctuation inside words, the default word split is the pipeline's."""
+    from transformers import pipeline
+
+    model, tokenizer = reference_pipeline
+    reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
+    ours = NerModel.load(tiny_bundle, precision="fp32", aggregation=strategy)
+    for text in PARITY_TEXTS[:5]:
+        assert [(e["entity_group"], e["start"], e["end"]) for e in reference(text)] == [(e.label, e.start, e.end) for e in ours(text)]
+
+
+def test_text_words_keep_inner_punctuation_together(tiny_model: NerModel) -> None:
+    from ner_export.runtime.decoding import text_word_starts
+
+    text = "The U.S. (Reuters) said: Jean-Pierre's"
+    encoding = tiny_model._tokenizer.encode(text, add_special_tokens=False)
+    offsets = np.asarray(encoding.offsets)
+    starts = text_word_starts(text, offsets)
+    words = []
+    for i, (b, e) in enumerate(offsets.tolist()):
+        if starts[i]:
+            words.append([b, e])
+        else:
+            words[-1][1] = e
+    assert [text[b:e] for b, e in words] == ["The", "U.S", ".", "(", "Reuters", ")", "said", ":", "Jean-Pierre's"]

@@ -1,0 +1,90 @@
+"""Fine-tuning: label alignment, the loss going down, a checkpoint the pipeline can load."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ner_export.finetune import TrainConfig, finetune
+from ner_export.finetune.train import _training_features, first_subword_mask, load_tokenizer
+from ner_export.runtime import CheckpointError, NerExportError
+
+
+def test_first_subword_mask() -> None:
+    assert first_subword_mask([None, 0, 0, 1, 2, 2, None]) == [False, True, False, True, True, False, False]
+
+
+def test_only_the_first_subword_carries_the_label(tiny_checkpoint: Path) -> None:
+    from ner_export.finetune import Sentence
+
+    tokenizer = load_tokenizer(str(tiny_checkpoint))
+    sentence = Sentence(("Smithing", "in", "Paris"), ("B-PER", "O", "B-LOC"))
+    (ids, labels), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert tokens[:4] == ["[CLS]", "smith", "##ing", "in"]
+    assert labels[0] == -100 and labels[-1] == -100
+    assert labels[1:4] == [1, -100, 0]
+    assert [label for label in labels if label != -100] == [1, 0, 2]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("trained") / "model"
+    finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), test=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), epochs=10, batch_size=1, learning_rate=3e-3, warmup_ratio=0.0, progress=False))
+    return out
+
+
+def test_training_lowers_the_loss_and_writes_metrics(trained: Path) -> None:
+    metrics = json.loads((trained / "metrics.json").read_text())
+    losses = [row["train_loss"] for row in metrics["epochs"]]
+    assert len(losses) == 10
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert metrics["best_dev_f1"] == max(row["dev_f1"] for row in metrics["epochs"])
+    assert metrics["best_dev_f1"] > 0.5
+    assert "test" in metrics and metrics["train_seconds"] > 0
+    args = json.loads((trained / "training_args.json").read_text())
+    assert args["epochs"] == 10 and args["learning_rate"] == 3e-3
+    config = json.loads((trained / "config.json").read_text())
+    assert config["id2label"]["0"] == "O" and config["label2id"]["B-PER"] > 0
+
+
+def test_checkpoint_loads_in_transformers_pipeline(trained: Path) -> None:
+    from transformers import pipeline
+
+    tagger = pipeline("token-classification", model=str(trained), aggregation_strategy="first", device="cpu")
+    entities = tagger("john smith lives in paris .")
+    assert all(e["entity_group"] in {"PER", "LOC", "ORG", "MISC"} for e in entities)
+
+
+def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    with pytest.raises(NerExportError, match="--force"):
+        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), progress=False))
+    assert (out / "precious.txt").read_text() == "keep"
+
+
+def test_base_model_without_tokenizer_is_refused(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(tiny_checkpoint / name, base / name)
+    with pytest.raises(CheckpointError, match="no tokenizer files"):
+        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(tmp_path / "o"), base_model=str(base), progress=False))
+
+
+def test_dev_labels_unknown_to_training_are_refused(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    dev = tmp_path / "dev.conll"
+    dev.write_text("x B-EVENT\n")
+    with pytest.raises(NerExportError, match="B-EVENT"):
+        finetune(TrainConfig(train=str(conll_file), dev=str(dev), out=str(tmp_path / "o"), base_model=str(tiny_checkpoint), progress=False))
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("max_length", 4)])
+def test_bad_config_values(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(train="t", dev="d", out="o", **{field: value})
