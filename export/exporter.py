@@ -25,7 +25,7 @@ from typing import Any
 
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.errors import CheckpointError, ExportError, MissingDependencyError, NerExportError
-from ner_export.runtime.manifest import FORMAT_VERSION, MANIFEST_NAME, BundleManifest, GraphSpec, sha256_file
+from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
 
 from .validate import ValidationReport, validate_bundle
 

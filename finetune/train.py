@@ -11,7 +11,6 @@ weights are kept in memory, then written once, atomically, as a standard Hugging
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Sequence

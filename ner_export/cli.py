@@ -243,13 +243,15 @@ def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: s
 
 @cli.command("demo")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("ner-export-demo"), show_default=True, help="Where the demo checkpoint and bundle go.")
+@click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
 @_quiet
 @_friendly
-def demo_command(workdir: Path, quiet: bool) -> None:
+def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool) -> None:
     """Fine-tune on the bundled sample, export, and compare PyTorch with the bundle."""
     from ner_export.benchmarks.demo import run_demo
 
-    run_demo(workdir, progress=not quiet, echo=click.echo)
+    run_demo(workdir, base_model=base_model, epochs=epochs, progress=not quiet, echo=click.echo)
 
 
 def main() -> None:

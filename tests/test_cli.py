@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from ner_export.cli import cli
@@ -125,18 +124,23 @@ def test_bench_command_small(tiny_bundle: Path, tiny_checkpoint: Path, conll_fil
     _one_line_error(_run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", tmp_path / "absent.txt", "-q"), "absent.txt")
 
 
-@pytest.mark.slow
-def test_demo_command_with_the_default_base_model(tmp_path: Path) -> None:
-    result = _run("demo", "--workdir", tmp_path / "demo", "-q")
-    assert result.exit_code == 0, result.output
-    assert "->" in result.output and "ner-export int8" in result.output
-
-
 def test_demo_command_on_the_tiny_model(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    from ner_export.benchmarks.demo import run_demo
+    result = _run("demo", "--workdir", tmp_path / "demo", "--base-model", tiny_checkpoint, "--epochs", 1, "-q")
+    assert result.exit_code == 0, result.output
+    assert "entities found by the bundle" in result.output and "| ner-export int8" in result.output
+    assert (tmp_path / "demo" / "bundle" / "bundle.json").is_file()
 
-    lines: list[str] = []
-    result = run_demo(tmp_path / "demo", base_model=str(tiny_checkpoint), epochs=1, progress=False, echo=lines.append)
-    text = "\n".join(lines)
-    assert "entities found by the bundle" in text and "| ner-export int8" in text
-    assert 0.0 <= result.bundle_f1 <= 1.0 and result.bundle_p50_ms > 0
+
+def test_predict_command_does_not_import_torch(tiny_bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from ner_export.cli import cli\n"
+        f"cli.main(['predict', {str(tiny_bundle)!r}, 'John Smith lives in Paris.'], standalone_mode=False)\n"
+        "print('torch' in sys.modules, 'transformers' in sys.modules, 'optimum' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)["text"] == "John Smith lives in Paris."
+    assert done.stderr.strip().splitlines()[-1] == "False False False"
