@@ -129,3 +129,18 @@ def test_label_count_must_match_graph(tiny_bundle: Path, tmp_path: Path) -> None
     (copy / MANIFEST_NAME).write_text(json.dumps(data))
     with pytest.raises(BundleError, match="outputs 9 labels but the manifest lists 5"):
         NerModel.load(copy)
+
+
+def test_fp16_graph_for_cuda_is_listed(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from ner_export.export import ExportConfig, export_bundle
+
+    out = tmp_path / "bundle"
+    export_bundle(ExportConfig(model_dir=str(tiny_checkpoint), out=str(out), include_fp16=True, validate_data=str(conll_file), progress=False))
+    manifest = BundleManifest.read(out)
+    assert manifest.graph_for("cuda").precision == "fp16"
+    graph = onnx.load(str(out / manifest.graph_for("cuda").file))
+    fp16_weights = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert len(fp16_weights) > 10
+    assert graph.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 logits out
