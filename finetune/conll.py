@@ -17,13 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ner_export.runtime.errors import DataFormatError
+from ner_export.runtime.errors import DataFormatError, NerExportWarning
 from ner_export.runtime.labels import detect_scheme, split_tag, to_iob2
 
 __all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning"]
 
 
-class TagRepairWarning(UserWarning):
+class TagRepairWarning(NerExportWarning):
     """An IOB2 file had an `I-X` tag that does not continue an `X` entity; it was read as `B-X`."""
 
 

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from ner_export import __version__
-from ner_export.runtime.errors import NerExportError
+from ner_export.runtime.errors import NerExportError, NerExportWarning
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,13 +31,24 @@ def _friendly(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except _USER_ERRORS as exc:
-            if os.environ.get("NER_EXPORT_DEBUG"):
-                raise
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            raise click.ClickException(message) from None
+        original = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
+            if issubclass(category, NerExportWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                original(message, category, *rest, **kw)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", NerExportWarning)  # shown once each, never raised
+            warnings.showwarning = show
+            try:
+                return command(*args, **kwargs)
+            except _USER_ERRORS as exc:
+                if os.environ.get("NER_EXPORT_DEBUG"):
+                    raise
+                message = " ".join(str(exc).split()) or type(exc).__name__
+                raise click.ClickException(message) from None
 
     return wrapper  # type: ignore[return-value]
 

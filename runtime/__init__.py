@@ -17,6 +17,7 @@ from .errors import (
     ExportError,
     MissingDependencyError,
     NerExportError,
+    NerExportWarning,
     ValidationError,
 )
 from .manifest import BundleManifest, GraphSpec
@@ -36,4 +37,5 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "MissingDependencyError",
+    "NerExportWarning",
 ]

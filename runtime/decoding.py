@@ -9,8 +9,10 @@ type, where a `B-` label starts a new entity.
 What a *word* is matters more than the strategy. The pipeline calls every piece its pre-tokenizer
 splits off a word, so `U.S.` is four words and `Jean-Pierre` three, while CoNLL-style training data
 (and therefore the model) treats each as one word labelled by its first sub-token. The default
-`word_split="text"` follows the training data: a word is a whitespace-delimited chunk, minus the
-punctuation at its edges (`Paris,` is `Paris` + `,`). `word_split="pipeline"` reproduces the pipeline's
+`word_split="text"` follows the training data: a word is a whitespace-delimited chunk, labelled by its
+first token that holds a letter or digit; punctuation at the chunk's edges neither votes nor becomes
+part of an entity (`Paris,` gives `Paris`), except the period of an initial or a dotted abbreviation
+(`B.`, `U.S.`). `word_split="pipeline"` reproduces the pipeline's
 words exactly, for parity checks.
 """
 
@@ -26,7 +28,8 @@ __all__ = [
     "WORD_SPLITS",
     "LabelSpace",
     "softmax",
-    "text_word_starts",
+    "text_words",
+    "extend_initial",
     "pipeline_word_starts",
     "aggregate_words",
     "group_words",
@@ -81,28 +84,46 @@ def _is_punctuation(span: str) -> bool:
     return not any(ch.isalnum() for ch in span)
 
 
-def text_word_starts(text: str, offsets: np.ndarray) -> np.ndarray:
-    """Which tokens start a word when words are whitespace chunks minus edge punctuation."""
+def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Words as whitespace chunks: (first core token of each word, which tokens are core).
+
+    A chunk's core runs from its first to its last token that holds a letter or digit; only core tokens
+    vote on the word's label and only the core is part of an entity, so `(Reuters),` is the word
+    `Reuters`. A chunk of punctuation only is one word per token.
+    """
     n = len(offsets)
     starts = np.zeros(n, dtype=bool)
+    core = np.zeros(n, dtype=bool)
     if n == 0:
-        return starts
-    begins, ends = offsets[:, 0], offsets[:, 1]
-    chunk_start = np.ones(n, dtype=bool)
-    for i in range(1, n):
-        gap = text[ends[i - 1] : begins[i]]
-        chunk_start[i] = begins[i] >= ends[i - 1] and any(ch.isspace() for ch in gap)
-    punct = np.fromiter((_is_punctuation(text[b:e]) for b, e in zip(begins, ends)), dtype=bool, count=n)
-    bounds = [*np.flatnonzero(chunk_start).tolist(), n]
+        return starts, core
+    begins, ends = offsets[:, 0].tolist(), offsets[:, 1].tolist()
+    chunk_start = [True] + [
+        begins[i] >= ends[i - 1] and any(ch.isspace() for ch in text[ends[i - 1] : begins[i]]) for i in range(1, n)
+    ]
+    punct = [_is_punctuation(text[b:e]) for b, e in zip(begins, ends)]
+    bounds = [i for i in range(n) if chunk_start[i]] + [n]
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        core = np.flatnonzero(~punct[lo:hi])
-        if core.size == 0:  # a chunk of punctuation only: every piece is a word
+        inner = [i for i in range(lo, hi) if not punct[i]]
+        if not inner:  # punctuation only: every piece is a word of its own
             starts[lo:hi] = True
+            core[lo:hi] = True
             continue
-        first, last = lo + core[0], lo + core[-1]
-        starts[lo : first + 1] = True  # leading punctuation pieces, then the core's first token
-        starts[last + 1 : hi] = True  # trailing punctuation pieces
-    return starts
+        starts[inner[0]] = True
+        core[inner[0] : inner[-1] + 1] = True
+    return starts, core
+
+
+def extend_initial(text: str, end: int) -> int:
+    """Keep the period of an initial or dotted abbreviation (`B.`, `U.S.`) that ends an entity."""
+    if (
+        end < len(text)
+        and text[end] == "."
+        and end >= 1
+        and text[end - 1].isalpha()
+        and (end == 1 or not text[end - 2].isalnum())
+    ):
+        return end + 1
+    return end
 
 
 def pipeline_word_starts(text: str, offsets: np.ndarray, tokens: Sequence[str], unknown: np.ndarray) -> np.ndarray:

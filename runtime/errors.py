@@ -12,6 +12,9 @@ plain `TypeError`/`ValueError`, as Python users expect.
     ├── CheckpointError        a checkpoint or base model folder is unusable
     ├── DeviceError            the requested device (CUDA) is not available
     └── MissingDependencyError an optional dependency is not installed (names the extra)
+
+    NerExportWarning (UserWarning)  something was repaired or assumed, and the user should know
+    └── TagRepairWarning            finetune.conll: an IOB2 file had I- tags read as B-
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ __all__ = [
     "CheckpointError",
     "DeviceError",
     "MissingDependencyError",
+    "NerExportWarning",
 ]
 
 
@@ -73,3 +77,7 @@ class MissingDependencyError(NerExportError, ImportError):
             f"{purpose} needs the Python package {module!r}, which is not installed; "
             f"install it with: pip install 'ner-export[{extra}]'"
         )
+
+
+class NerExportWarning(UserWarning):
+    """Something in the input was repaired or assumed; the CLI prints these as one-line warnings."""

@@ -30,8 +30,9 @@ from .decoding import (
     aggregate_words,
     group_words,
     pipeline_word_starts,
+    extend_initial,
     softmax,
-    text_word_starts,
+    text_words,
 )
 from .errors import BundleError, DeviceError, MissingDependencyError
 from .labels import is_iob_label_set, to_iob2
@@ -330,19 +331,23 @@ class NerModel:
         if scores.shape[0] == 0:
             return []
         offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
-        if self.word_split == "pipeline":
+        text_mode = self.word_split == "text"
+        if text_mode:
+            starts, voting = text_words(text, offsets)
+        else:
             unknown = np.asarray(enc.ids) == self._unk_id
             starts = pipeline_word_starts(text, offsets, enc.tokens, unknown)
-        else:
-            starts = text_word_starts(text, offsets)
-        label_ids, word_scores, first_token = aggregate_words(scores, starts, strategy)
-        if strategy == "simple":
-            first_token = np.arange(len(scores))
-        last_token = np.append(first_token[1:], len(scores)) - 1
+            voting = np.ones(len(starts), dtype=bool)
+        tokens = np.flatnonzero(voting)
+        label_ids, word_scores, first = aggregate_words(scores[tokens], starts[tokens], strategy)
+        first_token = tokens[first]
+        last_token = tokens[np.append(first[1:], len(tokens)) - 1]
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = int(offsets[first_token[first_word], 0])
             end = int(offsets[last_token[last_word], 1])
+            if text_mode:
+                end = extend_initial(text, end)
             entities.append(Entity(text[begin:end], self._space.kinds[kind], begin, end, score))
         return entities
 

@@ -144,3 +144,11 @@ def test_predict_command_does_not_import_torch(tiny_bundle: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout)["text"] == "John Smith lives in Paris."
     assert done.stderr.strip().splitlines()[-1] == "False False False"
+
+
+def test_repaired_tags_are_a_one_line_warning(tiny_bundle: Path, tmp_path: Path) -> None:
+    data = tmp_path / "repair.conll"
+    data.write_text("\n".join(["John B-PER", "x O", ""] * 5 + ["the O", "Paris I-LOC", ""]) + "\n")
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == f"warning: {data}:17: an I- tag that does not continue an entity of its type was read as B-, as conlleval does (1 such tag(s) in the file)"

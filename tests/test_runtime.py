@@ -199,27 +199,45 @@ def test_same_entities_as_transformers_pipeline(reference_pipeline, tiny_bundle:
 
 @pytest.mark.parametrize("strategy", ["first", "average", "max"])
 def test_text_words_equal_pipeline_words_on_plain_text(reference_pipeline, tiny_bundle: Path, strategy: str) -> None:
-    """Without punctuation inside words, the default word split is the pipeline's."""
+    """On text without punctuation the default word split is the pipeline's, so the entities are equal."""
+    import re
+
     from transformers import pipeline
 
     model, tokenizer = reference_pipeline
     reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
     ours = NerModel.load(tiny_bundle, precision="fp32", aggregation=strategy)
-    for text in PARITY_TEXTS[:5]:
-        assert [(e["entity_group"], e["start"], e["end"]) for e in reference(text)] == [(e.label, e.start, e.end) for e in ours(text)]
+    compared = 0
+    for text in (re.sub(r"[^\w\s]", "", t) for t in PARITY_TEXTS):
+        expected = [(e["entity_group"], e["start"], e["end"]) for e in reference(text)]
+        assert expected == [(e.label, e.start, e.end) for e in ours(text)], text
+        compared += len(expected)
+    assert compared > 5
 
 
-def test_text_words_keep_inner_punctuation_together(tiny_model: NerModel) -> None:
-    from ner_export.runtime.decoding import text_word_starts
+def test_text_words_are_whitespace_chunks_with_a_punctuation_free_core(tiny_model: NerModel) -> None:
+    from ner_export.runtime.decoding import text_words
 
-    text = "The U.S. (Reuters) said: Jean-Pierre's"
+    text = "The U.S. (Reuters) said: Jean-Pierre's B. -- ok"
     encoding = tiny_model._tokenizer.encode(text, add_special_tokens=False)
     offsets = np.asarray(encoding.offsets)
-    starts = text_word_starts(text, offsets)
-    words = []
+    starts, core = text_words(text, offsets)
+    words: list[list[int]] = []
     for i, (b, e) in enumerate(offsets.tolist()):
+        if not core[i]:
+            continue
         if starts[i]:
             words.append([b, e])
         else:
             words[-1][1] = e
-    assert [text[b:e] for b, e in words] == ["The", "U.S", ".", "(", "Reuters", ")", "said", ":", "Jean-Pierre's"]
+    assert [text[b:e] for b, e in words] == ["The", "U.S", "Reuters", "said", "Jean-Pierre's", "B", "-", "-", "ok"]
+
+
+def test_entity_keeps_the_period_of_an_initial() -> None:
+    from ner_export.runtime.decoding import extend_initial
+
+    text = "B. Young and the U.S. met in Paris. Then"
+    assert text[: extend_initial(text, 1)] == "B."
+    assert text[17 : extend_initial(text, 20)] == "U.S."
+    assert text[29 : extend_initial(text, 34)] == "Paris"
+    assert extend_initial("ends with B", 11) == 11

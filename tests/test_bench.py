@@ -1,0 +1,73 @@
+"""`ner-export bench` on the tiny model: the JSON schema, the ratios, the Markdown and the chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ner_export.benchmarks.bench import SYSTEMS, BenchConfig, entities_to_word_tags, run_bench
+from ner_export.runtime import NerExportError
+
+SYSTEM_KEYS = {"f1_presplit", "f1_rawtext", "latency_ms", "throughput_sps", "cold_start_s", "peak_rss_mb", "model_mb", "imports_torch", "ratios_vs_pytorch"}
+
+
+def test_entities_to_word_tags() -> None:
+    words = ["The", "U.S.", "Bank", "of", "Tokyo", "said"]
+    # "The U.S. Bank of Tokyo said": U.S. = 4..8, Bank of Tokyo = 9..22
+    assert entities_to_word_tags(words, [("LOC", 4, 7), ("ORG", 9, 22)]) == ["O", "B-LOC", "B-ORG", "I-ORG", "I-ORG", "O"]
+    assert entities_to_word_tags(words, [("ORG", 4, 13), ("LOC", 14, 22)]) == ["O", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "O"]
+    assert entities_to_word_tags([], []) == []
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("bench")
+    return run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(out), latency_sentences=4, warmup=1, progress=False, command="test")), out
+
+
+def test_json_schema_and_ratios(bench) -> None:
+    result, out = bench
+    data = json.loads((out / "bench.json").read_text())
+    assert set(data) >= {"dataset", "machine", "versions", "command", "systems", "targets"}
+    assert set(data["dataset"]) == {"path", "sentences", "tokens", "sha256"} and data["dataset"]["sentences"] == 4
+    assert set(data["systems"]) == set(SYSTEMS)
+    base = data["systems"]["pytorch"]
+    for name, system in data["systems"].items():
+        assert SYSTEM_KEYS <= set(system), name
+        assert set(system["latency_ms"]) == {"p50", "p95", "p99"}
+        assert system["latency_ms"]["p50"] <= system["latency_ms"]["p95"] <= system["latency_ms"]["p99"]
+        assert system["ratios_vs_pytorch"]["latency_p50"] == pytest.approx(system["latency_ms"]["p50"] / base["latency_ms"]["p50"])
+        assert system["ratios_vs_pytorch"]["throughput"] == pytest.approx(system["throughput_sps"] / base["throughput_sps"])
+        assert system["ratios_vs_pytorch"]["cold_start"] == pytest.approx(system["cold_start_s"] / base["cold_start_s"])
+        assert system["model_mb"] > 0 and system["cold_start_s"] > 0 and system["peak_rss_mb"] > 0
+    assert base["imports_torch"] is True and data["systems"]["optimum_int8"]["imports_torch"] is True
+    assert data["systems"]["runtime_int8"]["imports_torch"] is False and data["systems"]["session_int8"]["imports_torch"] is False
+    assert data["systems"]["session_int8"]["f1_rawtext"] is None
+    assert {t["target"] for t in data["targets"]} >= {"p50 latency / pytorch", "throughput / pytorch", "cold start (s)"}
+
+
+def test_markdown_and_chart(bench) -> None:
+    result, out = bench
+    markdown = (out / "bench.md").read_text()
+    assert markdown == result.markdown
+    for name in SYSTEMS:
+        assert f"| {name} |" in markdown
+    assert "Targets" in markdown
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_labels_must_match(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
+    from conftest import make_tiny_checkpoint
+
+    other = make_tiny_checkpoint(tmp_path / "other", labels=["O", "B-X", "I-X"])
+    with pytest.raises(NerExportError, match="labels"):
+        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(other), data=str(conll_file), out=str(tmp_path / "o"), progress=False))
+
+
+def test_unknown_system_and_missing_data(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown system"):
+        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("pytorch", "tensorrt"), progress=False))
+    with pytest.raises(NerExportError, match="no such data file"):
+        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(tmp_path / "nope.txt"), out=str(tmp_path), progress=False))
