@@ -81,7 +81,11 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def _is_punctuation(span: str) -> bool:
-    return not any(ch.isalnum() for ch in span)
+    return not span.isalnum() and not any(ch.isalnum() for ch in span)  # isalnum(): the common fast path
+
+
+def _has_space(gap: str) -> bool:
+    return gap.isspace() or (bool(gap) and any(ch.isspace() for ch in gap))
 
 
 def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +101,7 @@ def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if n == 0:
         return starts, core
     begins, ends = offsets[:, 0].tolist(), offsets[:, 1].tolist()
-    chunk_start = [True] + [
-        begins[i] >= ends[i - 1] and any(ch.isspace() for ch in text[ends[i - 1] : begins[i]]) for i in range(1, n)
-    ]
+    chunk_start = [True] + [begins[i] >= ends[i - 1] and _has_space(text[ends[i - 1] : begins[i]]) for i in range(1, n)]
     punct = [_is_punctuation(text[b:e]) for b, e in zip(begins, ends)]
     bounds = [i for i in range(n) if chunk_start[i]] + [n]
     for lo, hi in zip(bounds[:-1], bounds[1:]):

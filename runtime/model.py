@@ -264,7 +264,7 @@ class NerModel:
         """Entities for each text, in input order."""
         _check_texts(texts, "predict")
         strategy = self._strategy(aggregation)
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False) if texts else []
+        encodings = self._encode(list(texts))
         token_scores = self._token_scores(encodings, batch_size)
         return [
             self._entities(text, enc, scores, strategy) for text, enc, scores in zip(texts, encodings, token_scores)
@@ -279,9 +279,15 @@ class NerModel:
         if strategy == "simple":
             strategy = "first"  # a word needs one label; "simple" has no word notion
         words = [list(w) for w in word_lists]
-        encodings = self._tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=False) if words else []
+        encodings = self._encode(words, is_pretokenized=True)
         token_scores = self._token_scores(encodings, batch_size)
         return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
+
+    def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
+        # a single input skips the batch encoder's thread pool, whose wake-up costs more than the work
+        if len(inputs) == 1:
+            return [self._tokenizer.encode(inputs[0], is_pretokenized=is_pretokenized, add_special_tokens=False)]
+        return self._tokenizer.encode_batch(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False) if inputs else []
 
     def _strategy(self, aggregation: str | None) -> str:
         strategy = self.aggregation if aggregation is None else aggregation
