@@ -278,15 +278,19 @@ def _third_party_warnings_silenced() -> Iterator[None]:
     """Torch's tracer, Optimum and ONNX Runtime warn about their own internals; users can't act on it."""
     import logging
 
-    quantizer_log = logging.getLogger()
-    level = quantizer_log.level
+    # onnxruntime.quantization logs a pre-processing hint on the root logger; transformers and optimum
+    # log deprecations of their own arguments
+    loggers = [logging.getLogger(), logging.getLogger("transformers"), logging.getLogger("optimum")]
+    levels = [log.level for log in loggers]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        quantizer_log.setLevel(logging.ERROR)  # onnxruntime.quantization logs a pre-processing hint on root
+        for log in loggers:
+            log.setLevel(logging.ERROR)
         try:
             yield
         finally:
-            quantizer_log.setLevel(level)
+            for log, level in zip(loggers, levels):
+                log.setLevel(level)
 
 
 def _progress(enabled: bool, total: int) -> Any:
