@@ -241,3 +241,11 @@ def test_entity_keeps_the_period_of_an_initial() -> None:
     assert text[17 : extend_initial(text, 20)] == "U.S."
     assert text[29 : extend_initial(text, 34)] == "Paris"
     assert extend_initial("ends with B", 11) == 11
+
+
+def test_missing_onnxruntime_names_the_extra(tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ner_export.runtime import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(MissingDependencyError, match=r"pip install 'ner-export\[cpu\]'"):
+        NerModel.load(tiny_bundle)
