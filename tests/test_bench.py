@@ -71,3 +71,12 @@ def test_unknown_system_and_missing_data(tiny_bundle: Path, tiny_checkpoint: Pat
         run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("pytorch", "tensorrt"), progress=False))
     with pytest.raises(NerExportError, match="no such data file"):
         run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(tmp_path / "nope.txt"), out=str(tmp_path), progress=False))
+
+
+def test_compare_int8_table(tiny_bundle: Path, conll_file: Path) -> None:
+    from ner_export.benchmarks.compare_int8 import compare
+
+    table = compare(str(conll_file), {"a": str(tiny_bundle), "b": str(tiny_bundle)}, rounds=1, latency_sentences=4)
+    lines = table.splitlines()
+    assert lines[0].startswith("| int8 variant |") and len(lines) == 4
+    assert lines[2].startswith("| a | ") and lines[3].startswith("| b | ")
