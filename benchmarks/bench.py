@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ner_export.export.exporter import library_versions
 from ner_export.runtime.errors import NerExportError
 from ner_export.runtime.labels import entity_scores
 from ner_export.runtime.manifest import BundleManifest
@@ -114,18 +115,6 @@ def _machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu, "cpus_available": available_cpus(), "os_cpu_count": os.cpu_count()}
 
 
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("ner-export", "onnxruntime", "tokenizers", "numpy", "torch", "transformers", "optimum", "optimum-onnx", "onnx"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 # --------------------------------------------------------------------------- systems
 class _System:
     """One inference stack: how it tags pre-split words, one text, and a whole list of texts."""
@@ -153,24 +142,10 @@ class _PipelineSystem(_System):
         self._pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu")
 
     def presplit(self, words: list[list[str]]) -> list[list[str]]:
-        # the model's own word tagging: first sub-word of each given word, like training
-        out = []
-        for start in range(0, len(words), self._batch_size):
-            chunk = words[start : start + self._batch_size]
-            batch = self._tokenizer(chunk, is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
-            logits = self._model(**batch).logits
-            predictions = logits.argmax(-1).tolist()
-            id2label = self._model.config.id2label
-            for i, row in enumerate(words[start : start + self._batch_size]):
-                tags, previous = ["O"] * len(row), None
-                for token, word in enumerate(batch.word_ids(i)):
-                    if word is not None and word != previous:
-                        tags[word] = id2label[predictions[i][token]]
-                    previous = word
-                out.append(tags)
-        from ner_export.runtime.labels import to_iob2
+        # the model's own word tagging, as in training: each word labelled by its first sub-word
+        from ner_export.finetune.train import tag_words
 
-        return [to_iob2(t) for t in out]
+        return tag_words(self._model, self._tokenizer, words, batch_size=self._batch_size)
 
     def single(self, text: str, index: int) -> Any:
         return self._pipe(text)
@@ -243,6 +218,7 @@ class _SessionSystem(_System):
         return feeds
 
     def presplit(self, words: list[list[str]]) -> list[list[str]]:
+        from ner_export.finetune.train import first_subword_mask
         from ner_export.runtime.labels import to_iob2
 
         out = []
@@ -251,11 +227,11 @@ class _SessionSystem(_System):
             encodings = self._tokenizer.encode_batch(chunk, is_pretokenized=True)
             logits = self._session.run(None, self._feeds([e.ids[:512] for e in encodings]))[0]
             for row, encoding, row_words in zip(logits.argmax(-1), encodings, chunk):
-                tags, previous = ["O"] * len(row_words), None
-                for token, word in enumerate(encoding.word_ids[:512]):
-                    if word is not None and word != previous:
+                tags = ["O"] * len(row_words)
+                word_ids = encoding.word_ids[:512]
+                for token, (word, first) in enumerate(zip(word_ids, first_subword_mask(word_ids))):
+                    if first:
                         tags[word] = self._labels[int(row[token])]
-                    previous = word
                 out.append(to_iob2(tags))
         return out
 
@@ -442,7 +418,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     data = {
         "dataset": {"path": str(data_path), "sentences": len(sentences), "tokens": sum(len(w) for w in words), "sha256": _sha256(data_path)},
         "machine": _machine(),
-        "versions": _versions(),
+        "versions": library_versions(),
         "command": config.command,
         "settings": {"latency_sentences": n_latency, "repeats": config.repeats, "batch_size": config.batch_size, "warmup": config.warmup},
         "systems": results,

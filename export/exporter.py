@@ -116,11 +116,12 @@ def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _versions() -> dict[str, str]:
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that shape a bundle or a measurement (absent ones left out)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for name in ("ner-export", "onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers", "tokenizers"):
+    for name in ("ner-export", "onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers", "tokenizers", "numpy"):
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -249,7 +250,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             pad_token_id=int(tokenizer.pad_token_id or 0),
             model_type=hf_config.get("model_type", ""),
             opset=int(opset),
-            versions=_versions(),
+            versions=library_versions(),
             source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
         )
         manifest.write(tmp)
