@@ -48,6 +48,8 @@ class LabelSpace:
     kind_ids: np.ndarray  # int array: label id -> kind id
     begins: np.ndarray  # bool array: label id -> starts a new entity
     outside_kind: int
+    kind_list: tuple[int, ...] = ()  # the same two mappings as tuples, for plain-Python loops
+    begin_list: tuple[bool, ...] = ()
 
     @classmethod
     def from_labels(cls, labels: Sequence[str]) -> LabelSpace:
@@ -71,6 +73,8 @@ class LabelSpace:
             kind_ids=np.asarray(kind_ids, dtype=np.int64),
             begins=np.asarray(begins, dtype=bool),
             outside_kind=kinds.index("O"),
+            kind_list=tuple(kind_ids),
+            begin_list=tuple(begins),
         )
 
 
@@ -80,39 +84,42 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def _is_punctuation(span: str) -> bool:
-    return not span.isalnum() and not any(ch.isalnum() for ch in span)  # isalnum(): the common fast path
-
-
-def _has_space(gap: str) -> bool:
-    return gap.isspace() or (bool(gap) and any(ch.isspace() for ch in gap))
-
-
 def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Words as whitespace chunks: (first core token of each word, which tokens are core).
 
     A chunk's core runs from its first to its last token that holds a letter or digit; only core tokens
     vote on the word's label and only the core is part of an entity, so `(Reuters),` is the word
-    `Reuters`. A chunk of punctuation only is one word per token.
+    `Reuters`. A chunk of punctuation only is one word per token. One pass in plain Python: for
+    sentence-sized inputs that is several times faster than the equivalent numpy calls.
     """
     n = len(offsets)
-    starts = np.zeros(n, dtype=bool)
-    core = np.zeros(n, dtype=bool)
-    if n == 0:
-        return starts, core
-    begins, ends = offsets[:, 0].tolist(), offsets[:, 1].tolist()
-    chunk_start = [True] + [begins[i] >= ends[i - 1] and _has_space(text[ends[i - 1] : begins[i]]) for i in range(1, n)]
-    punct = [_is_punctuation(text[b:e]) for b, e in zip(begins, ends)]
-    bounds = [i for i in range(n) if chunk_start[i]] + [n]
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        inner = [i for i in range(lo, hi) if not punct[i]]
-        if not inner:  # punctuation only: every piece is a word of its own
-            starts[lo:hi] = True
-            core[lo:hi] = True
-            continue
-        starts[inner[0]] = True
-        core[inner[0] : inner[-1] + 1] = True
-    return starts, core
+    starts = [False] * n
+    core = [False] * n
+
+    def close(lo: int, hi: int, first: int, last: int) -> None:
+        if first < 0:  # punctuation only: every piece is a word of its own
+            starts[lo:hi] = [True] * (hi - lo)
+            core[lo:hi] = [True] * (hi - lo)
+        else:
+            starts[first] = True
+            core[first : last + 1] = [True] * (last + 1 - first)
+
+    lo, first, last, previous_end = 0, -1, -1, 0
+    for i, (begin, end) in enumerate(offsets.tolist()):
+        if i and begin > previous_end:
+            gap = text[previous_end:begin]
+            if gap.isspace() or any(ch.isspace() for ch in gap):
+                close(lo, i, first, last)
+                lo, first, last = i, -1, -1
+        span = text[begin:end]
+        if span.isalnum() or any(ch.isalnum() for ch in span):
+            if first < 0:
+                first = i
+            last = i
+        previous_end = end
+    if n:
+        close(lo, n, first, last)
+    return np.array(starts, dtype=bool), np.array(core, dtype=bool)
 
 
 def extend_initial(text: str, end: int) -> int:
@@ -174,18 +181,19 @@ def group_words(label_ids: np.ndarray, word_scores: np.ndarray, space: LabelSpac
     """Join neighbouring words into entities: (first word, last word inclusive, kind id, mean score).
 
     A word continues the previous group when it has the same kind and its label is not `B-`; groups of
-    kind `O` are dropped.
+    kind `O` are dropped. A plain loop over words: sentences have tens of them, where numpy's per-call
+    cost would dominate.
     """
-    if label_ids.size == 0:
-        return []
-    kinds = space.kind_ids[label_ids]
-    new_group = np.ones(label_ids.size, dtype=bool)
-    new_group[1:] = (kinds[1:] != kinds[:-1]) | space.begins[label_ids[1:]]
-    group_first = np.flatnonzero(new_group)
-    group_last = np.append(group_first[1:], label_ids.size) - 1
-    means = np.add.reduceat(word_scores.astype(np.float64), group_first) / (group_last - group_first + 1)
-    keep = kinds[group_first] != space.outside_kind
-    return [
-        (int(a), int(b), int(k), float(s))
-        for a, b, k, s in zip(group_first[keep], group_last[keep], kinds[group_first[keep]], means[keep])
-    ]
+    kinds, begins, outside = space.kind_list, space.begin_list, space.outside_kind
+    groups: list[tuple[int, int, int, float]] = []
+    current, first, total = -1, 0, 0.0
+    for w, (label, score) in enumerate(zip(label_ids.tolist(), word_scores.tolist())):
+        kind = kinds[label]
+        if w == 0 or kind != current or begins[label]:
+            if w and current != outside:
+                groups.append((first, w - 1, current, total / (w - first)))
+            current, first, total = kind, w, 0.0
+        total += score
+    if label_ids.size and current != outside:
+        groups.append((first, label_ids.size - 1, current, total / (label_ids.size - first)))
+    return groups
