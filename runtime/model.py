@@ -144,6 +144,8 @@ class NerModel:
     ) -> None:
         if aggregation not in STRATEGIES:
             raise ValueError(f"aggregation={aggregation!r} is not one of {', '.join(STRATEGIES)}")
+        if not isinstance(token_budget, int) or token_budget < 1:
+            raise ValueError(f"token_budget={token_budget!r} must be a positive integer")
         if word_split not in WORD_SPLITS:
             raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
         self.manifest = manifest
@@ -157,7 +159,9 @@ class NerModel:
         self._space = LabelSpace.from_labels(manifest.labels)
         self._input_names = {i.name for i in session.get_inputs()}
         self._output_name = session.get_outputs()[0].name
-        self._unk_id = tokenizer.token_to_id("[UNK]") if tokenizer.token_to_id("[UNK]") is not None else -1
+        unk_token = getattr(tokenizer.model, "unk_token", None) or "[UNK]"
+        unk_id = tokenizer.token_to_id(unk_token)
+        self._unk_id = -1 if unk_id is None else unk_id
         self._prefix, self._suffix = self._special_tokens(tokenizer)
         self._window = manifest.max_length - len(self._prefix) - len(self._suffix)
         if self._window < 2:
@@ -179,6 +183,7 @@ class NerModel:
         aggregation: str = "first",
         word_split: str = "text",
         stride: int | None = None,
+        token_budget: int = 16384,
         verify: bool = True,
     ) -> NerModel:
         """Load a bundle directory.
@@ -187,6 +192,10 @@ class NerModel:
         threads: intra-op threads; default the CPUs this process may use. In a multi-worker server,
             give each worker `available_cpus() // workers`.
         precision: pick a graph other than the device's default (e.g. "fp32" on cpu).
+        aggregation: "first" (default), "average", "max" or "simple", as in transformers' pipeline.
+        word_split: "text" (whitespace chunks, default) or "pipeline" (transformers' word boundaries).
+        stride: tokens shared by neighbouring windows of a long text (default: a quarter window).
+        token_budget: most padded tokens in one batch sent to onnxruntime.
         verify: check every file the model needs against the manifest's sha256 first.
         """
         if device not in DEVICES:
@@ -230,6 +239,7 @@ class NerModel:
             aggregation=aggregation,
             word_split=word_split,
             stride=stride,
+            token_budget=token_budget,
         )
 
     @staticmethod
@@ -322,11 +332,13 @@ class NerModel:
     def _run(self, rows: list[np.ndarray], width: int) -> np.ndarray:
         input_ids = np.full((len(rows), width), self.manifest.pad_token_id, dtype=np.int64)
         attention = np.zeros((len(rows), width), dtype=np.int64)
-        prefix, suffix = self._prefix, self._suffix
+        head, tail = len(self._prefix), len(self._suffix)
         for j, row in enumerate(rows):
-            seq = np.concatenate([prefix, row, suffix]) if prefix or suffix else row
-            input_ids[j, : len(seq)] = seq
-            attention[j, : len(seq)] = 1
+            end = head + len(row)
+            input_ids[j, :head] = self._prefix
+            input_ids[j, head:end] = row
+            input_ids[j, end : end + tail] = self._suffix
+            attention[j, : end + tail] = 1
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
