@@ -267,4 +267,15 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 
 
 def main() -> None:
-    cli(prog_name="ner-export")
+    """Console entry point: every error, usage errors included, is one line on stderr."""
+    try:
+        code = cli.main(prog_name="ner-export", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        usage = isinstance(exc, click.UsageError) and exc.ctx is not None
+        hint = f" (see: {exc.ctx.command_path} --help)" if usage else ""
+        click.echo(f"Error: {exc.format_message()}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -152,3 +152,14 @@ def test_repaired_tags_are_a_one_line_warning(tiny_bundle: Path, tmp_path: Path)
     result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--data", str(data)])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == f"warning: {data}:17: an I- tag that does not continue an entity of its type was read as B-, as conlleval does (1 such tag(s) in the file)"
+
+
+def test_console_script_prints_usage_errors_as_one_line(tiny_bundle: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "x", "--batch-size", "0"], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == ["Error: Invalid value for '--batch-size': 0 is not in the range x>=1. (see: ner-export predict --help)"]
+    done = subprocess.run([sys.executable, "-m", "ner_export", "predict", str(tiny_bundle / "absent"), "x"], capture_output=True, text=True)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
