@@ -205,17 +205,19 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
 @click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Text file (one text a line) or JSONL with a \"text\" field; - for stdin.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]))
+@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]), help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].")
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
 @click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
 @_friendly
-def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, device: str, threads: int | None, skip_bad: bool) -> None:
+def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, word_split: str, device: str, precision: str | None, threads: int | None, skip_bad: bool) -> None:
     """Print one JSON line of entities per input text."""
     from ner_export.runtime import NerModel
 
     if not texts and input_file is None:
         raise click.UsageError("give TEXT arguments or --input FILE")
-    model = NerModel.load(bundle, device=device, threads=threads, aggregation=aggregation)
+    model = NerModel.load(bundle, device=device, threads=threads, precision=precision, aggregation=aggregation, word_split=word_split)
     inputs = list(texts) + ([text for _, text in _read_inputs(input_file, skip_bad)] if input_file else [])
     for start in range(0, len(inputs), 1024):
         chunk = inputs[start : start + 1024]

@@ -65,7 +65,7 @@ class BundleManifest:
             if graph.device == device and (precision is None or graph.precision == precision):
                 return graph
         have = ", ".join(f"{g.precision} for {g.device}" for g in self.graphs) or "none"
-        wanted = f"a {precision} graph" if precision else "a graph"
+        wanted = f"{precision} graph" if precision else "graph"
         raise BundleError(f"{MANIFEST_NAME} lists no {wanted} for device {device!r} (it has: {have})")
 
     def to_json(self) -> str:

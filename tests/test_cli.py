@@ -61,6 +61,9 @@ def test_predict_texts_and_input_file(tiny_bundle: Path, tmp_path: Path) -> None
     plain = tmp_path / "in.txt"
     plain.write_text("John Smith lives in Paris.\nMaria Lopez works for Reuters.\n", encoding="utf-8")
     assert len(_run("predict", tiny_bundle, "--input", plain, "--aggregation", "max").output.splitlines()) == 2
+    options = _run("predict", tiny_bundle, "John Smith", "--word-split", "pipeline", "--precision", "fp32", "--threads", 1)
+    assert options.exit_code == 0 and json.loads(options.output)["text"] == "John Smith"
+    _one_line_error(_run("predict", tiny_bundle, "x", "--precision", "fp16"), "no fp16 graph")
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text('{"text": "John Smith"}\n{"text": "Paris", "id": 7}\n', encoding="utf-8")
     rows = [json.loads(line) for line in _run("predict", tiny_bundle, "--input", jsonl).output.splitlines()]
