@@ -1,6 +1,6 @@
 """Reader for CoNLL-style NER files.
 
-One token per line with whitespace-separated columns, the tag in the last column; a blank line ends a
+One token per line with blank- or tab-separated columns, the tag in the last column; a blank line ends a
 sentence; `-DOCSTART-` lines start a new document. CRLF line ends and a UTF-8 BOM are accepted. Tags in
 IOB1, IOB2 or BIOES are normalised to IOB2 (the scheme is detected per file). In an IOB2 file an `I-X`
 that does not continue an `X` entity is repaired to `B-X` with a warning naming the first such line,
@@ -12,6 +12,7 @@ neighbouring sentences need to know where a document ends.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,10 @@ from ner_export.runtime.errors import DataFormatError, NerExportWarning
 from ner_export.runtime.labels import detect_scheme, split_tag, to_iob2
 
 __all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning"]
+
+
+# Columns are separated by ASCII blanks only: a no-break or other Unicode space is part of a token.
+_COLUMNS = re.compile(r"[ \t\f\v]+")
 
 
 class TagRepairWarning(NerExportWarning):
@@ -54,20 +59,22 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
         bad_line = raw.splitlines()[line_number - 1].decode(encoding, errors="replace")
         raise DataFormatError(str(path), line_number, bad_line, f"not valid {encoding}") from None
     text = text.removeprefix("\ufeff")
+    # split on "\n" only: str.splitlines() would also break at U+2028, U+0085 and friends inside tokens
+    lines = text.split("\n")
 
     raw_sentences: list[tuple[list[str], list[str], int, list[int]]] = []
     words: list[str] = []
     tags: list[str] = []
     numbers: list[int] = []
     document = 0
-    for number, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip(" \t\r\f\v")
         if not stripped:
             if words:
                 raw_sentences.append((words, tags, document, numbers))
                 words, tags, numbers = [], [], []
             continue
-        columns = stripped.split()
+        columns = _COLUMNS.split(stripped)
         if columns[0] == "-DOCSTART-":
             if words:
                 raw_sentences.append((words, tags, document, numbers))
@@ -90,7 +97,6 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     if not raw_sentences:
         raise DataFormatError(str(path), 1, text[:80], "the file holds no sentence")
 
-    lines = text.splitlines()
     scheme = detect_scheme(t for _, sentence_tags, _, _ in raw_sentences for t in sentence_tags)
     iob1 = scheme == "IOB2" and _looks_iob1([ts for _, ts, _, _ in raw_sentences])
     sentences = []

@@ -109,3 +109,8 @@ def test_shipped_sample_is_valid_iob2_with_all_types() -> None:
         assert len(sentences) >= minimum
         counts[split] = {t[2:] for s in sentences for t in s.tags if t != "O"}
     assert counts["train"] == {"PER", "ORG", "LOC", "MISC"}
+
+
+def test_unicode_separators_and_spaces_stay_inside_tokens(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a\u2028b O\nParis\u0085 B-LOC\n10\u00a0000 O\n")
+    assert read_conll(path)[0].words == ("a\u2028b", "Paris\u0085", "10\u00a0000")
