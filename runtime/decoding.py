@@ -29,6 +29,7 @@ __all__ = [
     "LabelSpace",
     "softmax",
     "text_words",
+    "text_word_spans",
     "extend_initial",
     "pipeline_word_starts",
     "aggregate_words",
@@ -89,23 +90,30 @@ def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A chunk's core runs from its first to its last token that holds a letter or digit; only core tokens
     vote on the word's label and only the core is part of an entity, so `(Reuters),` is the word
-    `Reuters`. A chunk of punctuation only is one word per token. One pass in plain Python: for
-    sentence-sized inputs that is several times faster than the equivalent numpy calls.
+    `Reuters`. A chunk of punctuation only is one word per token (see `text_word_spans`).
     """
     n = len(offsets)
-    starts = [False] * n
-    core = [False] * n
+    starts = np.zeros(n, dtype=bool)
+    core = np.zeros(n, dtype=bool)
+    for first, last in text_word_spans(text, offsets.tolist()):
+        starts[first] = True
+        core[first : last + 1] = True
+    return starts, core
+
+
+def text_word_spans(text: str, offsets: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
+    """Words as (first core token, last core token) pairs: one pass in plain Python, which for
+    sentence-sized inputs is several times faster than the equivalent numpy calls."""
+    words: list[tuple[int, int]] = []
 
     def close(lo: int, hi: int, first: int, last: int) -> None:
-        if first < 0:  # punctuation only: every piece is a word of its own
-            starts[lo:hi] = [True] * (hi - lo)
-            core[lo:hi] = [True] * (hi - lo)
+        if first < 0:
+            words.extend((i, i) for i in range(lo, hi))
         else:
-            starts[first] = True
-            core[first : last + 1] = [True] * (last + 1 - first)
+            words.append((first, last))
 
     lo, first, last, previous_end = 0, -1, -1, 0
-    for i, (begin, end) in enumerate(offsets.tolist()):
+    for i, (begin, end) in enumerate(offsets):
         if i and begin > previous_end:
             gap = text[previous_end:begin]
             if gap.isspace() or any(ch.isspace() for ch in gap):
@@ -117,9 +125,9 @@ def text_words(text: str, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 first = i
             last = i
         previous_end = end
-    if n:
-        close(lo, n, first, last)
-    return np.array(starts, dtype=bool), np.array(core, dtype=bool)
+    if offsets:
+        close(lo, len(offsets), first, last)
+    return words
 
 
 def extend_initial(text: str, end: int) -> int:

@@ -32,6 +32,7 @@ from .decoding import (
     pipeline_word_starts,
     extend_initial,
     softmax,
+    text_word_spans,
     text_words,
 )
 from .errors import BundleError, DeviceError, MissingDependencyError
@@ -275,10 +276,9 @@ class NerModel:
         _check_texts(texts, "predict")
         strategy = self._strategy(aggregation)
         encodings = self._encode(list(texts))
-        token_scores = self._token_scores(encodings, batch_size)
-        return [
-            self._entities(text, enc, scores, strategy) for text, enc, scores in zip(texts, encodings, token_scores)
-        ]
+        token_logits = self.logits(encodings, batch_size)
+        decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
+        return [decode(text, enc, logits, strategy) for text, enc, logits in zip(texts, encodings, token_logits)]
 
     def predict_words(
         self, word_lists: Sequence[Sequence[str]], batch_size: int = 32, aggregation: str | None = None
@@ -345,9 +345,33 @@ class NerModel:
         return self._session.run([self._output_name], feeds)[0]
 
     # ------------------------------------------------------------------ decoding
-    def _entities(self, text: str, enc: Encoding, scores: np.ndarray, strategy: str) -> list[Entity]:
-        if scores.shape[0] == 0:
+    def _entities_first(self, text: str, enc: Encoding, logits: np.ndarray, strategy: str = "first") -> list[Entity]:
+        """`_entities` for the default case (text words, `first`) with a handful of numpy calls.
+
+        Same result as the general path; it exists because a single sentence's decoding is dominated by
+        per-call overhead, and this is the path every default call takes.
+        """
+        if logits.shape[0] == 0:
             return []
+        offsets = enc.offsets
+        words = text_word_spans(text, offsets)
+        if not words:
+            return []
+        rows = logits[[first for first, _ in words]]
+        label_ids = rows.argmax(axis=1)
+        peak = rows.max(axis=1, keepdims=True)
+        word_scores = 1.0 / np.exp(rows - peak).sum(axis=1)  # softmax probability of the argmax label
+        entities = []
+        for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
+            begin = offsets[words[first_word][0]][0]
+            end = extend_initial(text, offsets[words[last_word][1]][1])
+            entities.append(Entity(text[begin:end], self._space.kinds[kind], begin, end, score))
+        return entities
+
+    def _entities(self, text: str, enc: Encoding, logits: np.ndarray, strategy: str) -> list[Entity]:
+        if logits.shape[0] == 0:
+            return []
+        scores = softmax(logits)
         offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
         text_mode = self.word_split == "text"
         if text_mode:

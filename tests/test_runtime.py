@@ -249,3 +249,19 @@ def test_missing_onnxruntime_names_the_extra(tiny_bundle: Path, monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(MissingDependencyError, match=r"pip install 'ner-export\[cpu\]'"):
         NerModel.load(tiny_bundle)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precision: str) -> None:
+    model = NerModel.load(tiny_bundle, precision=precision)
+    texts = TEXTS + PARITY_TEXTS + ["(Reuters) B. Young -- U.S.", "... ,,, !!", "a\tb\nc  d"]
+    compared = 0
+    for text in texts:
+        encoding = model._tokenizer.encode(text, add_special_tokens=False)
+        logits = model.logits([encoding])[0]
+        fast = model._entities_first(text, encoding, logits)
+        general = model._entities(text, encoding, logits, "first")
+        assert [(e.label, e.start, e.end, e.text) for e in fast] == [(e.label, e.start, e.end, e.text) for e in general], text
+        np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
+        compared += len(fast)
+    assert compared > 10
