@@ -42,15 +42,13 @@ WORD_SPLITS = ("text", "pipeline")
 
 @dataclass(frozen=True)
 class LabelSpace:
-    """Labels split into entity kind and begin flag, as arrays indexed by label id."""
+    """Labels split into entity kind and begin flag, indexed by label id."""
 
     labels: tuple[str, ...]
     kinds: tuple[str, ...]  # entity type of each label ("O" for outside)
-    kind_ids: np.ndarray  # int array: label id -> kind id
-    begins: np.ndarray  # bool array: label id -> starts a new entity
+    kind_ids: tuple[int, ...]  # label id -> kind id
+    begins: tuple[bool, ...]  # label id -> starts a new entity
     outside_kind: int
-    kind_list: tuple[int, ...] = ()  # the same two mappings as tuples, for plain-Python loops
-    begin_list: tuple[bool, ...] = ()
 
     @classmethod
     def from_labels(cls, labels: Sequence[str]) -> LabelSpace:
@@ -71,11 +69,9 @@ class LabelSpace:
         return cls(
             labels=tuple(labels),
             kinds=tuple(kinds),
-            kind_ids=np.asarray(kind_ids, dtype=np.int64),
-            begins=np.asarray(begins, dtype=bool),
+            kind_ids=tuple(kind_ids),
+            begins=tuple(begins),
             outside_kind=kinds.index("O"),
-            kind_list=tuple(kind_ids),
-            begin_list=tuple(begins),
         )
 
 
@@ -192,7 +188,7 @@ def group_words(label_ids: np.ndarray, word_scores: np.ndarray, space: LabelSpac
     kind `O` are dropped. A plain loop over words: sentences have tens of them, where numpy's per-call
     cost would dominate.
     """
-    kinds, begins, outside = space.kind_list, space.begin_list, space.outside_kind
+    kinds, begins, outside = space.kind_ids, space.begins, space.outside_kind
     groups: list[tuple[int, int, int, float]] = []
     current, first, total = -1, 0, 0.0
     for w, (label, score) in enumerate(zip(label_ids.tolist(), word_scores.tolist())):
