@@ -24,7 +24,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,32 @@ def entities_to_word_tags(words: Sequence[str], spans: Sequence[tuple[str, int, 
                 tags[i] = ("B-" if first else "I-") + label
                 first = False
     return tags
+
+
+def block_latencies(
+    runners: dict[str, Callable[[int], Any]], n: int, block: int = 50, rounds: int = 1, progress: bool = False
+) -> dict[str, list[float]]:
+    """Seconds per call of each runner on items 0..n-1, the runners taking turns on blocks of items.
+
+    The order of runners rotates from block to block, and each block starts with three untimed calls,
+    so another stack's idle spinning threads are not billed to this one and drift hits all alike.
+    """
+    from tqdm.auto import tqdm
+
+    names = list(runners)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for turn, lo in enumerate(tqdm(range(0, n, block), desc="latency", disable=not progress)):
+            k = turn % len(names)
+            for name in names[k:] + names[:k]:
+                run = runners[name]
+                for i in range(lo, min(lo + 3, n)):
+                    run(i)
+                for i in range(lo, min(lo + block, n)):
+                    started = time.perf_counter()
+                    run(i)
+                    seconds[name].append(time.perf_counter() - started)
+    return seconds
 
 
 def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -364,24 +390,13 @@ def run_bench(config: BenchConfig) -> BenchResult:
         tags = system.presplit(words)
         results[system.name]["f1_presplit"] = entity_scores(gold, tags).f1
 
-    # single-text latency: systems take turns on blocks of sentences, in rotated order, each block
-    # after a few untimed calls (another stack's idle spinning threads must not be billed to this one)
+    # single-text latency
     n_latency = min(config.latency_sentences, len(texts))
-    latency: dict[str, list[float]] = {s.name: [] for s in systems}
-    block = 50
     for i in range(min(config.warmup, len(texts))):
         for system in systems:
             system.single(texts[i], i)
-    for _ in range(config.repeats):
-        for turn, lo in enumerate(tqdm(range(0, n_latency, block), desc="latency", disable=not config.progress)):
-            k = turn % len(systems)
-            for system in systems[k:] + systems[:k]:
-                for i in range(lo, min(lo + 3, n_latency)):
-                    system.single(texts[i], i)
-                for i in range(lo, min(lo + block, n_latency)):
-                    started = time.perf_counter()
-                    system.single(texts[i], i)
-                    latency[system.name].append(time.perf_counter() - started)
+    runners = {s.name: (lambda i, s=s: s.single(texts[i], i)) for s in systems}
+    latency = block_latencies(runners, n_latency, rounds=config.repeats, progress=config.progress)
     for system in systems:
         results[system.name]["latency_ms"] = _percentiles(latency[system.name])
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ner_export.benchmarks.bench import block_latencies
 from ner_export.finetune.conll import read_conll
 from ner_export.runtime import NerModel
 from ner_export.runtime.labels import entity_scores
@@ -39,14 +40,9 @@ def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentenc
             started = time.perf_counter()
             model.predict(texts, batch_size=32)
             rows[name]["sps"].append(len(texts) / (time.perf_counter() - started))
-        for lo in range(0, n, 50):
-            for name, model in models.items():
-                for text in texts[lo : lo + 3]:
-                    model(text)
-                for text in texts[lo : min(lo + 50, n)]:
-                    started = time.perf_counter()
-                    model(text)
-                    rows[name]["lat"].append(time.perf_counter() - started)
+        runners = {name: (lambda i, model=model: model(texts[i])) for name, model in models.items()}
+        for name, seconds in block_latencies(runners, n).items():
+            rows[name]["lat"] += seconds
     lines = [
         "| int8 variant | test F1 (pre-split) | int8 graph MB | sent/s @32 (best of rounds) | p50 ms |",
         "|---|---|---|---|---|",

@@ -9,7 +9,6 @@ pre-split words, and single-sentence latency (transformers' pipeline vs `NerMode
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -51,6 +50,7 @@ def run_demo(
     """Fine-tune on the sample, export, predict and compare; returns the figures it printed."""
     from transformers import pipeline
 
+    from ner_export.benchmarks.bench import block_latencies
     from ner_export.export import ExportConfig, export_bundle
     from ner_export.finetune import TrainConfig, finetune, load_checkpoint, read_conll, tag_words
     from ner_export.runtime import NerModel
@@ -83,17 +83,8 @@ def run_demo(
     bundle_f1 = entity_scores(gold, model.predict_words(words)).f1
     texts = [" ".join(w) for w in words]
     reference = pipeline("token-classification", model=torch_model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu")
-    torch_times: list[float] = []
-    bundle_times: list[float] = []
-    # the two stacks take turns on blocks of sentences: one's idle spinning threads must not slow the other
-    for lo in range(0, len(texts), 25):
-        for run, times in ((reference, torch_times), (model, bundle_times)):
-            for text in texts[lo : lo + 3]:
-                run(text)  # warm-up after the switch
-            for text in texts[lo : lo + 25]:
-                started = time.perf_counter()
-                run(text)
-                times.append(time.perf_counter() - started)
+    times = block_latencies({"torch": lambda i: reference(texts[i]), "bundle": lambda i: model(texts[i])}, len(texts), block=25)
+    torch_times, bundle_times = times["torch"], times["bundle"]
     result = DemoResult(
         str(checkpoint), str(bundle), pytorch_f1, bundle_f1,
         1000 * statistics.median(torch_times), 1000 * statistics.median(bundle_times),
