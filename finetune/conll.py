@@ -56,7 +56,7 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line_number = raw[: exc.start].count(b"\n") + 1
-        bad_line = raw.splitlines()[line_number - 1].decode(encoding, errors="replace")
+        bad_line = raw.split(b"\n")[line_number - 1].decode(encoding, errors="replace").rstrip("\r")
         raise DataFormatError(str(path), line_number, bad_line, f"not valid {encoding}") from None
     text = text.removeprefix("\ufeff")
     # split on "\n" only: str.splitlines() would also break at U+2028, U+0085 and friends inside tokens
