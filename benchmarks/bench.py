@@ -13,6 +13,13 @@ system its own best batching at batch 32; cold start runs each system in a fresh
 import and load cost is what a restarted service pays. Raw-text F1 is computed from the throughput
 run's own output (text joined with spaces, entities mapped back to words by character overlap), so
 no prediction is done twice.
+
+A model trained with document context is scored as it is served: pre-split F1 reads each sentence with
+its document's neighbours (the PyTorch side through the training code's own tagging), and raw-text F1
+comes from an extra, untimed pass over whole documents (sentences joined with spaces; the pipeline gets
+its own long-text mode with windows of the training length). Latency and throughput stay per sentence,
+what a service answering independent requests sees. `session_int8` always reads sentences alone: it
+is the speed floor, and its F1 is informational.
 """
 
 from __future__ import annotations
@@ -88,6 +95,29 @@ def entities_to_word_tags(words: Sequence[str], spans: Sequence[tuple[str, int, 
     return tags
 
 
+def _group_documents(words: list[list[str]], documents: list[int]) -> tuple[list[list[str]], list[list[int]]]:
+    """Words of each run of equal document ids, and the sentence lengths to split them back."""
+    doc_words: list[list[str]] = []
+    sizes: list[list[int]] = []
+    for i, sentence in enumerate(words):
+        if i == 0 or documents[i] != documents[i - 1]:
+            doc_words.append([])
+            sizes.append([])
+        doc_words[-1].extend(sentence)
+        sizes[-1].append(len(sentence))
+    return doc_words, sizes
+
+
+def _split_documents(doc_tags: list[list[str]], sizes: list[list[int]]) -> list[list[str]]:
+    out = []
+    for tags, lengths in zip(doc_tags, sizes):
+        start = 0
+        for n in lengths:
+            out.append(tags[start : start + n])
+            start += n
+    return out
+
+
 def block_latencies(
     runners: dict[str, Callable[[int], Any]], n: int, block: int = 50, rounds: int = 1, progress: bool = False
 ) -> dict[str, list[float]]:
@@ -149,8 +179,12 @@ class _System:
     model_files: list[Path]
     imports_torch: bool
 
-    def presplit(self, words: list[list[str]]) -> list[list[str]]:
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
         raise NotImplementedError
+
+    def documents(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+        """Entities of whole documents (long texts), for a model trained with document context."""
+        return self.batch(texts)
 
     def single(self, text: str, index: int) -> Any:
         raise NotImplementedError
@@ -160,18 +194,29 @@ class _System:
 
 
 class _PipelineSystem(_System):
-    def __init__(self, name: str, model: Any, tokenizer: Any, files: list[Path], batch_size: int) -> None:
+    def __init__(self, name: str, model: Any, tokenizer: Any, files: list[Path], batch_size: int, context: tuple[str, int]) -> None:
         from transformers import pipeline
 
         self.name, self.model_files, self.imports_torch = name, files, True
         self._model, self._tokenizer, self._batch_size = model, tokenizer, batch_size
+        self._context, self._window = context
         self._pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu")
 
-    def presplit(self, words: list[list[str]]) -> list[list[str]]:
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
         # the model's own word tagging, as in training: each word labelled by its first sub-word
         from ner_export.finetune.train import tag_words
 
-        return tag_words(self._model, self._tokenizer, words, batch_size=self._batch_size)
+        return tag_words(self._model, self._tokenizer, words, self._batch_size, self._window, self._context, documents)
+
+    def documents(self, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+        # the pipeline's own long-text mode: windows of the training length overlapping by half
+        saved = self._tokenizer.model_max_length
+        self._tokenizer.model_max_length = self._window
+        try:
+            results = self._pipe(texts, batch_size=self._batch_size, stride=(self._window - 2) // 2)
+        finally:
+            self._tokenizer.model_max_length = saved
+        return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in row] for row in results]
 
     def single(self, text: str, index: int) -> Any:
         return self._pipe(text)
@@ -190,8 +235,8 @@ class _RuntimeSystem(_System):
         self.model_files = [bundle / self._model.manifest.graph_for("cpu", precision).file]
         self._batch_size = batch_size
 
-    def presplit(self, words: list[list[str]]) -> list[list[str]]:
-        return self._model.predict_words(words, batch_size=self._batch_size)
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        return self._model.predict_words(words, batch_size=self._batch_size, documents=documents)
 
     def single(self, text: str, index: int) -> Any:
         return self._model(text)
@@ -243,7 +288,8 @@ class _SessionSystem(_System):
             feeds["token_type_ids"] = np.zeros_like(ids)
         return feeds
 
-    def presplit(self, words: list[list[str]]) -> list[list[str]]:
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        # sentences alone, whatever the model was trained with: the bare graph's floor, not its best F1
         from ner_export.finetune.train import first_subword_mask
         from ner_export.runtime.labels import to_iob2
 
@@ -317,7 +363,7 @@ def _cold_start(system: str, bundle: Path, checkpoint: Path, text: str) -> dict[
 
 # --------------------------------------------------------------------------- the run
 def _load_systems(config: BenchConfig, texts: list[str], skipped: dict[str, str]) -> list[_System]:
-    from ner_export.finetune.train import load_checkpoint
+    from ner_export.finetune.train import checkpoint_context, load_checkpoint
 
     bundle, checkpoint = Path(config.bundle), Path(config.checkpoint)
     wanted = config.systems or SYSTEMS
@@ -333,10 +379,16 @@ def _load_systems(config: BenchConfig, texts: list[str], skipped: dict[str, str]
             f"{checkpoint} has labels {list(checkpoint_labels)} but the bundle {bundle} has {list(manifest.labels)}; "
             "bench a bundle against the checkpoint it was exported from"
         )
+    context = checkpoint_context(model.config)
+    if context[0] != manifest.context:
+        raise NerExportError(
+            f"{checkpoint} was trained with context {context[0]!r} but the bundle {bundle} says {manifest.context!r}; "
+            "bench a bundle against the checkpoint it was exported from"
+        )
     weights = [p for p in (checkpoint / "model.safetensors", checkpoint / "pytorch_model.bin") if p.is_file()]
     for name in wanted:
         if name == "pytorch":
-            systems.append(_PipelineSystem("pytorch", model, tokenizer, weights, config.batch_size))
+            systems.append(_PipelineSystem("pytorch", model, tokenizer, weights, config.batch_size, context))
         elif name == "optimum_int8":
             try:
                 from optimum.onnxruntime import ORTModelForTokenClassification
@@ -345,7 +397,7 @@ def _load_systems(config: BenchConfig, texts: list[str], skipped: dict[str, str]
                 continue
             graph = manifest.graph_for("cpu", "int8").file
             ort_model = ORTModelForTokenClassification.from_pretrained(bundle, file_name=graph, local_files_only=True)
-            systems.append(_PipelineSystem("optimum_int8", ort_model, tokenizer, [bundle / graph], config.batch_size))
+            systems.append(_PipelineSystem("optimum_int8", ort_model, tokenizer, [bundle / graph], config.batch_size, context))
         elif name == "runtime_fp32":
             try:
                 manifest.graph_for("cpu", "fp32")
@@ -377,6 +429,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
     words = [list(s.words) for s in sentences]
     gold = [list(s.tags) for s in sentences]
     texts = [" ".join(w) for w in words]
+    documents = [s.document for s in sentences]
+    document_context = BundleManifest.read(Path(config.bundle)).context == "document"
     skipped: dict[str, str] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # third-party deprecation noise while loading models
@@ -387,7 +441,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     # accuracy from pre-split words
     for system in systems:
         say(f"pre-split F1: {system.name}")
-        tags = system.presplit(words)
+        tags = system.presplit(words, documents)
         results[system.name]["f1_presplit"] = entity_scores(gold, tags).f1
 
     # single-text latency
@@ -409,12 +463,23 @@ def run_bench(config: BenchConfig) -> BenchResult:
             spans = system.batch(texts)
             seconds = time.perf_counter() - started
             best[system.name] = min(best.get(system.name, float("inf")), seconds)
-            if round_ == 0:
+            if round_ == 0 and not document_context:
                 if system.name == "session_int8":
                     results[system.name]["f1_rawtext"] = None
                 else:
                     predicted = [entities_to_word_tags(w, s) for w, s in zip(words, spans)]
                     results[system.name]["f1_rawtext"] = entity_scores(gold, predicted).f1
+    if document_context:
+        # a model trained with document context reads raw text as whole documents (untimed pass)
+        doc_words, doc_sizes = _group_documents(words, documents)
+        doc_texts = [" ".join(w) for w in doc_words]
+        for system in systems:
+            if system.name == "session_int8":
+                results[system.name]["f1_rawtext"] = None
+                continue
+            say(f"raw-text F1 on whole documents: {system.name}")
+            doc_tags = [entities_to_word_tags(w, s) for w, s in zip(doc_words, system.documents(doc_texts))]
+            results[system.name]["f1_rawtext"] = entity_scores(gold, _split_documents(doc_tags, doc_sizes)).f1
     for system in systems:
         results[system.name]["throughput_sps"] = len(texts) / best[system.name]
         results[system.name]["model_mb"] = _size_mb(*system.model_files)
@@ -435,7 +500,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "machine": _machine(),
         "versions": library_versions(),
         "command": config.command,
-        "settings": {"latency_sentences": n_latency, "repeats": config.repeats, "batch_size": config.batch_size, "warmup": config.warmup},
+        "settings": {"context": "document" if document_context else "none", "latency_sentences": n_latency, "repeats": config.repeats, "batch_size": config.batch_size, "warmup": config.warmup},
         "systems": results,
         "skipped": skipped,
         "targets": _targets(results, Path(config.bundle)),
@@ -546,7 +611,9 @@ def render_markdown(data: dict[str, Any]) -> str:
             lines.append(f"| {t['target']} | {_fmt(t['value'], '.3f')} | {sign} {t['limit']:.3f} | {met} |")
     session = systems.get("session_int8")
     if session is not None:
-        lines += ["", "`session_int8` is a bare onnxruntime session fed pre-tokenized, length-sorted batches: its raw-text F1 is n/a (it does no decoding) and its F1 is the graph's own, from first sub-words."]
+        lines += ["", "`session_int8` is a bare onnxruntime session fed pre-tokenized, length-sorted batches: its raw-text F1 is n/a (it does no decoding) and its F1 is the graph's own, from first sub-words of sentences read alone."]
+    if data.get("settings", {}).get("context") == "document":
+        lines += ["", "The model was trained with document context: pre-split F1 reads every sentence with its document's neighbours, raw-text F1 reads whole documents (sentences joined with spaces); latency and throughput are per sentence."]
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,13 @@ Needs the `train` and `export` extras (torch, transformers, optimum-onnx, onnx);
 needs none of them.
 """
 
-from .exporter import ExportConfig, ExportResult, cpu_quantization_defaults, export_bundle
+from .exporter import (
+    ExportConfig,
+    ExportResult,
+    cpu_quantization_defaults,
+    export_bundle,
+)
+from .quantize import Int8Config, default_int8_ladder
 from .validate import ValidationReport
 
-__all__ = ["ExportConfig", "ExportResult", "ValidationReport", "export_bundle", "cpu_quantization_defaults"]
+__all__ = ["ExportConfig", "ExportResult", "Int8Config", "ValidationReport", "cpu_quantization_defaults", "default_int8_ladder", "export_bundle"]

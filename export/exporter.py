@@ -1,4 +1,4 @@
-"""Checkpoint -> bundle: Optimum export, ONNX Runtime fusions, int8 quantization, validation.
+"""Checkpoint -> bundle: Optimum export, ONNX Runtime fusions, int8 quantization behind an accuracy gate.
 
 The chain is fixed because each step is the best tool for it: Optimum's exporter knows how to trace
 every transformers architecture with dynamic batch and sequence axes; ONNX Runtime's transformer
@@ -6,9 +6,16 @@ optimizer fuses attention, skip-layer-norm, bias-GELU and the embedding layer-no
 kernels; dynamic int8 quantization with per-channel weights keeps accuracy (per-tensor costs ~1.6 F1
 on CoNLL) and also quantizes the embedding table, which is most of a small model's size.
 
+The order is: export, fuse, check the fp32 graph against PyTorch (an export bug stops everything before
+any quantization time is spent), then the int8 gate: quantize with the requested config, measure the
+entity-F1 drop against the fp32 graph on the validation sentences, and while it exceeds
+`max_f1_drop` try the next, safer rung (`export.quantize`); when no rung is within the limit the export
+is refused with the numbers. Every attempt is recorded in the manifest, so a bundle says what its int8
+graph cost and what was tried to get there.
+
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
-built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted
-or failed export leaves the previous bundle (or nothing) behind, never a half-written one.
+built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,
+failed or refused export leaves the previous bundle (or nothing) behind, never a half-written one.
 """
 
 from __future__ import annotations
@@ -16,20 +23,33 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import warnings
 from collections.abc import Iterator
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ner_export.runtime.context import CONTEXT_MODES
+from ner_export.runtime.errors import (
+    CheckpointError,
+    ExportError,
+    MissingDependencyError,
+    NerExportError,
+    ValidationError,
+)
 from ner_export.runtime.files import staged_directory
-from ner_export.runtime.errors import CheckpointError, ExportError, MissingDependencyError, NerExportError
-from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
+from ner_export.runtime.manifest import (
+    MANIFEST_NAME,
+    BundleManifest,
+    GraphSpec,
+    sha256_file,
+)
 
-from .validate import ValidationReport, validate_bundle
+from .quantize import Int8Config, default_int8_ladder, quantize_graph
+from .validate import BundleValidator, Int8Attempt, ValidationReport, int8_refusal
 
-__all__ = ["ExportConfig", "ExportResult", "export_bundle", "cpu_quantization_defaults"]
+__all__ = ["ExportConfig", "ExportResult", "Int8Config", "cpu_quantization_defaults", "export_bundle"]
 
 FP32_GRAPH = "model.onnx"
 INT8_GRAPH = "model_int8.onnx"
@@ -63,7 +83,13 @@ def cpu_quantization_defaults() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """How to export a checkpoint. Unset quantization fields take `cpu_quantization_defaults()`."""
+    """How to export a checkpoint. Unset quantization fields take `cpu_quantization_defaults()`.
+
+    `per_channel`, `reduce_range` and `quantize_embeddings` make the requested int8 config, the first
+    rung of the gate's ladder (`export.quantize.default_int8_ladder`); `int8_ladder` replaces the whole
+    ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose against
+    the fp32 one on the validation sentences.
+    """
 
     model_dir: str
     out: str | None = None
@@ -75,10 +101,20 @@ class ExportConfig:
     include_fp32: bool = True
     include_fp16: bool = False
     validate_data: str | None = None
-    validate_sentences: int = 200
+    validate_sentences: int = 1000
     atol: float = 1e-3
+    max_f1_drop: float = 0.3
+    int8_ladder: tuple[Int8Config, ...] | None = None
     max_length: int | None = None
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.max_f1_drop >= 0:
+            raise ValueError(f"max_f1_drop must be >= 0 (points of entity F1), got {self.max_f1_drop}")
+        if self.validate_sentences < 1:
+            raise ValueError(f"validate_sentences must be at least 1, got {self.validate_sentences}")
+        if self.int8_ladder is not None and not self.int8_ladder:
+            raise ValueError("int8_ladder must hold at least one Int8Config (or be None for the default ladder)")
 
     def destination(self) -> Path:
         return Path(self.out) if self.out else Path(str(Path(self.model_dir).resolve()) + "-bundle")
@@ -113,6 +149,9 @@ def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
         raise CheckpointError(f"{config_path}: no id2label; is this a token-classification checkpoint?")
     if not any((model_dir / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
         raise CheckpointError(f"{model_dir}: no weights (model.safetensors or pytorch_model.bin)")
+    context = config.get("ner_export_context", "none")
+    if context not in CONTEXT_MODES:
+        raise CheckpointError(f"{config_path}: ner_export_context {context!r} is not one of {', '.join(CONTEXT_MODES)}")
     return config
 
 
@@ -140,38 +179,16 @@ def _optimize(raw: Path, dest: Path, config: dict[str, Any]) -> dict[str, int]:
         hidden_size=int(config.get("hidden_size", config.get("dim", 0))),
         opt_level=0,  # Python fusions only: the saved graph stays portable across CPUs
     )
+    for i, node in enumerate(optimized.model.graph.node):
+        if not node.name:  # the int8 gate excludes nodes from quantization by name
+            node.name = f"{node.op_type}_{i}"
     optimized.save_model_to_file(str(dest))
     return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
 
 
-def _quantize(fp32: Path, dest: Path, per_channel: bool, reduce_range: bool, embeddings: bool) -> dict[str, Any]:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    op_types = ["MatMul", "Attention"] + (["Gather", "EmbedLayerNormalization"] if embeddings else [])
-    quantize_dynamic(
-        str(fp32),
-        str(dest),
-        op_types_to_quantize=op_types,
-        per_channel=per_channel,
-        reduce_range=reduce_range,
-        weight_type=QuantType.QInt8,
-        # the fused contrib ops defeat ONNX shape inference; their outputs are float
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
-    return {
-        "method": "dynamic",
-        "weight_type": "int8",
-        "activation_type": "uint8",
-        "per_channel": per_channel,
-        "reduce_range": reduce_range,
-        "op_types": op_types,
-    }
-
-
 def _to_fp16(fp32: Path, dest: Path) -> None:
-    from onnxruntime.transformers.onnx_model import OnnxModel
     import onnx
+    from onnxruntime.transformers.onnx_model import OnnxModel
 
     model = OnnxModel(onnx.load(str(fp32)))
     model.convert_float_to_float16(keep_io_types=True)
@@ -189,7 +206,11 @@ def _max_length(config: dict[str, Any], tokenizer_max: int, override: int | None
 
 
 def export_bundle(config: ExportConfig) -> ExportResult:
-    """Export, optimize, quantize and validate `config.model_dir` into a bundle directory."""
+    """Export, optimize, quantize and validate `config.model_dir` into a bundle directory.
+
+    Raises ValidationError, leaving the destination untouched, when the fp32 graph differs from PyTorch
+    or when no int8 config of the ladder stays within `config.max_f1_drop`.
+    """
     _require_export_deps()
     model_dir = Path(config.model_dir)
     hf_config = _check_checkpoint(model_dir)
@@ -199,12 +220,17 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     if out.exists() and not out.is_dir():
         raise NerExportError(f"{out}: exists and is not a directory")
     defaults = cpu_quantization_defaults()
-    per_channel = defaults["per_channel"] if config.per_channel is None else config.per_channel
-    reduce_range = defaults["reduce_range"] if config.reduce_range is None else config.reduce_range
-
-    from optimum.exporters.onnx import main_export
+    requested = Int8Config(
+        name="requested",
+        per_channel=defaults["per_channel"] if config.per_channel is None else config.per_channel,
+        reduce_range=defaults["reduce_range"] if config.reduce_range is None else config.reduce_range,
+        quantize_embeddings=config.quantize_embeddings,
+    )
+    ladder = config.int8_ladder or default_int8_ladder(requested)
+    chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
 
     from ner_export.finetune.train import load_tokenizer
+    from optimum.exporters.onnx import main_export
 
     tokenizer = load_tokenizer(str(model_dir))
     labels = tuple(hf_config["id2label"][str(i)] if str(i) in hf_config["id2label"] else hf_config["id2label"][i] for i in range(len(hf_config["id2label"])))
@@ -221,57 +247,81 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         steps.set_description("fusing with ONNX Runtime")
         with _third_party_warnings_silenced():
             fusions = _optimize(raw_dir / "model.onnx", tmp / FP32_GRAPH, hf_config)
+        shutil.rmtree(raw_dir)
+        steps.update()
+        import onnx
+
+        opset = next((o.version for o in onnx.load(str(tmp / FP32_GRAPH), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")), 0)
+        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        shutil.copyfile(model_dir / "config.json", tmp / "config.json")
+        base = BundleManifest(
+            labels=labels,
+            max_length=_max_length(hf_config, int(tokenizer.model_max_length), config.max_length),
+            graphs=(GraphSpec(FP32_GRAPH, "cpu", "fp32"),),
+            files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
+            vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),
+            pad_token_id=int(tokenizer.pad_token_id or 0),
+            model_type=hf_config.get("model_type", ""),
+            context=hf_config.get("ner_export_context", "none"),
+            opset=int(opset),
+            versions=library_versions(),
+            source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
+        )
+        base.write(tmp)
+        steps.set_description("validating fp32 against PyTorch")
+        validator = BundleValidator(model_dir, config)
+        validator.check_fp32(tmp)
         steps.update()
         steps.set_description("quantizing to int8")
-        with _third_party_warnings_silenced():
-            quantization = _quantize(tmp / FP32_GRAPH, tmp / INT8_GRAPH, per_channel, reduce_range, config.quantize_embeddings)
-        quantization["chosen_for"] = "VNNI" if defaults["vnni"] else platform.machine()
+        attempts, int8_tags, quantization = _gate_int8(tmp, base, ladder, validator, chosen_for, steps)
         steps.update()
-        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization), GraphSpec(FP32_GRAPH, "cpu", "fp32")]
+        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization)]
+        if config.include_fp32:
+            graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
         if config.include_fp16:
             steps.set_description("converting to fp16 for CUDA")
             _to_fp16(tmp / FP32_GRAPH, tmp / FP16_GRAPH)
             graphs.append(GraphSpec(FP16_GRAPH, "cuda", "fp16"))
             steps.update()
-        graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
-        import onnx
-
-        opset = next((o.version for o in onnx.load(str(tmp / FP32_GRAPH), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")), 0)
-        shutil.rmtree(raw_dir)
-        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        shutil.copyfile(model_dir / "config.json", tmp / "config.json")
-        files = {name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp))}
-        manifest = BundleManifest(
-            labels=labels,
-            max_length=_max_length(hf_config, int(tokenizer.model_max_length), config.max_length),
-            graphs=tuple(graphs),
-            files=files,
-            vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),
-            pad_token_id=int(tokenizer.pad_token_id or 0),
-            model_type=hf_config.get("model_type", ""),
-            opset=int(opset),
-            versions=library_versions(),
-            source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
-        )
-        manifest.write(tmp)
-        steps.set_description("validating against PyTorch")
-        report = validate_bundle(model_dir, tmp, config)
-        steps.update()
-        steps.close()
-        final = BundleManifest(**{**manifest.__dict__, "validation": report.to_dict()})
-        final.write(tmp)
-        if not config.include_fp32:
+        if config.include_fp32:
+            graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
+        else:
             (tmp / FP32_GRAPH).unlink()
-            final = BundleManifest(
-                **{
-                    **final.__dict__,
-                    "graphs": tuple(g for g in final.graphs if g.file != FP32_GRAPH),
-                    "files": {k: v for k, v in final.files.items() if k != FP32_GRAPH},
-                }
-            )
-            final.write(tmp)
+        steps.close()
+        report = validator.report(attempts, int8_tags)
+        final = replace(
+            base,
+            graphs=tuple(graphs),
+            files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
+            validation=report.to_dict(),
+        )
+        final.write(tmp)
         sizes = {name: round((tmp / name).stat().st_size / 1e6, 2) for name in final.files}
     return ExportResult(str(out), final, report, sizes)
+
+
+def _gate_int8(
+    tmp: Path, base: BundleManifest, ladder: tuple[Int8Config, ...], validator: BundleValidator, chosen_for: str, steps: Any
+) -> tuple[list[Int8Attempt], list[list[str]], dict[str, Any]]:
+    """Quantize rung by rung until one is within the F1 limit: (attempts, its int8 tags, its quantization record)."""
+    attempts: list[Int8Attempt] = []
+    for number, rung in enumerate(ladder, 1):
+        steps.set_description(f"quantizing to int8 ({rung.name}, {number}/{len(ladder)})")
+        resolved = rung.resolve(tmp / FP32_GRAPH)
+        with _third_party_warnings_silenced():
+            quantization = quantize_graph(tmp / FP32_GRAPH, tmp / INT8_GRAPH, resolved)
+        quantization["chosen_for"] = chosen_for
+        trial = replace(
+            base,
+            graphs=(GraphSpec(INT8_GRAPH, "cpu", "int8", quantization), *base.graphs),
+            files={**base.files, INT8_GRAPH: sha256_file(tmp / INT8_GRAPH)},
+        )
+        trial.write(tmp)
+        attempt, tags = validator.measure_int8(tmp, resolved)
+        attempts.append(attempt)
+        if attempt.accepted:
+            return attempts, tags, quantization
+    raise ValidationError(int8_refusal(attempts, validator.max_f1_drop, validator.source, len(validator.words)))
 
 
 @contextlib.contextmanager

@@ -1,21 +1,33 @@
-"""Validation of a freshly built bundle against the PyTorch checkpoint it came from.
+"""Validation of a bundle being built against the PyTorch checkpoint it comes from, and the int8 gate.
 
 Two questions, two measures. Is the fp32 graph the same function as the PyTorch model? Compare raw
 logits on real sentences; anything beyond a small float tolerance is an export bug and stops the
-export. How much does int8 cost? Compare word labels and entity F1 (against the gold tags) of the
-int8 graph, run through the real runtime, with PyTorch's; that is recorded in the manifest so a user
-can see the price before deploying.
+export. How much does int8 cost? Run the int8 graph through the real runtime on the same sentences and
+compare its entity F1 (against the gold tags) with the fp32 graph's: the *drop* in points is what the
+gate checks against `max_f1_drop`, rung by rung of the quantization ladder (`export.quantize`).
+
+Design choices:
+- The drop is measured against the fp32 graph, not PyTorch: fp32 equals PyTorch within `atol` (checked
+  first), so the difference isolates what quantization costs, and both sides go through the same
+  runtime code (windows, word aggregation, document context).
+- F1 against gold, not agreement with fp32: a flipped `O` token and a lost entity cost the same word
+  agreement but not the same F1, and F1 is what users are promised. Word agreement is recorded too.
+- The sample matters: on a few hundred sentences one entity is worth ~0.3 points, so noise alone can
+  trip a 0.3-point limit; the default is up to 1000 sentences (`--validate-data`, else the checkpoint's
+  `validation_sample.conll`, else the packaged sample).
+- Labels that are not IOB tags have no entity F1; the gate then accepts the first rung and records
+  it as unmeasured.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from ner_export.runtime.errors import ValidationError
 from ner_export.runtime.labels import entity_scores, is_iob_label_set
 from ner_export.runtime.manifest import BundleManifest
@@ -23,8 +35,28 @@ from ner_export.runtime.model import NerModel
 
 if TYPE_CHECKING:
     from .exporter import ExportConfig
+    from .quantize import Int8Config
 
-__all__ = ["ValidationReport", "validate_bundle", "validation_sentences"]
+__all__ = ["BundleValidator", "Int8Attempt", "ValidationReport", "int8_refusal", "validation_sentences"]
+
+
+@dataclass(frozen=True)
+class Int8Attempt:
+    """One rung of the int8 ladder as measured: its config, the F1s, the drop and the verdict."""
+
+    config: dict[str, Any]
+    fp32_f1: float | None
+    int8_f1: float | None
+    drop: float | None  # points of entity F1 lost (100 * (fp32_f1 - int8_f1)); None when unmeasured
+    word_agreement: float  # share of words on which int8 and fp32 agree
+    accepted: bool
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", "?"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -37,14 +69,19 @@ class ValidationReport:
     fp32_logits_max_abs_diff: float
     atol: float
     fp32_word_agreement: float
-    int8_word_agreement: float
+    int8_word_agreement: float  # of the int8 graph shipped, with PyTorch
     pytorch_f1: float | None  # None when the labels are not IOB tags (no entity F1 to compute)
     fp32_f1: float | None
     int8_f1: float | None
-    int8_f1_delta: float | None
+    int8_f1_delta: float | None  # int8 - PyTorch, as a fraction
+    max_f1_drop: float = 0.3  # the gate's limit, in points of entity F1
+    int8_config: str = ""  # name of the accepted rung
+    int8_attempts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["int8_attempts"] = list(self.int8_attempts)
+        return data
 
 
 def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple[str, list[Any]]:
@@ -64,14 +101,17 @@ def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple
 def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
     import onnxruntime as ort
     import torch
-
-    from ner_export.finetune.train import encode_words
+    from ner_export.finetune.train import collate, encode_examples
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     worst = 0.0
-    for start in range(0, len(words), 32):
-        batch, _ = encode_words(tokenizer, words[start : start + 32], max_length)
+    examples = encode_examples(tokenizer, words, max_length)
+    for start in range(0, len(examples), 32):
+        batch = collate(torch, [(ids, [0] * len(ids)) for ids, _ in examples[start : start + 32]], tokenizer.pad_token_id or 0)
+        batch.pop("labels")
+        if "token_type_ids" in names:
+            batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
         with torch.inference_mode():
             expected = model(**batch).logits.numpy()
         feeds = {k: v.numpy().astype(np.int64) for k, v in batch.items() if k in names}
@@ -87,40 +127,99 @@ def _agreement(reference: list[list[str]], other: list[list[str]]) -> float:
     return same / total if total else 1.0
 
 
-def validate_bundle(model_dir: Path, bundle_dir: Path, config: ExportConfig) -> ValidationReport:
-    """Measure the bundle in `bundle_dir` against the checkpoint; raise ValidationError if fp32 differs."""
-    from ner_export.finetune.train import load_checkpoint, tag_words
+class BundleValidator:
+    """Measures the graphs of one bundle under construction; the exporter calls it step by step.
 
-    manifest = BundleManifest.read(bundle_dir)
-    source, sentences = validation_sentences(Path(model_dir), config.validate_data, config.validate_sentences)
-    words = [list(s.words) for s in sentences]
-    gold = [list(s.tags) for s in sentences]
-    model, tokenizer = load_checkpoint(str(model_dir))
-    fp32_graph = Path(bundle_dir) / manifest.graph_for("cpu", "fp32").file
-    diff = _logits_diff(model, tokenizer, fp32_graph, words, manifest.max_length)
-    if not diff <= config.atol:
-        raise ValidationError(
-            f"the fp32 ONNX graph disagrees with the PyTorch model: max |logit difference| {diff:.2e} "
-            f"on {len(words)} sentences from {source} exceeds the tolerance {config.atol:.0e}; "
-            "this is an export problem, not a quantization one (raise --atol only if you know why)"
+    `check_fp32` first (it raises when fp32 ONNX differs from PyTorch), then `measure_int8` once per
+    rung of the ladder, then `report`. The bundle directory must hold a manifest listing the graph
+    being measured, since measurements go through `NerModel.load`.
+    """
+
+    def __init__(self, model_dir: Path, config: ExportConfig) -> None:
+        from ner_export.finetune.train import load_checkpoint
+
+        self.source, sentences = validation_sentences(Path(model_dir), config.validate_data, config.validate_sentences)
+        self.words = [list(s.words) for s in sentences]
+        self.gold = [list(s.tags) for s in sentences]
+        self.documents = [s.document for s in sentences]
+        self.atol = config.atol
+        self.max_f1_drop = config.max_f1_drop
+        self.model, self.tokenizer = load_checkpoint(str(model_dir))
+        self._fp32: dict[str, Any] = {}
+
+    def check_fp32(self, bundle_dir: Path) -> None:
+        """Compare the fp32 graph's logits with PyTorch's (ValidationError beyond `atol`), then tag with both."""
+        from ner_export.finetune.train import tag_words
+
+        manifest = BundleManifest.read(bundle_dir)
+        fp32_graph = Path(bundle_dir) / manifest.graph_for("cpu", "fp32").file
+        diff = _logits_diff(self.model, self.tokenizer, fp32_graph, self.words, manifest.max_length)
+        if not diff <= self.atol:
+            raise ValidationError(
+                f"the fp32 ONNX graph disagrees with the PyTorch model: max |logit difference| {diff:.2e} "
+                f"on {len(self.words)} sentences from {self.source} exceeds the tolerance {self.atol:.0e}; "
+                "this is an export problem, not a quantization one (raise --atol only if you know why)"
+            )
+        reference = tag_words(self.model, self.tokenizer, self.words, max_length=manifest.max_length, context=manifest.context, documents=self.documents)
+        fp32_tags = self._predict(bundle_dir, "fp32")
+        scored = is_iob_label_set(manifest.labels)
+        self._fp32 = {
+            "diff": diff,
+            "reference": reference,
+            "tags": fp32_tags,
+            "scored": scored,
+            "pytorch_f1": entity_scores(self.gold, reference).f1 if scored else None,
+            "fp32_f1": entity_scores(self.gold, fp32_tags).f1 if scored else None,
+        }
+
+    def measure_int8(self, bundle_dir: Path, config: Int8Config) -> tuple[Int8Attempt, list[list[str]]]:
+        """Score the bundle's int8 graph (quantized as `config`) against the fp32 one; accepted if within the limit."""
+        if not self._fp32:
+            raise RuntimeError("check_fp32 must run before measure_int8")
+        tags = self._predict(bundle_dir, "int8")
+        fp32_f1 = self._fp32["fp32_f1"]
+        if not self._fp32["scored"]:
+            return Int8Attempt(config.to_dict(), None, None, None, _agreement(self._fp32["tags"], tags), True), tags
+        int8_f1 = entity_scores(self.gold, tags).f1
+        drop = 100 * (fp32_f1 - int8_f1)
+        accepted = drop <= self.max_f1_drop + 1e-9  # F1s are ratios of counts; don't let rounding decide
+        return Int8Attempt(config.to_dict(), fp32_f1, int8_f1, drop, _agreement(self._fp32["tags"], tags), accepted), tags
+
+    def report(self, attempts: list[Int8Attempt], int8_tags: list[list[str]]) -> ValidationReport:
+        """The manifest's `validation` entry for the accepted (last) attempt, listing every attempt."""
+        fp32 = self._fp32
+        chosen = attempts[-1]
+        pytorch_f1, int8_f1 = fp32["pytorch_f1"], chosen.int8_f1
+        return ValidationReport(
+            data=self.source,
+            sentences=len(self.words),
+            words=sum(len(w) for w in self.words),
+            fp32_logits_max_abs_diff=fp32["diff"],
+            atol=self.atol,
+            fp32_word_agreement=_agreement(fp32["reference"], fp32["tags"]),
+            int8_word_agreement=_agreement(fp32["reference"], int8_tags),
+            pytorch_f1=pytorch_f1,
+            fp32_f1=fp32["fp32_f1"],
+            int8_f1=int8_f1,
+            int8_f1_delta=None if int8_f1 is None or pytorch_f1 is None else int8_f1 - pytorch_f1,
+            max_f1_drop=self.max_f1_drop,
+            int8_config=chosen.name,
+            int8_attempts=tuple(a.to_dict() for a in attempts),
         )
-    reference = tag_words(model, tokenizer, words, max_length=manifest.max_length)
-    fp32_tags = NerModel.load(bundle_dir, precision="fp32").predict_words(words)
-    int8_tags = NerModel.load(bundle_dir, precision="int8").predict_words(words)
-    scored = is_iob_label_set(manifest.labels)
-    pytorch_f1 = entity_scores(gold, reference).f1 if scored else None
-    fp32_f1 = entity_scores(gold, fp32_tags).f1 if scored else None
-    int8_f1 = entity_scores(gold, int8_tags).f1 if scored else None
-    return ValidationReport(
-        data=source,
-        sentences=len(words),
-        words=sum(len(w) for w in words),
-        fp32_logits_max_abs_diff=diff,
-        atol=config.atol,
-        fp32_word_agreement=_agreement(reference, fp32_tags),
-        int8_word_agreement=_agreement(reference, int8_tags),
-        pytorch_f1=pytorch_f1,
-        fp32_f1=fp32_f1,
-        int8_f1=int8_f1,
-        int8_f1_delta=None if int8_f1 is None or pytorch_f1 is None else int8_f1 - pytorch_f1,
+
+    def _predict(self, bundle_dir: Path, precision: str) -> list[list[str]]:
+        model = NerModel.load(bundle_dir, precision=precision)
+        return model.predict_words(self.words, documents=self.documents)
+
+
+def int8_refusal(attempts: list[Int8Attempt], limit: float, source: str, sentences: int) -> str:
+    """The one-line message of a refused export: every rung's F1 and drop, the limit, how to override."""
+    fp32_f1 = attempts[0].fp32_f1 or 0.0
+    tried = ", ".join(f"{a.int8_f1:.4f} as {a.name} (drop {a.drop:.2f} points)" for a in attempts)
+    needed = math.ceil(min(a.drop for a in attempts if a.drop is not None) * 100) / 100
+    return (
+        f"int8 quantization loses too much accuracy: entity F1 on {sentences} sentences from {source} is "
+        f"{fp32_f1:.4f} with fp32 and, with int8, {tried}; the limit is {limit:.2f} points. Nothing was written. "
+        f"To export anyway, pass --max-f1-drop {needed:.2f} or more (ExportConfig.max_f1_drop); "
+        "the first config within the limit is kept"
     )

@@ -156,9 +156,14 @@ def _bioes_violation(tags: Sequence[str]) -> int | None:
 
 
 def write_conll(path: str | Path, sentences: Sequence[Sentence]) -> None:
-    """Write sentences as `word TAG` lines with a blank line after each sentence."""
+    """Write sentences as `word TAG` lines with a blank line after each sentence.
+
+    A `-DOCSTART-` line marks each change of document, so reading the file back keeps the documents.
+    """
     lines: list[str] = []
-    for sentence in sentences:
+    for i, sentence in enumerate(sentences):
+        if i and sentence.document != sentences[i - 1].document:
+            lines.extend(["-DOCSTART- O", ""])
         lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags))
         lines.append("")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -53,18 +53,24 @@ class EvalReport:
         }
 
 
-def predict_file_tags(target: Path, words: list[list[str]], batch_size: int = 32) -> tuple[str, list[list[str]]]:
-    """(kind, IOB2 tags per word) for a bundle or a checkpoint folder."""
+def predict_file_tags(
+    target: Path, words: list[list[str]], batch_size: int = 32, documents: list[int] | None = None
+) -> tuple[str, list[list[str]]]:
+    """(kind, IOB2 tags per word) for a bundle or a checkpoint folder.
+
+    A model trained with document context reads each sentence with its neighbours (`documents` gives
+    each sentence's document id), exactly as in training; others read sentences alone.
+    """
     if (target / MANIFEST_NAME).is_file():
         from ner_export.runtime import NerModel
 
-        return "bundle", NerModel.load(target).predict_words(words, batch_size=batch_size)
+        return "bundle", NerModel.load(target).predict_words(words, batch_size=batch_size, documents=documents)
     if (target / "config.json").is_file():
-        from .train import load_checkpoint, tag_words
+        from .train import checkpoint_context, load_checkpoint, tag_words
 
         model, tokenizer = load_checkpoint(str(target))
-        max_length = int(getattr(model.config, "max_position_embeddings", 512))
-        return "checkpoint", tag_words(model, tokenizer, words, batch_size=batch_size, max_length=max_length)
+        context, max_length = checkpoint_context(model.config)
+        return "checkpoint", tag_words(model, tokenizer, words, batch_size, max_length, context, documents)
     raise NerExportError(f"{target}: neither a bundle ({MANIFEST_NAME}) nor a checkpoint (config.json)")
 
 
@@ -72,6 +78,6 @@ def evaluate(target: str | Path, data: str | Path, batch_size: int = 32) -> Eval
     """Score `target` (bundle or checkpoint directory) on the CoNLL file `data`."""
     target = Path(target)
     sentences = read_conll(data)
-    kind, predicted = predict_file_tags(target, [list(s.words) for s in sentences], batch_size)
+    kind, predicted = predict_file_tags(target, [list(s.words) for s in sentences], batch_size, [s.document for s in sentences])
     report = entity_report([list(s.tags) for s in sentences], predicted)
     return EvalReport(str(target), kind, str(data), len(sentences), report)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ner_export.runtime.context import CONTEXT_MODES, pack_with_context
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
@@ -55,6 +56,8 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
+    context: str = "none"
+    group_by_length: bool = False
     max_train_sentences: int | None = None
     force: bool = False
     progress: bool = True
@@ -69,6 +72,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.context not in CONTEXT_MODES:
+            raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
 
 
 @dataclass(frozen=True)
@@ -124,18 +129,61 @@ def load_checkpoint(path: str) -> tuple[Any, Any]:
     return model.eval(), tokenizer
 
 
-def encode_words(tokenizer: Any, words: Sequence[Sequence[str]], max_length: int) -> tuple[dict[str, Any], list[list[int | None]]]:
-    """Tokenize pre-split sentences into padded tensors plus each row's token -> word map."""
-    batch = tokenizer(
-        [list(w) for w in words],
-        is_split_into_words=True,
-        truncation=True,
-        max_length=max_length,
-        padding=True,
-        return_tensors="pt",
-    )
-    word_ids = [batch.word_ids(i) for i in range(len(words))]
-    return dict(batch), word_ids
+def checkpoint_context(config: Any) -> tuple[str, int]:
+    """(context mode, token window) a checkpoint was trained with, from its transformers config.
+
+    Without context a sentence may use every position the model has; with context the window is the
+    training max_length, since that is how much neighbouring text the model learned to read.
+    """
+    context = getattr(config, "ner_export_context", "none") or "none"
+    positions = int(getattr(config, "max_position_embeddings", 512))
+    if context == "document":
+        return context, min(positions, int(getattr(config, "max_length_trained", positions)))
+    return "none", positions
+
+
+def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a sequence ([CLS] and [SEP] for BERT)."""
+    built = tokenizer.build_inputs_with_special_tokens([-1])
+    at = built.index(-1)
+    return built[:at], built[at + 1 :]
+
+
+def encode_examples(
+    tokenizer: Any,
+    words: Sequence[Sequence[str]],
+    max_length: int,
+    context: str = "none",
+    documents: Sequence[int] | None = None,
+) -> list[tuple[list[int], list[int | None]]]:
+    """(input ids, word index per token) for each sentence, with document context if asked.
+
+    The word index is None for special tokens and for context tokens, so only the target sentence's
+    words are labelled or read (`ner_export.runtime.context` describes the window scheme). Words cut off
+    by max_length have no token.
+    """
+    prefix, suffix = special_tokens(tokenizer)
+    budget = max_length - len(prefix) - len(suffix)
+    if budget < 1:
+        raise ValueError(f"max_length={max_length} leaves no room between the special tokens")
+    if not words:
+        return []
+    encoded = tokenizer([list(w) for w in words], is_split_into_words=True, add_special_tokens=False)
+    ids = [encoded["input_ids"][i] for i in range(len(words))]
+    word_ids = [encoded.word_ids(i) for i in range(len(words))]
+    if context == "document":
+        windows = pack_with_context(ids, documents if documents is not None else [0] * len(words), budget)
+    elif context == "none":
+        windows = [pack_with_context([row], [0], budget)[0] for row in ids]
+    else:
+        raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {context!r}")
+    examples = []
+    for window, sentence_word_ids in zip(windows, word_ids):
+        kept = sentence_word_ids[: window.target_end - window.target_start]
+        positions: list[int | None] = [None] * (len(prefix) + window.target_start) + list(kept)
+        positions += [None] * (len(window.ids) - window.target_end + len(suffix))
+        examples.append((prefix + list(window.ids) + suffix, positions))
+    return examples
 
 
 def first_subword_mask(word_ids: Sequence[int | None]) -> list[bool]:
@@ -148,42 +196,74 @@ def first_subword_mask(word_ids: Sequence[int | None]) -> list[bool]:
     return mask
 
 
-def tag_words(model: Any, tokenizer: Any, sentences: Sequence[Sequence[str]], batch_size: int = 32, max_length: int = 512) -> list[list[str]]:
+def tag_words(
+    model: Any,
+    tokenizer: Any,
+    sentences: Sequence[Sequence[str]],
+    batch_size: int = 32,
+    max_length: int = 512,
+    context: str = "none",
+    documents: Sequence[int] | None = None,
+) -> list[list[str]]:
     """IOB2 tags per word from a PyTorch checkpoint, each word labelled by its first sub-word.
 
-    Words cut off by max_length are tagged `O`.
+    With `context="document"` each sentence is read inside its document's neighbours (`documents`
+    gives each sentence's document id; None means one document). Words cut off by max_length are `O`.
     """
     torch = _import_torch()
     id2label = model.config.id2label
-    tags: list[list[str]] = []
+    examples = encode_examples(tokenizer, sentences, max_length, context, documents)
+    pad_id = tokenizer.pad_token_id or 0
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    tags: list[list[str]] = [["O"] * len(words) for words in sentences]
     with torch.inference_mode():
-        for start in range(0, len(sentences), batch_size):
-            chunk = sentences[start : start + batch_size]
-            batch, word_ids = encode_words(tokenizer, chunk, max_length)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = collate(torch, [(examples[i][0], [0] * len(examples[i][0])) for i in chunk], pad_id)
+            batch.pop("labels")
             predictions = model(**batch).logits.argmax(-1).tolist()
-            for words, ids, row in zip(chunk, word_ids, predictions):
-                out = ["O"] * len(words)
-                for token, (word, first) in enumerate(zip(ids, first_subword_mask(ids))):
+            for i, row in zip(chunk, predictions):
+                positions = examples[i][1]
+                for token, (word, first) in enumerate(zip(positions, first_subword_mask(positions))):
                     if first:
-                        out[word] = id2label[row[token]]
-                tags.append(out)
+                        tags[i][word] = id2label[row[token]]
     if not is_iob_label_set(id2label.values()):
         return tags
     return [to_iob2(t) for t in tags]
 
 
-def _training_features(tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int) -> list[tuple[list[int], list[int]]]:
-    encoded = tokenizer([list(s.words) for s in sentences], is_split_into_words=True, truncation=True, max_length=max_length)
+def _training_features(
+    tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int, context: str = "none"
+) -> list[tuple[list[int], list[int]]]:
+    examples = encode_examples(tokenizer, [s.words for s in sentences], max_length, context, [s.document for s in sentences])
     features = []
-    for i, sentence in enumerate(sentences):
-        ids = encoded["input_ids"][i]
-        word_ids = encoded.word_ids(i)
-        labels = [label2id[sentence.tags[w]] if first else -100 for w, first in zip(word_ids, first_subword_mask(word_ids))]
+    for sentence, (ids, positions) in zip(sentences, examples):
+        labels = [label2id[sentence.tags[w]] if first and w is not None else -100 for w, first in zip(positions, first_subword_mask(positions))]
         features.append((ids, labels))
     return features
 
 
-def _collate(torch: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+def _batches(lengths: Sequence[int], batch_size: int, shuffler: random.Random, group_by_length: bool) -> list[list[int]]:
+    """Shuffled batches; grouped by length, each is drawn from a block of similar lengths.
+
+    Grouping shuffles, cuts the order into blocks of 50 batches, sorts each block by length and shuffles
+    the batches, so padding (most of the cost at random order) nearly vanishes while each epoch still
+    sees a new mix.
+    """
+    order = list(range(len(lengths)))
+    shuffler.shuffle(order)
+    if not group_by_length:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    block = batch_size * 50
+    batches = []
+    for start in range(0, len(order), block):
+        chunk = sorted(order[start : start + block], key=lambda i: lengths[i], reverse=True)
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    shuffler.shuffle(batches)
+    return batches
+
+
+def collate(torch: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
     width = max(len(ids) for ids, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -246,7 +326,8 @@ def finetune(config: TrainConfig) -> TrainResult:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{base}: cannot load the base model ({str(exc).splitlines()[0]})") from None
 
-    features = _training_features(tokenizer, train_sentences, label2id, config.max_length)
+    features = _training_features(tokenizer, train_sentences, label2id, config.max_length, config.context)
+    lengths = [len(ids) for ids, _ in features]
     pad_id = tokenizer.pad_token_id or 0
     steps_per_epoch = (len(features) + config.batch_size - 1) // config.batch_size
     total_steps = steps_per_epoch * config.epochs
@@ -259,6 +340,7 @@ def finetune(config: TrainConfig) -> TrainResult:
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     shuffler = random.Random(config.seed)
     dev_words = [list(s.words) for s in dev_sentences]
+    dev_documents = [s.document for s in dev_sentences]
     dev_gold = [list(s.tags) for s in dev_sentences]
 
     history: list[dict[str, Any]] = []
@@ -267,12 +349,11 @@ def finetune(config: TrainConfig) -> TrainResult:
     for epoch in range(1, config.epochs + 1):
         epoch_start = time.perf_counter()
         model.train()
-        order = list(range(len(features)))
-        shuffler.shuffle(order)
         losses = []
-        bar = tqdm(range(0, len(order), config.batch_size), desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, unit="batch")
-        for start in bar:
-            batch = _collate(torch, [features[i] for i in order[start : start + config.batch_size]], pad_id)
+        batches = _batches(lengths, config.batch_size, shuffler, config.group_by_length)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, unit="batch")
+        for rows in bar:
+            batch = collate(torch, [features[i] for i in rows], pad_id)
             loss = model(**batch).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -283,7 +364,7 @@ def finetune(config: TrainConfig) -> TrainResult:
             bar.set_postfix(loss=f"{sum(losses[-50:]) / len(losses[-50:]):.4f}")
         train_seconds = time.perf_counter() - epoch_start
         model.eval()
-        predicted = tag_words(model, tokenizer, dev_words, batch_size=64, max_length=config.max_length)
+        predicted = tag_words(model, tokenizer, dev_words, 64, config.max_length, config.context, dev_documents)
         scores = _seqeval_scores(dev_gold, predicted)
         row = {
             "epoch": epoch,
@@ -316,16 +397,18 @@ def finetune(config: TrainConfig) -> TrainResult:
     }
     test_f1 = None
     if test_sentences is not None:
-        predicted = tag_words(model, tokenizer, [list(s.words) for s in test_sentences], batch_size=64, max_length=config.max_length)
+        test_words = [list(s.words) for s in test_sentences]
+        predicted = tag_words(model, tokenizer, test_words, 64, config.max_length, config.context, [s.document for s in test_sentences])
         test_scores = _seqeval_scores([list(s.tags) for s in test_sentences], predicted)
         test_f1 = test_scores["f1"]
         metrics["test"] = {**test_scores, "sentences": len(test_sentences)}
 
     with staged_directory(out) as tmp:
         model.config.max_length_trained = config.max_length
+        model.config.ner_export_context = config.context
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        write_conll(tmp / DEV_SAMPLE_NAME, dev_sentences[:500])
+        write_conll(tmp / DEV_SAMPLE_NAME, dev_sentences[:1000])
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         args = {**asdict(config), "base_model": base, "versions": _versions()}
         (tmp / "training_args.json").write_text(json.dumps(args, indent=2) + "\n", encoding="utf-8")

@@ -54,6 +54,7 @@ class BundleManifest:
     pad_token_id: int = 0
     format_version: int = FORMAT_VERSION
     model_type: str = ""
+    context: str = "none"  # "document": trained with neighbouring sentences (runtime.context)
     opset: int = 0
     versions: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)

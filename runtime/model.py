@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from .context import pack_with_context
 from .decoding import (
     STRATEGIES,
     WORD_SPLITS,
@@ -167,7 +168,9 @@ class NerModel:
         self._window = manifest.max_length - len(self._prefix) - len(self._suffix)
         if self._window < 2:
             raise BundleError(f"max_length {manifest.max_length} leaves no room for text between special tokens")
-        self.stride = self._window // 4 if stride is None else stride
+        # a model trained with document context reads long texts with as much context as it was trained on
+        default_stride = self._window // 2 if manifest.context == "document" else self._window // 4
+        self.stride = default_stride if stride is None else stride
         if not 0 <= self.stride <= self._window // 2:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
@@ -195,7 +198,8 @@ class NerModel:
         precision: pick a graph other than the device's default (e.g. "fp32" on cpu).
         aggregation: "first" (default), "average", "max" or "simple", as in transformers' pipeline.
         word_split: "text" (whitespace chunks, default) or "pipeline" (transformers' word boundaries).
-        stride: tokens shared by neighbouring windows of a long text (default: a quarter window).
+        stride: tokens shared by neighbouring windows of a long text (default: a quarter window, half
+            a window for a model trained with document context).
         token_budget: most padded tokens in one batch sent to onnxruntime.
         verify: check every file the model needs against the manifest's sha256 first.
         """
@@ -281,16 +285,31 @@ class NerModel:
         return [decode(text, enc, logits, strategy) for text, enc, logits in zip(texts, encodings, token_logits)]
 
     def predict_words(
-        self, word_lists: Sequence[Sequence[str]], batch_size: int = 32, aggregation: str | None = None
+        self,
+        word_lists: Sequence[Sequence[str]],
+        batch_size: int = 32,
+        aggregation: str | None = None,
+        documents: Sequence[int] | None = None,
     ) -> list[list[str]]:
-        """One IOB2 tag per input word (for evaluation on pre-split data), in input order."""
+        """One IOB2 tag per input word (for evaluation on pre-split data), in input order.
+
+        A bundle trained with document context (`manifest.context == "document"`) reads each sentence
+        together with its neighbours, as in training: `documents` gives each sentence's document id
+        (sentences of one document consecutive); None treats the whole list as one document. A bundle
+        trained without context reads every sentence alone and ignores `documents`.
+        """
         _check_word_lists(word_lists)
         strategy = self._strategy(aggregation)
         if strategy == "simple":
             strategy = "first"  # a word needs one label; "simple" has no word notion
+        if documents is not None and len(documents) != len(word_lists):
+            raise ValueError(f"predict_words: {len(word_lists)} sentences but {len(documents)} document ids")
         words = [list(w) for w in word_lists]
         encodings = self._encode(words, is_pretokenized=True)
-        token_scores = self._token_scores(encodings, batch_size)
+        if self.manifest.context == "document":
+            token_scores = self._context_scores(encodings, documents, batch_size)
+        else:
+            token_scores = self._token_scores(encodings, batch_size)
         return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
 
     def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
@@ -307,10 +326,18 @@ class NerModel:
 
     def logits(self, encodings: Sequence[Encoding], batch_size: int = 32) -> list[np.ndarray]:
         """Raw per-token logits (tokens x labels) of encodings made without special tokens."""
+        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
+        plans = [_plan_windows(len(row), self._window, self.stride) for row in ids]
+        return self._windows_logits(ids, plans, batch_size)
+
+    def _windows_logits(self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int) -> list[np.ndarray]:
+        """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
+
+        Rows outside every owned range are left unset.
+        """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
-        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
-        pieces = [(i, *w) for i, row in enumerate(ids) for w in _plan_windows(len(row), self._window, self.stride)]
+        pieces = [(i, *w) for i, plan in enumerate(plans) for w in plan]
         pieces.sort(key=lambda p: p[2] - p[1], reverse=True)
         outputs: list[np.ndarray] = [np.empty((len(row), len(self.labels)), dtype=np.float32) for row in ids]
         n_special = len(self._prefix) + len(self._suffix)
@@ -325,6 +352,27 @@ class NerModel:
             for row, (i, a, _, own_a, own_b) in zip(logits, batch):
                 outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
         return outputs
+
+    def _context_scores(self, encodings: Sequence[Encoding], documents: Sequence[int] | None, batch_size: int) -> list[np.ndarray]:
+        """Token scores of each sentence read inside its document's neighbours (`runtime.context`).
+
+        A sentence longer than a window has no room for context; it is read in overlapping windows of
+        its own, like a long text.
+        """
+        sentence_ids = [enc.ids for enc in encodings]
+        windows = pack_with_context(sentence_ids, documents if documents is not None else [0] * len(encodings), self._window)
+        rows, plans, spans = [], [], []
+        for own, window in zip(sentence_ids, windows):
+            if len(own) > self._window:
+                rows.append(np.asarray(own, dtype=np.int64))
+                plans.append(_plan_windows(len(own), self._window, self.stride))
+                spans.append((0, len(own)))
+            else:
+                rows.append(np.asarray(window.ids, dtype=np.int64))
+                plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
+                spans.append((window.target_start, window.target_end))
+        logits = self._windows_logits(rows, plans, batch_size)
+        return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans)]
 
     def _token_scores(self, encodings: Sequence[Encoding], batch_size: int) -> list[np.ndarray]:
         return [softmax(rows) for rows in self.logits(encodings, batch_size)]

@@ -80,3 +80,48 @@ def test_compare_int8_table(tiny_bundle: Path, conll_file: Path) -> None:
     lines = table.splitlines()
     assert lines[0].startswith("| int8 variant |") and len(lines) == 4
     assert lines[2].startswith("| a | ") and lines[3].startswith("| b | ")
+
+
+@pytest.fixture(scope="module")
+def context_pair(tiny_bundle: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny checkpoint and bundle, both marked as trained with document context."""
+    import dataclasses
+    import shutil
+
+    from ner_export.runtime.manifest import BundleManifest
+
+    root = tmp_path_factory.mktemp("context-bench")
+    checkpoint, bundle = root / "checkpoint", root / "bundle"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    shutil.copytree(tiny_bundle, bundle)
+    config = json.loads((checkpoint / "config.json").read_text())
+    config.update(ner_export_context="document", max_length_trained=BundleManifest.read(bundle).max_length)
+    (checkpoint / "config.json").write_text(json.dumps(config))
+    dataclasses.replace(BundleManifest.read(bundle), context="document").write(bundle)
+    return checkpoint, bundle
+
+
+def test_context_model_is_scored_with_documents(context_pair: tuple[Path, Path], conll_file: Path, tmp_path: Path) -> None:
+    checkpoint, bundle = context_pair
+    systems = ("pytorch", "runtime_fp32", "session_int8")
+    result = run_bench(BenchConfig(bundle=str(bundle), checkpoint=str(checkpoint), data=str(conll_file), out=str(tmp_path), latency_sentences=2, warmup=1, systems=systems, cold_start=False, progress=False))
+    assert result.data["settings"]["context"] == "document"
+    measured = result.data["systems"]
+    assert measured["pytorch"]["f1_rawtext"] is not None and measured["runtime_fp32"]["f1_rawtext"] is not None
+    assert measured["session_int8"]["f1_rawtext"] is None
+    assert "trained with document context" in result.markdown
+
+
+def test_context_mismatch_between_checkpoint_and_bundle_is_refused(context_pair: tuple[Path, Path], tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    _, bundle = context_pair
+    with pytest.raises(NerExportError, match="trained with context 'none' but the bundle"):
+        run_bench(BenchConfig(bundle=str(bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))
+
+
+def test_documents_are_joined_and_split_back() -> None:
+    from ner_export.benchmarks.bench import _group_documents, _split_documents
+
+    words = [["a", "b"], ["c"], ["d", "e", "f"], ["g"]]
+    doc_words, sizes = _group_documents(words, [0, 0, 1, 2])
+    assert doc_words == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
+    assert _split_documents(doc_words, sizes) == words

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ner_export.runtime import BundleError, BundleManifest, NerExportError, NerModel
 from ner_export.runtime.manifest import MANIFEST_NAME, sha256_file
 
@@ -46,6 +46,9 @@ def test_validation_is_recorded(tiny_bundle: Path) -> None:
     assert validation["fp32_word_agreement"] == 1.0
     assert 0.0 <= validation["int8_word_agreement"] <= 1.0
     assert validation["sentences"] == 4
+    assert validation["max_f1_drop"] == 0.3 and validation["int8_config"] == "requested"
+    [attempt] = validation["int8_attempts"]
+    assert attempt["accepted"] is True and attempt["drop"] <= 0.3 and attempt["config"]["nodes_to_exclude"] == []
 
 
 def test_fp32_onnx_logits_match_pytorch(tiny_checkpoint: Path, tiny_model: NerModel) -> None:
@@ -133,7 +136,6 @@ def test_label_count_must_match_graph(tiny_bundle: Path, tmp_path: Path) -> None
 
 def test_fp16_graph_for_cuda_is_listed(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     import onnx
-
     from ner_export.export import ExportConfig, export_bundle
 
     out = tmp_path / "bundle"
@@ -144,3 +146,195 @@ def test_fp16_graph_for_cuda_is_listed(tiny_checkpoint: Path, conll_file: Path, 
     fp16_weights = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
     assert len(fp16_weights) > 10
     assert graph.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 logits out
+
+
+# --- the int8 accuracy gate -------------------------------------------------------------------------
+
+_DEAD = 5  # a hidden feature that the edited checkpoints below zero out
+
+
+def _edited_checkpoint(base: Path, folder: Path, edit) -> tuple[Path, Path]:
+    """A copy of `base` changed by `edit(model)`, and a CoNLL file tagged with that copy's own predictions.
+
+    Gold tags that are the model's PyTorch predictions make fp32 entity F1 exactly 1.0 on hundreds of
+    entities (sentences short enough for one window), so whatever int8 breaks shows up as F1 drop.
+    """
+    from importlib import resources
+
+    import torch
+    from ner_export.finetune.conll import read_conll
+    from ner_export.finetune.train import tag_words
+    from transformers import BertForTokenClassification, BertTokenizerFast
+
+    model = BertForTokenClassification.from_pretrained(base).eval()
+    tokenizer = BertTokenizerFast.from_pretrained(base)
+    with torch.no_grad():
+        edit(model)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    sample = read_conll(Path(str(resources.files("ner_export.finetune") / "sample" / "dev.txt")))
+    words = [list(s.words) for s in sample if len(tokenizer(list(s.words), is_split_into_words=True, verbose=False)["input_ids"]) <= 100][:40]
+    tags = tag_words(model, tokenizer, words, max_length=128)
+    data = folder / "own_predictions.conll"
+    data.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(ws, ts)) for ws, ts in zip(words, tags)) + "\n", encoding="utf-8")
+    assert sum(t.startswith("B-") for ts in tags for t in ts) > 200  # enough entities for F1 to mean something
+    return folder, data
+
+
+def _outlier_in_classifier(model) -> None:
+    """fp32 unchanged in effect (the outlier multiplies a feature that is exactly 0), int8 classifier ruined."""
+    norm = model.bert.encoder.layer[-1].output.LayerNorm
+    norm.weight[_DEAD] = norm.bias[_DEAD] = 0.0
+    model.classifier.weight[:, _DEAD] = 1e4  # its column's int8 scale: every other weight rounds to 0
+
+
+def _outlier_in_first_layer(model) -> None:
+    """The same trick on layer 0's FFN, made to dominate its layer; no rung of the ladder keeps it in fp32."""
+    layer = model.bert.encoder.layer[0]
+    layer.attention.output.LayerNorm.weight[_DEAD] = layer.attention.output.LayerNorm.bias[_DEAD] = 0.0
+    layer.output.dense.weight.mul_(30.0)
+    layer.intermediate.dense.weight[:, _DEAD] = 1e4
+
+
+@pytest.fixture(scope="module")
+def bad_head(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _edited_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("bad_head") / "checkpoint", _outlier_in_classifier)
+
+
+@pytest.fixture(scope="module")
+def bad_body(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return _edited_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("bad_body") / "checkpoint", _outlier_in_first_layer)
+
+
+_TINY_SENSITIVE = (
+    "/classifier/MatMul",
+    "/classifier/Add",
+    "/bert/encoder/layer.1/output/dense/MatMul",
+    "/bert/encoder/layer.1/attention/output/dense/MatMul",
+)
+
+
+def test_sensitive_nodes_are_the_classifier_and_the_last_layers_output_projections(tiny_bundle: Path) -> None:
+    from ner_export.export.quantize import sensitive_nodes
+
+    assert sensitive_nodes(tiny_bundle / "model.onnx") == _TINY_SENSITIVE  # found by structure; the tiny model has 2 layers
+
+
+def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
+    from ner_export.export import Int8Config, default_int8_ladder
+
+    ladder = default_int8_ladder(Int8Config(per_channel=False, reduce_range=True))
+    assert [r.name for r in ladder] == ["requested", "sensitive-fp32", "sensitive+embeddings-fp32"]
+    assert [(r.per_channel, r.reduce_range, r.quantize_embeddings, r.exclude_sensitive) for r in ladder] == [
+        (False, True, True, False),
+        (True, True, True, True),
+        (True, True, False, True),
+    ]
+    # a rung with the same settings as an earlier one is not tried twice
+    assert [r.name for r in default_int8_ladder(Int8Config(exclude_sensitive=True))] == ["requested", "sensitive+embeddings-fp32"]
+    assert [(r.name, r.quantize_embeddings) for r in default_int8_ladder(Int8Config(quantize_embeddings=False))] == [
+        ("requested", False),
+        ("sensitive-fp32", False),
+    ]
+
+
+def test_bad_int8_quantization_is_refused(bad_body: tuple[Path, Path], tmp_path: Path) -> None:
+    from ner_export.export import ExportConfig, export_bundle
+    from ner_export.runtime import ValidationError
+
+    checkpoint, data = bad_body
+    out = tmp_path / "bundle"
+    with pytest.raises(ValidationError) as refused:
+        export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), progress=False))
+    message = str(refused.value)
+    assert "\n" not in message and "int8 quantization loses too much accuracy" in message
+    assert "is 1.0000 with fp32" in message and "the limit is 0.30 points" in message and "--max-f1-drop" in message
+    drops = [float(d) for d in re.findall(r"\(drop ([0-9.]+) points\)", message)]
+    assert [name in message for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32")] == [True] * 3
+    assert len(drops) == 3 and min(drops) > 5.0, message
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
+
+
+def test_gate_falls_back_to_a_safer_int8_config(bad_head: tuple[Path, Path], tmp_path: Path) -> None:
+    from ner_export.export import ExportConfig, export_bundle
+
+    checkpoint, data = bad_head
+    out = tmp_path / "bundle"
+    # the limit leaves room for the tiny random model's ordinary int8 noise, far below what the outlier costs
+    result = export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), max_f1_drop=5.0, progress=False))
+    manifest = BundleManifest.read(out)
+    attempts = manifest.validation["int8_attempts"]
+    assert [(a["config"]["name"], a["accepted"]) for a in attempts] == [("requested", False), ("sensitive-fp32", True)]
+    assert attempts[0]["drop"] > 50 and attempts[1]["drop"] <= 5.0
+    assert attempts[0]["fp32_f1"] == attempts[1]["fp32_f1"] == 1.0
+    assert attempts[1]["config"]["nodes_to_exclude"] == list(_TINY_SENSITIVE)
+    assert manifest.validation["int8_config"] == "sensitive-fp32" == result.validation.int8_config
+    quantization = manifest.graph_for("cpu", "int8").quantization
+    assert quantization["config"] == "sensitive-fp32" and quantization["nodes_to_exclude"] == list(_TINY_SENSITIVE)
+    import onnx
+
+    ops = {node.name: node.op_type for node in onnx.load(str(out / "model_int8.onnx")).graph.node}
+    assert ops["/classifier/MatMul"] == "MatMul" and ops["/bert/encoder/layer.1/output/dense/MatMul"] == "MatMul"
+    assert "/bert/encoder/layer.0/output/dense/MatMul_quant" in ops  # the rest is still int8
+    assert manifest.files["model_int8.onnx"] == sha256_file(out / "model_int8.onnx")
+
+
+def test_a_given_ladder_replaces_the_default_one(bad_head: tuple[Path, Path], tmp_path: Path) -> None:
+    from ner_export.export import ExportConfig, Int8Config, export_bundle
+
+    checkpoint, data = bad_head
+    out = tmp_path / "bundle"
+    only = Int8Config(name="mine", per_channel=True, quantize_embeddings=False, nodes_to_exclude=("/classifier/MatMul",))
+    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), int8_ladder=(only,), max_f1_drop=5.0, progress=False))
+    attempts = BundleManifest.read(out).validation["int8_attempts"]
+    assert [(a["config"]["name"], a["config"]["nodes_to_exclude"], a["accepted"]) for a in attempts] == [("mine", ["/classifier/MatMul"], True)]
+
+
+def test_labels_without_entity_f1_skip_the_gate(tmp_path: Path, conll_file: Path) -> None:
+    from conftest import make_tiny_checkpoint
+    from ner_export.export import ExportConfig, export_bundle
+
+    checkpoint = make_tiny_checkpoint(tmp_path / "bioes", labels=["O", "B-PER", "E-PER", "S-PER"])
+    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(tmp_path / "bundle"), validate_data=str(conll_file), max_f1_drop=0.0, progress=False))
+    validation = BundleManifest.read(tmp_path / "bundle").validation
+    assert validation["int8_f1"] is None and validation["int8_config"] == "requested"
+    [attempt] = validation["int8_attempts"]
+    assert attempt["int8_f1"] is None and attempt["drop"] is None and attempt["accepted"] is True
+
+
+def test_document_context_is_copied_into_the_manifest(tiny_checkpoint: Path, conll_file: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+    from ner_export.export import ExportConfig, export_bundle
+    from ner_export.runtime import CheckpointError
+
+    assert BundleManifest.read(tiny_bundle).context == "none"  # a checkpoint without the key
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    config = json.loads((checkpoint / "config.json").read_text())
+    (checkpoint / "config.json").write_text(json.dumps({**config, "ner_export_context": "document"}))
+    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(tmp_path / "bundle"), validate_data=str(conll_file), progress=False))
+    assert BundleManifest.read(tmp_path / "bundle").context == "document"
+    (checkpoint / "config.json").write_text(json.dumps({**config, "ner_export_context": "page"}))
+    with pytest.raises(CheckpointError, match="ner_export_context 'page'"):
+        export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(tmp_path / "other"), progress=False))
+
+
+def test_cli_max_f1_drop_reaches_the_gate(bad_body: tuple[Path, Path], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ner_export.cli import cli
+
+    checkpoint, data = bad_body
+    out = tmp_path / "bundle"
+    refused = CliRunner().invoke(cli, ["export", str(checkpoint), "-o", str(out), "--validate-data", str(data), "-q"])
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert refused.exit_code == 1 and len(lines) == 1, refused.output
+    assert lines[0].startswith("Error: int8 quantization loses too much accuracy") and "--max-f1-drop" in lines[0]
+    assert not out.exists()
+    needed = re.search(r"--max-f1-drop ([0-9.]+)", lines[0]).group(1)
+    accepted = CliRunner().invoke(cli, ["export", str(checkpoint), "-o", str(out), "--validate-data", str(data), "--max-f1-drop", needed, "-q"])
+    assert accepted.exit_code == 0, accepted.output
+    validation = BundleManifest.read(out).validation
+    assert validation["max_f1_drop"] == float(needed) and validation["int8_attempts"][-1]["accepted"] is True
+    assert "int8 config" in accepted.output
+    assert CliRunner().invoke(cli, ["export", str(checkpoint), "--max-f1-drop", "-1"]).exit_code == 2
