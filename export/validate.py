@@ -108,7 +108,7 @@ def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]]
     worst = 0.0
     examples = encode_examples(tokenizer, words, max_length)
     for start in range(0, len(examples), 32):
-        batch = collate(torch, [(ids, [0] * len(ids)) for ids, _ in examples[start : start + 32]], tokenizer.pad_token_id or 0)
+        batch = collate(torch, [(ids, [0] * len(ids)) for _, ids, _ in examples[start : start + 32]], tokenizer.pad_token_id or 0)
         batch.pop("labels")
         if "token_type_ids" in names:
             batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])

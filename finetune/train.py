@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ner_export.runtime.context import CONTEXT_MODES, pack_with_context
+from ner_export.runtime.context import CONTEXT_MODES, pack_with_context, plan_windows
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
@@ -155,34 +155,44 @@ def encode_examples(
     max_length: int,
     context: str = "none",
     documents: Sequence[int] | None = None,
-) -> list[tuple[list[int], list[int | None]]]:
-    """(input ids, word index per token) for each sentence, with document context if asked.
+    split_long: bool = False,
+) -> list[tuple[int, list[int], list[int | None]]]:
+    """(sentence index, input ids, word per token) examples, with document context if asked.
 
-    The word index is None for special tokens and for context tokens, so only the target sentence's
-    words are labelled or read (`ner_export.runtime.context` describes the window scheme). Words cut off
-    by max_length have no token.
+    The word entry is the word's index at the first sub-word of each of the target sentence's words
+    and None everywhere else (special tokens, continuation pieces, context), so exactly the target's
+    words are labelled or read (`ner_export.runtime.context` describes the window scheme). A sentence
+    longer than the window is cut to it, unless `split_long`: then it is read in overlapping windows
+    of its own (a half-window overlap with context, a quarter without), as the runtime reads it, and
+    yields one example per window.
     """
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
     if budget < 1:
         raise ValueError(f"max_length={max_length} leaves no room between the special tokens")
+    if context not in CONTEXT_MODES:
+        raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {context!r}")
     if not words:
         return []
     encoded = tokenizer([list(w) for w in words], is_split_into_words=True, add_special_tokens=False)
     ids = [encoded["input_ids"][i] for i in range(len(words))]
-    word_ids = [encoded.word_ids(i) for i in range(len(words))]
+    firsts = [[w if first else None for w, first in zip(encoded.word_ids(i), first_subword_mask(encoded.word_ids(i)))] for i in range(len(words))]
     if context == "document":
         windows = pack_with_context(ids, documents if documents is not None else [0] * len(words), budget)
-    elif context == "none":
-        windows = [pack_with_context([row], [0], budget)[0] for row in ids]
     else:
-        raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {context!r}")
-    examples = []
-    for window, sentence_word_ids in zip(windows, word_ids):
-        kept = sentence_word_ids[: window.target_end - window.target_start]
-        positions: list[int | None] = [None] * (len(prefix) + window.target_start) + list(kept)
+        windows = [pack_with_context([row], [0], budget)[0] for row in ids]
+    stride = budget // 2 if context == "document" else budget // 4
+    examples: list[tuple[int, list[int], list[int | None]]] = []
+    for i, window in enumerate(windows):
+        if split_long and len(ids[i]) > budget:
+            for a, b, own_a, own_b in plan_windows(len(ids[i]), budget, stride):
+                owned = [None] * (own_a - a) + firsts[i][own_a:own_b] + [None] * (b - own_b)
+                examples.append((i, prefix + ids[i][a:b] + suffix, [None] * len(prefix) + owned + [None] * len(suffix)))
+            continue
+        kept = firsts[i][: window.target_end - window.target_start]
+        positions: list[int | None] = [None] * (len(prefix) + window.target_start) + kept
         positions += [None] * (len(window.ids) - window.target_end + len(suffix))
-        examples.append((prefix + list(window.ids) + suffix, positions))
+        examples.append((i, prefix + list(window.ids) + suffix, positions))
     return examples
 
 
@@ -208,24 +218,24 @@ def tag_words(
     """IOB2 tags per word from a PyTorch checkpoint, each word labelled by its first sub-word.
 
     With `context="document"` each sentence is read inside its document's neighbours (`documents`
-    gives each sentence's document id; None means one document). Words cut off by max_length are `O`.
+    gives each sentence's document id; None means one document). A sentence longer than max_length
+    is read in overlapping windows, like the runtime reads it; nothing is cut off.
     """
     torch = _import_torch()
     id2label = model.config.id2label
-    examples = encode_examples(tokenizer, sentences, max_length, context, documents)
+    examples = encode_examples(tokenizer, sentences, max_length, context, documents, split_long=True)
     pad_id = tokenizer.pad_token_id or 0
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    order = sorted(range(len(examples)), key=lambda k: len(examples[k][1]))
     tags: list[list[str]] = [["O"] * len(words) for words in sentences]
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batch = collate(torch, [(examples[i][0], [0] * len(examples[i][0])) for i in chunk], pad_id)
+            chunk = [examples[k] for k in order[start : start + batch_size]]
+            batch = collate(torch, [(ids, [0] * len(ids)) for _, ids, _ in chunk], pad_id)
             batch.pop("labels")
             predictions = model(**batch).logits.argmax(-1).tolist()
-            for i, row in zip(chunk, predictions):
-                positions = examples[i][1]
-                for token, (word, first) in enumerate(zip(positions, first_subword_mask(positions))):
-                    if first:
+            for (i, _, positions), row in zip(chunk, predictions):
+                for token, word in enumerate(positions):
+                    if word is not None:
                         tags[i][word] = id2label[row[token]]
     if not is_iob_label_set(id2label.values()):
         return tags
@@ -236,11 +246,7 @@ def _training_features(
     tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int, context: str = "none"
 ) -> list[tuple[list[int], list[int]]]:
     examples = encode_examples(tokenizer, [s.words for s in sentences], max_length, context, [s.document for s in sentences])
-    features = []
-    for sentence, (ids, positions) in zip(sentences, examples):
-        labels = [label2id[sentence.tags[w]] if first and w is not None else -100 for w, first in zip(positions, first_subword_mask(positions))]
-        features.append((ids, labels))
-    return features
+    return [(ids, [-100 if w is None else label2id[sentences[i].tags[w]] for w in positions]) for i, ids, positions in examples]
 
 
 def _batches(lengths: Sequence[int], batch_size: int, shuffler: random.Random, group_by_length: bool) -> list[list[int]]:

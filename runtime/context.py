@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["ContextWindow", "pack_with_context", "CONTEXT_MODES"]
+__all__ = ["CONTEXT_MODES", "ContextWindow", "pack_with_context", "plan_windows"]
 
 CONTEXT_MODES = ("none", "document")
 
@@ -72,3 +72,18 @@ def pack_with_context(sentence_ids: Sequence[Sequence[int]], documents: Sequence
             windows.append(ContextWindow(tuple(flat[s - left : e + right]), left, left + e - s))
         start = end
     return windows
+
+
+def plan_windows(n_tokens: int, size: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping windows over n_tokens as (start, end, owned_start, owned_end).
+
+    Consecutive windows overlap by at least `stride` tokens; each token is owned by exactly one
+    window, the one in which it is furthest from an edge (split at the middle of each overlap).
+    """
+    if n_tokens <= size:
+        return [(0, n_tokens, 0, n_tokens)] if n_tokens else []
+    step = size - stride
+    starts = list(range(0, n_tokens - size, step)) + [n_tokens - size]
+    ends = [s + size for s in starts]
+    cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [n_tokens]
+    return [(starts[k], ends[k], cuts[k], cuts[k + 1]) for k in range(len(starts))]

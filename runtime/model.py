@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from .context import pack_with_context
+from .context import pack_with_context, plan_windows
 from .decoding import (
     STRATEGIES,
     WORD_SPLITS,
@@ -92,21 +92,6 @@ def _import_onnxruntime() -> Any:
     except ImportError:
         raise MissingDependencyError("onnxruntime", "cpu", "The ner-export runtime") from None
     return onnxruntime
-
-
-def _plan_windows(n_tokens: int, size: int, stride: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping windows over n_tokens as (start, end, owned_start, owned_end).
-
-    Consecutive windows overlap by at least `stride` tokens; each token is owned by exactly one
-    window, the one in which it is furthest from an edge (split at the middle of each overlap).
-    """
-    if n_tokens <= size:
-        return [(0, n_tokens, 0, n_tokens)] if n_tokens else []
-    step = size - stride
-    starts = list(range(0, n_tokens - size, step)) + [n_tokens - size]
-    ends = [s + size for s in starts]
-    cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [n_tokens]
-    return [(starts[k], ends[k], cuts[k], cuts[k + 1]) for k in range(len(starts))]
 
 
 def _check_texts(texts: Any, what: str) -> None:
@@ -327,7 +312,7 @@ class NerModel:
     def logits(self, encodings: Sequence[Encoding], batch_size: int = 32) -> list[np.ndarray]:
         """Raw per-token logits (tokens x labels) of encodings made without special tokens."""
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
-        plans = [_plan_windows(len(row), self._window, self.stride) for row in ids]
+        plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
         return self._windows_logits(ids, plans, batch_size)
 
     def _windows_logits(self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int) -> list[np.ndarray]:
@@ -365,7 +350,7 @@ class NerModel:
         for own, window in zip(sentence_ids, windows):
             if len(own) > self._window:
                 rows.append(np.asarray(own, dtype=np.int64))
-                plans.append(_plan_windows(len(own), self._window, self.stride))
+                plans.append(plan_windows(len(own), self._window, self.stride))
                 spans.append((0, len(own)))
             else:
                 rows.append(np.asarray(window.ids, dtype=np.int64))

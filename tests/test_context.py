@@ -128,3 +128,18 @@ def test_context_model_reads_long_texts_with_half_window_overlap(context_bundle:
     window = BundleManifest.read(tiny_bundle).max_length - 2  # [CLS] and [SEP]
     assert NerModel.load(tiny_bundle).stride == window // 4
     assert NerModel.load(context_bundle).stride == window // 2
+
+
+@pytest.mark.parametrize("with_context", [True, False])
+def test_sentences_longer_than_the_window_are_read_in_windows_like_the_runtime(
+    tiny_checkpoint: Path, tiny_bundle: Path, context_bundle: Path, with_context: bool
+) -> None:
+    from ner_export.finetune.train import load_checkpoint, tag_words
+
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    runtime = NerModel.load(context_bundle if with_context else tiny_bundle, precision="fp32")
+    long_sentence = (DOCUMENT[0] + DOCUMENT[1] + DOCUMENT[2]) * 12  # 240 words, about twice the window
+    sentences = [DOCUMENT[0], long_sentence, DOCUMENT[1]]
+    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document" if with_context else "none")
+    assert len(expected[1]) == len(long_sentence) and any(tag != "O" for tag in expected[1][-20:]), "the tail must be read, not cut off"
+    assert runtime.predict_words(sentences) == expected

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ner_export.runtime import Entity, NerModel
-from ner_export.runtime.model import _plan_windows
+from ner_export.runtime.context import plan_windows
 
 TEXTS = [
     "John Smith lives in Paris.",
@@ -60,7 +60,7 @@ def test_int8_graph_runs(tiny_bundle: Path) -> None:
 
 def test_plan_windows_cover_every_token_once() -> None:
     for n in (0, 1, 5, 10, 11, 37, 100, 1000):
-        windows = _plan_windows(n, size=10, stride=3)
+        windows = plan_windows(n, size=10, stride=3)
         owned = [t for _, _, a, b in windows for t in range(a, b)]
         assert owned == list(range(n))
         for start, end, own_a, own_b in windows:
