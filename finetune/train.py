@@ -50,13 +50,13 @@ class TrainConfig:
     base_model: str | None = None
     epochs: int = 3
     batch_size: int = 32
-    learning_rate: float = 5e-5
-    max_length: int = 128
+    learning_rate: float = 1e-4
+    max_length: int = 64
     seed: int = 42
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    context: str = "none"
+    context: str = "document"
     group_by_length: bool = False
     max_train_sentences: int | None = None
     force: bool = False

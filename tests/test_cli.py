@@ -166,3 +166,20 @@ def test_console_script_prints_usage_errors_as_one_line(tiny_bundle: Path) -> No
     assert done.stderr.strip().splitlines() == ["Error: Invalid value for '--batch-size': 0 is not in the range x>=1. (see: ner-export predict --help)"]
     done = subprocess.run([sys.executable, "-m", "ner_export", "predict", str(tiny_bundle / "absent"), "x"], capture_output=True, text=True)
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_finetune_defaults_are_the_library_recipe() -> None:
+    """The CLI repeats TrainConfig's defaults for --help; they must not drift apart."""
+    from dataclasses import fields
+
+    from ner_export.finetune import TrainConfig
+
+    names = {"lr": "learning_rate"}
+    library = {f.name: f.default for f in fields(TrainConfig) if isinstance(f.default, (int, float, str))}
+    checked = 0
+    for param in cli.commands["finetune"].params:
+        field = names.get(param.name, param.name)
+        if field in library and field not in ("force", "progress"):
+            assert param.default == library[field], f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
+            checked += 1
+    assert checked == 8  # epochs, batch size, lr, max length, context, grouping, seed, warmup ratio
