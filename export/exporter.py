@@ -321,7 +321,7 @@ def _gate_int8(
         attempts.append(attempt)
         if attempt.accepted:
             return attempts, tags, quantization
-    raise ValidationError(int8_refusal(attempts, validator.max_f1_drop, validator.source, len(validator.words)))
+    raise ValidationError(int8_refusal(attempts, validator.limit, validator.source, len(validator.words)))
 
 
 @contextlib.contextmanager

@@ -338,3 +338,14 @@ def test_cli_max_f1_drop_reaches_the_gate(bad_body: tuple[Path, Path], tmp_path:
     assert validation["max_f1_drop"] == float(needed) and validation["int8_attempts"][-1]["accepted"] is True
     assert "int8 config" in accepted.output
     assert CliRunner().invoke(cli, ["export", str(checkpoint), "--max-f1-drop", "-1"]).exit_code == 2
+
+
+def test_gate_limit_never_asks_for_less_than_one_entity() -> None:
+    from ner_export.export.validate import gate_limit
+    from ner_export.runtime.labels import EntityScores
+
+    small = EntityScores.from_counts(n_true=150, n_pred=150, n_correct=150)  # one entity = 0.33 points
+    large = EntityScores.from_counts(n_true=5000, n_pred=5000, n_correct=4600)  # one entity = 0.02 points
+    assert gate_limit(0.3, small) == pytest.approx(200 / 300)
+    assert gate_limit(0.3, large) == 0.3
+    assert gate_limit(1.0, small) == 1.0
