@@ -207,7 +207,7 @@ def compare(bundle: str, data: str, calibration: str, *, sentences: int | None =
             methods: tuple[str, ...] = METHODS, rounds: int = 3, latency_sentences: int = 500, cold_runs: int = 3, command: str = "") -> str:
     """The Markdown table of every variant (module docstring) on the CoNLL file `data`."""
     import onnxruntime as ort
-    from ner_export.benchmarks.bench import block_latencies
+    from ner_export.benchmarks.compare_int8 import measure_speed
     from ner_export.finetune.conll import read_conll
     from ner_export.runtime.labels import entity_scores
 
@@ -241,15 +241,8 @@ def compare(bundle: str, data: str, calibration: str, *, sentences: int | None =
         documents = [s.document for s in rows]
         table = {v.name: {"f1": entity_scores(gold, models[v.name].predict_words(words, documents=documents)).f1,
                           "mb": v.graph_path().stat().st_size / 1e6, "sps": [], "lat": []} for v in variants}
-        n = min(latency_sentences, len(texts))
-        for _ in range(rounds):
-            for name, model in models.items():
-                started = time.perf_counter()
-                model.predict(texts, batch_size=32)
-                table[name]["sps"].append(len(texts) / (time.perf_counter() - started))
-            runners = {name: (lambda i, model=model: model(texts[i])) for name, model in models.items()}
-            for name, took in block_latencies(runners, n).items():
-                table[name]["lat"] += took
+        for name, speed in measure_speed(models, texts, rounds, latency_sentences).items():
+            table[name].update(speed)
         del models
         fresh = {v.name: fresh_runs(v, work / "texts.json", cold_runs) if cold_runs else {} for v in variants}
     lines = [f"Command: `{command}`" if command else "", f"{len(texts)} sentences of {data}; calibration: {len(calibration_texts)} sentences of {calibration}.", "",
