@@ -265,3 +265,17 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
         compared += len(fast)
     assert compared > 10
+
+
+def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -> None:
+    """The CUDA defaults (IO binding, widths padded to a multiple of 16) checked on CPU against the plain path."""
+    texts = ["john smith went to paris .", "reuters", "the bank of tokyo said on monday that it was in london and paris"] * 3
+    plain = NerModel.load(tiny_bundle, precision="fp32")
+    bound = NerModel.load(tiny_bundle, precision="fp32", io_binding=True, pad_multiple=16)
+    assert bound.io_binding and bound.pad_multiple == 16 and not plain.io_binding and plain.pad_multiple == 1
+    encodings = plain._encode(texts)
+    for a, b in zip(plain.logits(encodings), bound.logits(encodings)):
+        assert np.allclose(a, b, atol=1e-4)
+    assert [[(e.label, e.start, e.end) for e in row] for row in bound.predict(texts)] == [[(e.label, e.start, e.end) for e in row] for row in plain.predict(texts)]
+    with pytest.raises(ValueError, match="pad_multiple"):
+        NerModel.load(tiny_bundle, pad_multiple=0)
