@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ner_export.runtime.context import CONTEXT_MODES, pack_with_context, plan_windows
+from ner_export.runtime.context import CONTEXT_MODES, default_stride, pack_with_context, plan_windows
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
@@ -181,7 +181,7 @@ def encode_examples(
         windows = pack_with_context(ids, documents if documents is not None else [0] * len(words), budget)
     else:
         windows = [pack_with_context([row], [0], budget)[0] for row in ids]
-    stride = budget // 2 if context == "document" else budget // 4
+    stride = default_stride(budget, context)
     examples: list[tuple[int, list[int], list[int | None]]] = []
     for i, window in enumerate(windows):
         if split_long and len(ids[i]) > budget:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["CONTEXT_MODES", "ContextWindow", "pack_with_context", "plan_windows"]
+__all__ = ["CONTEXT_MODES", "ContextWindow", "default_stride", "pack_with_context", "plan_windows"]
 
 CONTEXT_MODES = ("none", "document")
 
@@ -87,3 +87,10 @@ def plan_windows(n_tokens: int, size: int, stride: int) -> list[tuple[int, int, 
     ends = [s + size for s in starts]
     cuts = [0] + [(starts[k + 1] + ends[k]) // 2 for k in range(len(starts) - 1)] + [n_tokens]
     return [(starts[k], ends[k], cuts[k], cuts[k + 1]) for k in range(len(starts))]
+
+
+def default_stride(window: int, context: str) -> int:
+    """Tokens shared by neighbouring windows of a long text: half a window for a model trained with
+    document context (every token then keeps a quarter window of context on each side, as in training),
+    a quarter window otherwise."""
+    return window // 2 if context == "document" else window // 4

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from .context import pack_with_context, plan_windows
+from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
     STRATEGIES,
     WORD_SPLITS,
@@ -159,9 +159,7 @@ class NerModel:
         self._window = manifest.max_length - len(self._prefix) - len(self._suffix)
         if self._window < 2:
             raise BundleError(f"max_length {manifest.max_length} leaves no room for text between special tokens")
-        # a model trained with document context reads long texts with as much context as it was trained on
-        default_stride = self._window // 2 if manifest.context == "document" else self._window // 4
-        self.stride = default_stride if stride is None else stride
+        self.stride = default_stride(self._window, manifest.context) if stride is None else stride
         if not 0 <= self.stride <= self._window // 2:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
