@@ -63,6 +63,7 @@ def run_demo(
         TrainConfig(
             train=str(sample_path("train")), dev=str(sample_path("dev")), out=str(checkpoint), base_model=base_model,
             epochs=epochs, batch_size=16, learning_rate=1e-4, max_length=64, force=True, progress=progress,
+            context="none",  # the sample's sentences are independent: neighbours would only be noise
         )
     )
     echo(f"    best dev F1 {trained.best_dev_f1:.3f} after {trained.train_seconds:.0f} s")
