@@ -176,7 +176,8 @@ def encode_examples(
         return []
     encoded = tokenizer([list(w) for w in words], is_split_into_words=True, add_special_tokens=False)
     ids = [encoded["input_ids"][i] for i in range(len(words))]
-    firsts = [[w if first else None for w, first in zip(encoded.word_ids(i), first_subword_mask(encoded.word_ids(i)))] for i in range(len(words))]
+    word_ids = [encoded.word_ids(i) for i in range(len(words))]
+    firsts = [[w if first else None for w, first in zip(row, first_subword_mask(row))] for row in word_ids]
     if context == "document":
         windows = pack_with_context(ids, documents if documents is not None else [0] * len(words), budget)
     else:
