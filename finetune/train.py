@@ -57,6 +57,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     context: str = "document"
+    target_tokens: int = 0
     group_by_length: bool = False
     max_train_sentences: int | None = None
     force: bool = False
@@ -74,6 +75,10 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.context not in CONTEXT_MODES:
             raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
+        if self.target_tokens < 0 or self.target_tokens >= self.max_length:
+            raise ValueError(f"target_tokens must be 0 (one sentence per window) or below max_length={self.max_length}, got {self.target_tokens}")
+        if self.target_tokens and self.context != "document":
+            raise ValueError("target_tokens packs consecutive sentences of a document into one window; it needs context='document'")
 
 
 @dataclass(frozen=True)
@@ -243,11 +248,46 @@ def tag_words(
     return [to_iob2(t) for t in tags]
 
 
+def group_sentences(token_counts: Sequence[int], documents: Sequence[int], target_tokens: int) -> list[list[int]]:
+    """Runs of consecutive sentences of one document holding at most `target_tokens` tokens together.
+
+    A sentence longer than `target_tokens` is a group of its own; sentence order is kept.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, count in enumerate(token_counts):
+        if current and (documents[i] != documents[current[-1]] or size + count > target_tokens):
+            groups.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += count
+    if current:
+        groups.append(current)
+    return groups
+
+
 def _training_features(
-    tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int, context: str = "none"
+    tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int, context: str = "none", target_tokens: int = 0
 ) -> list[tuple[list[int], list[int]]]:
-    examples = encode_examples(tokenizer, [s.words for s in sentences], max_length, context, [s.document for s in sentences])
-    return [(ids, [-100 if w is None else label2id[sentences[i].tags[w]] for w in positions]) for i, ids, positions in examples]
+    """(input ids, label per token) training rows.
+
+    With `target_tokens`, consecutive sentences of a document are packed into one target of up to that
+    many tokens, all of whose words are labelled, and the rest of the window is their context: the same
+    context on both sides as one-sentence targets get, for a fraction of the windows (each window labels
+    several sentences instead of one). Inference still reads one sentence per window.
+    """
+    words = [list(s.words) for s in sentences]
+    tags = [list(s.tags) for s in sentences]
+    documents = [s.document for s in sentences]
+    if target_tokens and sentences:
+        counts = [len(row) for row in tokenizer(words, is_split_into_words=True, add_special_tokens=False)["input_ids"]]
+        groups = group_sentences(counts, documents, target_tokens)
+        words = [[w for i in group for w in words[i]] for group in groups]
+        tags = [[t for i in group for t in tags[i]] for group in groups]
+        documents = [documents[group[0]] for group in groups]
+    examples = encode_examples(tokenizer, words, max_length, context, documents)
+    return [(ids, [-100 if w is None else label2id[tags[i][w]] for w in positions]) for i, ids, positions in examples]
 
 
 def _batches(lengths: Sequence[int], batch_size: int, shuffler: random.Random, group_by_length: bool) -> list[list[int]]:
@@ -333,7 +373,7 @@ def finetune(config: TrainConfig) -> TrainResult:
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{base}: cannot load the base model ({str(exc).splitlines()[0]})") from None
 
-    features = _training_features(tokenizer, train_sentences, label2id, config.max_length, config.context)
+    features = _training_features(tokenizer, train_sentences, label2id, config.max_length, config.context, config.target_tokens)
     lengths = [len(ids) for ids, _ in features]
     pad_id = tokenizer.pad_token_id or 0
     steps_per_epoch = (len(features) + config.batch_size - 1) // config.batch_size

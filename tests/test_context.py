@@ -81,6 +81,37 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
     assert [[label for label in row if label != -100] for _, row in features] == [[1, 2], [0, 3], [4]]
 
 
+def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> None:
+    from ner_export.finetune.train import group_sentences
+
+    assert group_sentences([3, 4, 10, 2, 2, 5], [0, 0, 0, 1, 1, 1], 8) == [[0, 1], [2], [3, 4], [5]]
+    assert group_sentences([], [], 8) == []
+
+
+def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_checkpoint: Path) -> None:
+    from ner_export.finetune import Sentence
+    from ner_export.finetune.train import _training_features, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_checkpoint))
+    sentences = [
+        Sentence(("john", "smith"), ("B-PER", "I-PER"), 0),
+        Sentence(("in", "paris"), ("O", "B-LOC"), 0),
+        Sentence(("reuters",), ("B-ORG",), 0),
+        Sentence(("in", "berlin"), ("O", "B-LOC"), 1),
+    ]
+    label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
+    features = _training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
+    assert len(features) == 3  # "john smith in paris" | "reuters" | "in berlin" (another document)
+    ids, labels = features[0]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
+    assert labels == [-100, 1, 2, 0, 3, -100, -100]  # both sentences labelled, their neighbour read only
+    ids, labels = features[1]
+    assert labels == [-100, -100, -100, -100, -100, 4, -100]
+    ids, labels = features[2]
+    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "in", "berlin", "[SEP]"]  # no context across documents
+    assert labels == [-100, 0, 3, -100]
+
+
 @pytest.fixture(scope="module")
 def context_bundle(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny bundle with its manifest saying it was trained with document context."""

@@ -84,7 +84,12 @@ def test_dev_labels_unknown_to_training_are_refused(tiny_checkpoint: Path, conll
         finetune(TrainConfig(train=str(conll_file), dev=str(dev), out=str(tmp_path / "o"), base_model=str(tiny_checkpoint), progress=False))
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("max_length", 4)])
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("max_length", 4), ("target_tokens", -1), ("target_tokens", 64)])
 def test_bad_config_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(train="t", dev="d", out="o", **{field: value})
+
+
+def test_packed_targets_need_document_context() -> None:
+    with pytest.raises(ValueError, match="context='document'"):
+        TrainConfig(train="t", dev="d", out="o", context="none", target_tokens=16)
