@@ -195,12 +195,12 @@ class _System:
 
 class _PipelineSystem(_System):
     def __init__(self, name: str, model: Any, tokenizer: Any, files: list[Path], batch_size: int, context: tuple[str, int]) -> None:
-        from transformers import pipeline
+        from ner_export.finetune.pipeline import ner_pipeline
 
         self.name, self.model_files, self.imports_torch = name, files, True
         self._model, self._tokenizer, self._batch_size = model, tokenizer, batch_size
         self._context, self._window = context
-        self._pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu")
+        self._pipe = ner_pipeline(model, tokenizer, aggregation_strategy="first", device="cpu")
 
     def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
         # the model's own word tagging, as in training: each word labelled by its first sub-word
@@ -267,37 +267,53 @@ class _SessionSystem(_System):
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self._labels = manifest.labels
+        self._casing = manifest.casing
         self._batch_size = batch_size
-        self._single = [self._feeds([ids]) for ids in self._ids(texts)]
-        order = sorted(range(len(texts)), key=lambda i: len(self._single[i]["input_ids"][0]))
-        ids = self._ids(texts)
-        self._batches = [self._feeds([ids[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)]
+        rows = self._rows(texts)
+        self._single = [self._feeds([row]) for row in rows]
+        order = sorted(range(len(texts)), key=lambda i: len(rows[i][0]))
+        self._batches = [self._feeds([rows[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)]
 
-    def _ids(self, texts: list[str]) -> list[list[int]]:
-        return [e.ids[:512] for e in self._tokenizer.encode_batch(texts)]
+    def _rows(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
+        """(ids, token types) of each text with special tokens; casing classes when the model has them."""
+        from ner_export.runtime.casing import case_ids
 
-    def _feeds(self, rows: list[list[int]]) -> dict[str, np.ndarray]:
-        width = max(len(r) for r in rows)
+        rows = []
+        for text, e in zip(texts, self._tokenizer.encode_batch(texts)):
+            types = case_ids(text, e.offsets[:512]) if self._casing else [0] * len(e.ids[:512])
+            rows.append((e.ids[:512], [0 if special else t for t, special in zip(types, e.special_tokens_mask)]))
+        return rows
+
+    def _feeds(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+        width = max(len(r) for r, _ in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
-        for j, row in enumerate(rows):
+        token_types = np.zeros_like(ids)
+        for j, (row, types) in enumerate(rows):
             ids[j, : len(row)] = row
             mask[j, : len(row)] = 1
+            token_types[j, : len(types)] = types
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
-            feeds["token_type_ids"] = np.zeros_like(ids)
+            feeds["token_type_ids"] = token_types
         return feeds
 
     def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
         # sentences alone, whatever the model was trained with: the bare graph's floor, not its best F1
         from ner_export.finetune.train import first_subword_mask
+        from ner_export.runtime.casing import case_ids
         from ner_export.runtime.labels import to_iob2
 
         out = []
         for start in range(0, len(words), self._batch_size):
             chunk = words[start : start + self._batch_size]
             encodings = self._tokenizer.encode_batch(chunk, is_pretokenized=True)
-            logits = self._session.run(None, self._feeds([e.ids[:512] for e in encodings]))[0]
+            rows = []
+            for e, row_words in zip(encodings, chunk):
+                word_ids = e.word_ids[:512]
+                types = case_ids(row_words, e.offsets[:512], word_ids) if self._casing else [0] * len(word_ids)
+                rows.append((e.ids[:512], types))
+            logits = self._session.run(None, self._feeds(rows))[0]
             for row, encoding, row_words in zip(logits.argmax(-1), encodings, chunk):
                 tags = ["O"] * len(row_words)
                 word_ids = encoding.word_ids[:512]
@@ -319,15 +335,16 @@ class _SessionSystem(_System):
 # --------------------------------------------------------------------------- cold start
 _COLD_START = {
     "pytorch": (
-        "from transformers import pipeline\n"
-        "p = pipeline('token-classification', model={checkpoint!r}, aggregation_strategy='first', device='cpu')\n"
+        "from ner_export.finetune.pipeline import ner_pipeline\n"
+        "p = ner_pipeline({checkpoint!r}, aggregation_strategy='first', device='cpu')\n"
         "p({text!r})\n"
     ),
     "optimum_int8": (
         "from optimum.onnxruntime import ORTModelForTokenClassification\n"
-        "from transformers import AutoTokenizer, pipeline\n"
+        "from transformers import AutoTokenizer\n"
+        "from ner_export.finetune.pipeline import ner_pipeline\n"
         "m = ORTModelForTokenClassification.from_pretrained({bundle!r}, file_name='model_int8.onnx', local_files_only=True)\n"
-        "p = pipeline('token-classification', model=m, tokenizer=AutoTokenizer.from_pretrained({checkpoint!r}), aggregation_strategy='first', device='cpu')\n"
+        "p = ner_pipeline(m, AutoTokenizer.from_pretrained({checkpoint!r}), aggregation_strategy='first', device='cpu')\n"
         "p({text!r})\n"
     ),
     "runtime_fp32": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r}, precision='fp32')({text!r})\n",
@@ -363,7 +380,7 @@ def _cold_start(system: str, bundle: Path, checkpoint: Path, text: str) -> dict[
 
 # --------------------------------------------------------------------------- the run
 def _load_systems(config: BenchConfig, texts: list[str], skipped: dict[str, str]) -> list[_System]:
-    from ner_export.finetune.train import checkpoint_context, load_checkpoint
+    from ner_export.finetune.train import checkpoint_casing, checkpoint_context, load_checkpoint
 
     bundle, checkpoint = Path(config.bundle), Path(config.checkpoint)
     wanted = config.systems or SYSTEMS
@@ -380,6 +397,11 @@ def _load_systems(config: BenchConfig, texts: list[str], skipped: dict[str, str]
             "bench a bundle against the checkpoint it was exported from"
         )
     context = checkpoint_context(model.config)
+    if checkpoint_casing(model.config) != manifest.casing:
+        raise NerExportError(
+            f"{checkpoint} was trained {'with' if checkpoint_casing(model.config) else 'without'} casing but the bundle {bundle} "
+            f"says casing={manifest.casing}; bench a bundle against the checkpoint it was exported from"
+        )
     if context[0] != manifest.context:
         raise NerExportError(
             f"{checkpoint} was trained with context {context[0]!r} but the bundle {bundle} says {manifest.context!r}; "

@@ -48,7 +48,7 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Fine-tune on the sample, export, predict and compare; returns the figures it printed."""
-    from transformers import pipeline
+    from ner_export.finetune.pipeline import ner_pipeline
 
     from ner_export.benchmarks.bench import block_latencies
     from ner_export.export import ExportConfig, export_bundle
@@ -83,7 +83,7 @@ def run_demo(
     pytorch_f1 = entity_scores(gold, tag_words(torch_model, tokenizer, words)).f1
     bundle_f1 = entity_scores(gold, model.predict_words(words)).f1
     texts = [" ".join(w) for w in words]
-    reference = pipeline("token-classification", model=torch_model, tokenizer=tokenizer, aggregation_strategy="first", device="cpu")
+    reference = ner_pipeline(torch_model, tokenizer, aggregation_strategy="first", device="cpu")
     times = block_latencies({"torch": lambda i: reference(texts[i]), "bundle": lambda i: model(texts[i])}, len(texts), block=25)
     torch_times, bundle_times = times["torch"], times["bundle"]
     result = DemoResult(

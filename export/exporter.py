@@ -263,6 +263,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             pad_token_id=int(tokenizer.pad_token_id or 0),
             model_type=hf_config.get("model_type", ""),
             context=hf_config.get("ner_export_context", "none"),
+            casing=bool(hf_config.get("ner_export_casing", False)),
             opset=int(opset),
             versions=library_versions(),
             source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},

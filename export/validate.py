@@ -114,16 +114,16 @@ def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple
 def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
     import onnxruntime as ort
     import torch
-    from ner_export.finetune.train import collate, encode_examples
+    from ner_export.finetune.train import checkpoint_casing, collate, encode_examples
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
     worst = 0.0
-    examples = encode_examples(tokenizer, words, max_length)
+    examples = encode_examples(tokenizer, words, max_length, casing=checkpoint_casing(model.config))
     for start in range(0, len(examples), 32):
-        batch = collate(torch, [(ids, [0] * len(ids)) for _, ids, _ in examples[start : start + 32]], tokenizer.pad_token_id or 0)
+        batch = collate(torch, [(ids, [0] * len(ids), types) for _, ids, types, _ in examples[start : start + 32]], tokenizer.pad_token_id or 0)
         batch.pop("labels")
-        if "token_type_ids" in names:
+        if "token_type_ids" in names and "token_type_ids" not in batch:
             batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
         with torch.inference_mode():
             expected = model(**batch).logits.numpy()

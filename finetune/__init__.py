@@ -4,6 +4,7 @@ Importing this package is cheap; torch and transformers load when training or ta
 """
 
 from .conll import Sentence, TagRepairWarning, read_conll, write_conll
+from .pipeline import ner_pipeline
 from .train import TrainConfig, TrainResult, default_base_model, finetune, load_checkpoint, tag_words
 
 __all__ = [
@@ -17,4 +18,5 @@ __all__ = [
     "default_base_model",
     "load_checkpoint",
     "tag_words",
+    "ner_pipeline",
 ]

@@ -6,6 +6,10 @@ padded to their own longest sentence, AdamW with linear warmup and decay, gradie
 seeded shuffle. Dev F1 (seqeval, entity level) is measured after every epoch and the best epoch's
 weights are kept in memory, then written once, atomically, as a standard Hugging Face folder that
 `transformers.pipeline("token-classification", model=DIR)` loads as it is.
+
+Two inputs go beyond the standard recipe, both stored in the checkpoint's config so that every later
+stage reads the model the way it was trained: document context (`ner_export.runtime.context`) and
+casing classes in token_type_ids for uncased bases (`ner_export.runtime.casing`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ner_export.runtime.casing import CASE_CLASSES, case_ids
 from ner_export.runtime.context import CONTEXT_MODES, default_stride, pack_with_context, plan_windows
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
@@ -57,6 +62,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     context: str = "document"
+    casing: bool = True
     target_tokens: int = 0
     group_by_length: bool = False
     max_train_sentences: int | None = None
@@ -147,6 +153,27 @@ def checkpoint_context(config: Any) -> tuple[str, int]:
     return "none", positions
 
 
+def checkpoint_casing(config: Any) -> bool:
+    """Whether a checkpoint was trained with casing classes in token_type_ids (`runtime.casing`)."""
+    return bool(getattr(config, "ner_export_casing", False))
+
+
+def add_casing_rows(model: Any, base: str) -> None:
+    """Widen the token-type table to one row per casing class, each new row a copy of the pretrained
+    row 0, so training starts from the unchanged model."""
+    torch = _import_torch()
+    table = getattr(getattr(model.base_model, "embeddings", None), "token_type_embeddings", None)
+    if not isinstance(table, torch.nn.Embedding):
+        raise CheckpointError(f"{base}: the model has no token-type embeddings to carry casing; train with --no-casing")
+    if table.num_embeddings < CASE_CLASSES:
+        widened = torch.nn.Embedding(CASE_CLASSES, table.embedding_dim)
+        with torch.no_grad():
+            widened.weight[: table.num_embeddings] = table.weight
+            widened.weight[table.num_embeddings :] = table.weight[0]
+        model.base_model.embeddings.token_type_embeddings = widened
+        model.config.type_vocab_size = CASE_CLASSES
+
+
 def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     """The ids a tokenizer puts before and after a sequence ([CLS] and [SEP] for BERT)."""
     built = tokenizer.build_inputs_with_special_tokens([-1])
@@ -161,8 +188,11 @@ def encode_examples(
     context: str = "none",
     documents: Sequence[int] | None = None,
     split_long: bool = False,
-) -> list[tuple[int, list[int], list[int | None]]]:
-    """(sentence index, input ids, word per token) examples, with document context if asked.
+    casing: bool = False,
+) -> list[tuple[int, list[int], list[int] | None, list[int | None]]]:
+    """(sentence index, input ids, token types, word per token) examples, with document context if asked.
+
+    Token types are the casing class of every token (`ner_export.runtime.casing`) when `casing`, else None.
 
     The word entry is the word's index at the first sub-word of each of the target sentence's words
     and None everywhere else (special tokens, continuation pieces, context), so exactly the target's
@@ -179,26 +209,35 @@ def encode_examples(
         raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {context!r}")
     if not words:
         return []
-    encoded = tokenizer([list(w) for w in words], is_split_into_words=True, add_special_tokens=False)
+    encoded = tokenizer([list(w) for w in words], is_split_into_words=True, add_special_tokens=False, return_offsets_mapping=casing)
     ids = [encoded["input_ids"][i] for i in range(len(words))]
     word_ids = [encoded.word_ids(i) for i in range(len(words))]
+    types = [case_ids(words[i], encoded["offset_mapping"][i], word_ids[i]) for i in range(len(words))] if casing else None
     firsts = [[w if first else None for w, first in zip(row, first_subword_mask(row))] for row in word_ids]
-    if context == "document":
-        windows = pack_with_context(ids, documents if documents is not None else [0] * len(words), budget)
-    else:
-        windows = [pack_with_context([row], [0], budget)[0] for row in ids]
+
+    def pack(rows: list[list[int]]) -> list[Any]:
+        # cuts depend only on lengths and documents, so ids and types are cut alike
+        if context == "document":
+            return pack_with_context(rows, documents if documents is not None else [0] * len(words), budget)
+        return [pack_with_context([row], [0], budget)[0] for row in rows]
+
+    windows = pack(ids)
+    type_windows = pack(types) if types is not None else None
     stride = default_stride(budget, context)
-    examples: list[tuple[int, list[int], list[int | None]]] = []
+    edge = [0] * len(prefix), [0] * len(suffix)
+    examples: list[tuple[int, list[int], list[int] | None, list[int | None]]] = []
     for i, window in enumerate(windows):
         if split_long and len(ids[i]) > budget:
             for a, b, own_a, own_b in plan_windows(len(ids[i]), budget, stride):
                 owned = [None] * (own_a - a) + firsts[i][own_a:own_b] + [None] * (b - own_b)
-                examples.append((i, prefix + ids[i][a:b] + suffix, [None] * len(prefix) + owned + [None] * len(suffix)))
+                row_types = edge[0] + types[i][a:b] + edge[1] if types is not None else None
+                examples.append((i, prefix + ids[i][a:b] + suffix, row_types, [None] * len(prefix) + owned + [None] * len(suffix)))
             continue
         kept = firsts[i][: window.target_end - window.target_start]
         positions: list[int | None] = [None] * (len(prefix) + window.target_start) + kept
         positions += [None] * (len(window.ids) - window.target_end + len(suffix))
-        examples.append((i, prefix + list(window.ids) + suffix, positions))
+        row_types = edge[0] + list(type_windows[i].ids) + edge[1] if type_windows is not None else None
+        examples.append((i, prefix + list(window.ids) + suffix, row_types, positions))
     return examples
 
 
@@ -229,17 +268,17 @@ def tag_words(
     """
     torch = _import_torch()
     id2label = model.config.id2label
-    examples = encode_examples(tokenizer, sentences, max_length, context, documents, split_long=True)
+    examples = encode_examples(tokenizer, sentences, max_length, context, documents, split_long=True, casing=checkpoint_casing(model.config))
     pad_id = tokenizer.pad_token_id or 0
     order = sorted(range(len(examples)), key=lambda k: len(examples[k][1]))
     tags: list[list[str]] = [["O"] * len(words) for words in sentences]
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = [examples[k] for k in order[start : start + batch_size]]
-            batch = collate(torch, [(ids, [0] * len(ids)) for _, ids, _ in chunk], pad_id)
+            batch = collate(torch, [(ids, [0] * len(ids), types) for _, ids, types, _ in chunk], pad_id)
             batch.pop("labels")
             predictions = model(**batch).logits.argmax(-1).tolist()
-            for (i, _, positions), row in zip(chunk, predictions):
+            for (i, _, _, positions), row in zip(chunk, predictions):
                 for token, word in enumerate(positions):
                     if word is not None:
                         tags[i][word] = id2label[row[token]]
@@ -268,9 +307,15 @@ def group_sentences(token_counts: Sequence[int], documents: Sequence[int], targe
 
 
 def _training_features(
-    tokenizer: Any, sentences: Sequence[Sentence], label2id: dict[str, int], max_length: int, context: str = "none", target_tokens: int = 0
-) -> list[tuple[list[int], list[int]]]:
-    """(input ids, label per token) training rows.
+    tokenizer: Any,
+    sentences: Sequence[Sentence],
+    label2id: dict[str, int],
+    max_length: int,
+    context: str = "none",
+    target_tokens: int = 0,
+    casing: bool = False,
+) -> list[tuple[list[int], list[int], list[int] | None]]:
+    """(input ids, label per token, token types or None) training rows.
 
     With `target_tokens`, consecutive sentences of a document are packed into one target of up to that
     many tokens, all of whose words are labelled, and the rest of the window is their context: the same
@@ -286,8 +331,8 @@ def _training_features(
         words = [[w for i in group for w in words[i]] for group in groups]
         tags = [[t for i in group for t in tags[i]] for group in groups]
         documents = [documents[group[0]] for group in groups]
-    examples = encode_examples(tokenizer, words, max_length, context, documents)
-    return [(ids, [-100 if w is None else label2id[tags[i][w]] for w in positions]) for i, ids, positions in examples]
+    examples = encode_examples(tokenizer, words, max_length, context, documents, casing=casing)
+    return [(ids, [-100 if w is None else label2id[tags[i][w]] for w in positions], types) for i, ids, types, positions in examples]
 
 
 def _batches(lengths: Sequence[int], batch_size: int, shuffler: random.Random, group_by_length: bool) -> list[list[int]]:
@@ -310,16 +355,24 @@ def _batches(lengths: Sequence[int], batch_size: int, shuffler: random.Random, g
     return batches
 
 
-def collate(torch: Any, rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
-    width = max(len(ids) for ids, _ in rows)
+def collate(torch: Any, rows: Sequence[tuple[list[int], list[int], list[int] | None]], pad_id: int) -> dict[str, Any]:
+    """Padded tensors of (ids, labels, token types or None) rows; token_type_ids only when rows have types."""
+    width = max(len(ids) for ids, _, _ in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    for j, (ids, row_labels) in enumerate(rows):
+    with_types = rows[0][2] is not None
+    token_types = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, (ids, row_labels, types) in enumerate(rows):
         input_ids[j, : len(ids)] = torch.tensor(ids)
         attention[j, : len(ids)] = 1
         labels[j, : len(ids)] = torch.tensor(row_labels)
-    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+        if with_types:
+            token_types[j, : len(ids)] = torch.tensor(types)
+    batch = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    if with_types:
+        batch["token_type_ids"] = token_types
+    return batch
 
 
 def _seqeval_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, float]:
@@ -372,9 +425,12 @@ def finetune(config: TrainConfig) -> TrainResult:
         )
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"{base}: cannot load the base model ({str(exc).splitlines()[0]})") from None
+    if config.casing:
+        add_casing_rows(model, base)
+    model.config.ner_export_casing = config.casing  # read by tag_words for dev scoring, saved with the checkpoint
 
-    features = _training_features(tokenizer, train_sentences, label2id, config.max_length, config.context, config.target_tokens)
-    lengths = [len(ids) for ids, _ in features]
+    features = _training_features(tokenizer, train_sentences, label2id, config.max_length, config.context, config.target_tokens, config.casing)
+    lengths = [len(ids) for ids, _, _ in features]
     pad_id = tokenizer.pad_token_id or 0
     steps_per_epoch = (len(features) + config.batch_size - 1) // config.batch_size
     total_steps = steps_per_epoch * config.epochs

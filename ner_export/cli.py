@@ -143,6 +143,7 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
 @click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (AdamW); 1e-4 won the CoNLL sweep on dev (benchmarks/results/recipe-sweep.md).")
 @click.option("--max-length", default=64, show_default=True, type=click.IntRange(8), help="Token window of one example: the sentence, plus its context with --context document.")
 @click.option("--context", default="document", show_default=True, type=click.Choice(["none", "document"]), help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, consecutive sentences). Stored in the checkpoint and the bundle.")
+@click.option("--casing/--no-casing", default=True, show_default=True, help="Feed each token's casing (lower / Capital / ALL CAPS) through token_type_ids: gives an uncased base back the capitalisation its tokenizer drops. Needs a model with token-type embeddings (BERT-like).")
 @click.option("--target-tokens", default=0, show_default=True, type=click.IntRange(0), help="With --context document: pack consecutive sentences into training targets of up to N tokens, all labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).")
 @click.option("--group-by-length/--no-group-by-length", default=False, show_default=True, help="Batch sentences of similar length: about 2x faster training without context, but -0.9 dev F1 in our sweep.")
 @click.option("--seed", default=42, show_default=True, type=int)
@@ -151,7 +152,7 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_quiet
 @_friendly
-def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, out: Path, base_model: str | None, epochs: int, batch_size: int, lr: float, max_length: int, context: str, target_tokens: int, group_by_length: bool, seed: int, warmup_ratio: float, max_train_sentences: int | None, force: bool, quiet: bool) -> None:
+def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, out: Path, base_model: str | None, epochs: int, batch_size: int, lr: float, max_length: int, context: str, casing: bool, target_tokens: int, group_by_length: bool, seed: int, warmup_ratio: float, max_train_sentences: int | None, force: bool, quiet: bool) -> None:
     """Fine-tune a token-classification model on CoNLL files."""
     from ner_export.finetune import TrainConfig, finetune
 
@@ -159,7 +160,7 @@ def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, o
         TrainConfig(
             train=str(train_file), dev=str(dev_file), test=str(test_file) if test_file else None, out=str(out),
             base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_length=max_length,
-            context=context, target_tokens=target_tokens, group_by_length=group_by_length, seed=seed, warmup_ratio=warmup_ratio, max_train_sentences=max_train_sentences, force=force, progress=not quiet,
+            context=context, casing=casing, target_tokens=target_tokens, group_by_length=group_by_length, seed=seed, warmup_ratio=warmup_ratio, max_train_sentences=max_train_sentences, force=force, progress=not quiet,
         )
     )
     click.echo(f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s")

@@ -55,6 +55,7 @@ class BundleManifest:
     format_version: int = FORMAT_VERSION
     model_type: str = ""
     context: str = "none"  # "document": trained with neighbouring sentences (runtime.context)
+    casing: bool = False  # True: token_type_ids carry each token's casing class (runtime.casing)
     opset: int = 0
     versions: dict[str, str] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)

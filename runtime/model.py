@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
+from .casing import case_ids
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
     STRATEGIES,
@@ -277,7 +278,8 @@ class NerModel:
         _check_texts(texts, "predict")
         strategy = self._strategy(aggregation)
         encodings = self._encode(list(texts))
-        token_logits = self.logits(encodings, batch_size)
+        types = [case_ids(text, enc.offsets) for text, enc in zip(texts, encodings)] if self.manifest.casing else None
+        token_logits = self.logits(encodings, batch_size, types)
         decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
         return [decode(text, enc, logits, strategy) for text, enc, logits in zip(texts, encodings, token_logits)]
 
@@ -303,10 +305,11 @@ class NerModel:
             raise ValueError(f"predict_words: {len(word_lists)} sentences but {len(documents)} document ids")
         words = [list(w) for w in word_lists]
         encodings = self._encode(words, is_pretokenized=True)
+        types = [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings)] if self.manifest.casing else None
         if self.manifest.context == "document":
-            token_scores = self._context_scores(encodings, documents, batch_size)
+            token_scores = self._context_scores(encodings, documents, batch_size, types)
         else:
-            token_scores = self._token_scores(encodings, batch_size)
+            token_scores = [softmax(rows) for rows in self.logits(encodings, batch_size, types)]
         return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
 
     def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
@@ -321,16 +324,26 @@ class NerModel:
             raise ValueError(f"aggregation={strategy!r} is not one of {', '.join(STRATEGIES)}")
         return strategy
 
-    def logits(self, encodings: Sequence[Encoding], batch_size: int = 32) -> list[np.ndarray]:
-        """Raw per-token logits (tokens x labels) of encodings made without special tokens."""
-        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
-        plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
-        return self._windows_logits(ids, plans, batch_size)
+    def logits(self, encodings: Sequence[Encoding], batch_size: int = 32, types: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+        """Raw per-token logits (tokens x labels) of encodings made without special tokens.
 
-    def _windows_logits(self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int) -> list[np.ndarray]:
+        A bundle trained with casing (`manifest.casing`) needs each encoding's token types, its
+        `ner_export.runtime.casing.case_ids`; they cannot be recovered from the encoding alone.
+        """
+        if self.manifest.casing and types is None:
+            raise ValueError("this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] (ner_export.runtime.casing)")
+        ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
+        type_rows = [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
+        plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
+        return self._windows_logits(ids, plans, batch_size, type_rows)
+
+    def _windows_logits(
+        self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int, types: list[np.ndarray] | None = None
+    ) -> list[np.ndarray]:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
-        Rows outside every owned range are left unset.
+        `types` are the rows' token types (casing), cut like the ids. Rows outside every owned range
+        are left unset.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
@@ -344,37 +357,41 @@ class NerModel:
             count = max(1, min(batch_size, self.token_budget // longest))
             batch = pieces[start : start + count]
             start += count
-            logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest)
+            type_rows = [types[i][a:b] for i, a, b, _, _ in batch] if types is not None else None
+            logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest, type_rows)
             offset = len(self._prefix)
             for row, (i, a, _, own_a, own_b) in zip(logits, batch):
                 outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
         return outputs
 
-    def _context_scores(self, encodings: Sequence[Encoding], documents: Sequence[int] | None, batch_size: int) -> list[np.ndarray]:
+    def _context_scores(
+        self, encodings: Sequence[Encoding], documents: Sequence[int] | None, batch_size: int, types: Sequence[Sequence[int]] | None = None
+    ) -> list[np.ndarray]:
         """Token scores of each sentence read inside its document's neighbours (`runtime.context`).
 
         A sentence longer than a window has no room for context; it is read in overlapping windows of
         its own, like a long text.
         """
         sentence_ids = [enc.ids for enc in encodings]
-        windows = pack_with_context(sentence_ids, documents if documents is not None else [0] * len(encodings), self._window)
-        rows, plans, spans = [], [], []
-        for own, window in zip(sentence_ids, windows):
+        document_ids = documents if documents is not None else [0] * len(encodings)
+        windows = pack_with_context(sentence_ids, document_ids, self._window)
+        type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None  # cut like the ids
+        rows, type_rows, plans, spans = [], [], [], []
+        for k, (own, window) in enumerate(zip(sentence_ids, windows)):
             if len(own) > self._window:
                 rows.append(np.asarray(own, dtype=np.int64))
+                type_rows.append(np.asarray(types[k] if types is not None else (), dtype=np.int64))
                 plans.append(plan_windows(len(own), self._window, self.stride))
                 spans.append((0, len(own)))
             else:
                 rows.append(np.asarray(window.ids, dtype=np.int64))
+                type_rows.append(np.asarray(type_windows[k].ids if type_windows is not None else (), dtype=np.int64))
                 plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
                 spans.append((window.target_start, window.target_end))
-        logits = self._windows_logits(rows, plans, batch_size)
+        logits = self._windows_logits(rows, plans, batch_size, type_rows if types is not None else None)
         return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans)]
 
-    def _token_scores(self, encodings: Sequence[Encoding], batch_size: int) -> list[np.ndarray]:
-        return [softmax(rows) for rows in self.logits(encodings, batch_size)]
-
-    def _run(self, rows: list[np.ndarray], width: int) -> np.ndarray:
+    def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
         if self.pad_multiple > 1:
             width = max(width, min(-(-width // self.pad_multiple) * self.pad_multiple, self.manifest.max_length))
         input_ids = np.full((len(rows), width), self.manifest.pad_token_id, dtype=np.int64)
@@ -388,7 +405,11 @@ class NerModel:
             attention[j, : end + tail] = 1
         feeds = {"input_ids": input_ids, "attention_mask": attention}
         if "token_type_ids" in self._input_names:
-            feeds["token_type_ids"] = np.zeros_like(input_ids)
+            token_types = np.zeros_like(input_ids)
+            if types is not None:
+                for j, row in enumerate(types):
+                    token_types[j, head : head + len(row)] = row
+            feeds["token_type_ids"] = token_types
         if not self.io_binding:
             return self._session.run([self._output_name], feeds)[0]
         binding = self._session.io_binding()
@@ -484,6 +505,8 @@ def _load_tokenizer(path: Path, manifest: BundleManifest) -> Tokenizer:
 def _check_graph(session: Any, manifest: BundleManifest, graph_path: Path) -> None:
     names = {i.name for i in session.get_inputs()}
     missing = {"input_ids", "attention_mask"} - names
+    if manifest.casing:
+        missing |= {"token_type_ids"} - names
     if missing:
         raise BundleError(f"{graph_path}: graph lacks the inputs {sorted(missing)} (it has {sorted(names)})")
     width = session.get_outputs()[0].shape[-1]

@@ -122,3 +122,32 @@ def tiny_model(tiny_bundle: Path):
     from ner_export.runtime import NerModel
 
     return NerModel.load(tiny_bundle, precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny checkpoint trained-with-casing style: three token-type rows, the new ones far apart."""
+    import torch
+
+    from ner_export.finetune.train import add_casing_rows, load_checkpoint
+
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    add_casing_rows(model, str(tiny_checkpoint))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        rows = model.base_model.embeddings.token_type_embeddings.weight
+        rows[1:] += torch.randn_like(rows[1:]) * 2.0  # as if training had moved them: casing must matter
+    model.config.ner_export_casing = True
+    out = tmp_path_factory.mktemp("casing") / "checkpoint"
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def casing_bundle(casing_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from ner_export.export import ExportConfig, export_bundle
+
+    out = tmp_path_factory.mktemp("casing-bundle") / "bundle"
+    export_bundle(ExportConfig(model_dir=str(casing_checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
+    return out

@@ -125,3 +125,15 @@ def test_documents_are_joined_and_split_back() -> None:
     doc_words, sizes = _group_documents(words, [0, 0, 1, 2])
     assert doc_words == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
     assert _split_documents(doc_words, sizes) == words
+
+
+def test_casing_model_is_fed_casing_by_every_system(casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
+    result = run_bench(BenchConfig(bundle=str(casing_bundle), checkpoint=str(casing_checkpoint), data=str(conll_file), out=str(tmp_path), latency_sentences=2, warmup=1, cold_start=False, progress=False))
+    measured = result.data["systems"]
+    assert measured["runtime_fp32"]["f1_presplit"] == measured["pytorch"]["f1_presplit"]
+    assert measured["optimum_int8"]["f1_rawtext"] is not None
+
+
+def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(casing_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(NerExportError, match="without casing but the bundle"):
+        run_bench(BenchConfig(bundle=str(casing_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))

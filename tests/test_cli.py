@@ -182,4 +182,4 @@ def test_finetune_defaults_are_the_library_recipe() -> None:
         if field in library and field not in ("force", "progress"):
             assert param.default == library[field], f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
             checked += 1
-    assert checked == 9  # epochs, batch size, lr, max length, context, target tokens, grouping, seed, warmup ratio
+    assert checked == 10  # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio

@@ -74,11 +74,11 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
     ]
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
     features = _training_features(tokenizer, sentences, label2id, 64, "document")
-    ids, labels = features[1]
+    ids, labels, _ = features[1]
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
     assert labels == [-100, -100, -100, 0, 3, -100, -100]  # neighbours are read, never labelled
-    assert [[label for label in row if label != -100] for _, row in features] == [[1, 2], [0, 3], [4]]
+    assert [[label for label in row if label != -100] for _, row, _ in features] == [[1, 2], [0, 3], [4]]
 
 
 def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> None:
@@ -102,12 +102,12 @@ def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
     features = _training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
     assert len(features) == 3  # "john smith in paris" | "reuters" | "in berlin" (another document)
-    ids, labels = features[0]
+    ids, labels, _ = features[0]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
     assert labels == [-100, 1, 2, 0, 3, -100, -100]  # both sentences labelled, their neighbour read only
-    ids, labels = features[1]
+    ids, labels, _ = features[1]
     assert labels == [-100, -100, -100, -100, -100, 4, -100]
-    ids, labels = features[2]
+    ids, labels, _ = features[2]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "in", "berlin", "[SEP]"]  # no context across documents
     assert labels == [-100, 0, 3, -100]
 

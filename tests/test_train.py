@@ -22,12 +22,23 @@ def test_only_the_first_subword_carries_the_label(tiny_checkpoint: Path) -> None
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "Paris"), ("B-PER", "O", "B-LOC"))
-    (ids, labels), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
+    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[:4] == ["[CLS]", "smith", "##ing", "in"]
     assert labels[0] == -100 and labels[-1] == -100
     assert labels[1:4] == [1, -100, 0]
     assert [label for label in labels if label != -100] == [1, 0, 2]
+    assert types is None  # no casing: token_type_ids left to the model's default
+
+
+def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkpoint: Path) -> None:
+    from ner_export.finetune import Sentence
+
+    tokenizer = load_tokenizer(str(tiny_checkpoint))
+    sentence = Sentence(("Smithing", "in", "PARIS", "paris"), ("B-PER", "O", "B-LOC", "B-LOC"))
+    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True)
+    assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "smith", "##ing", "in", "paris", "paris", "[SEP]"]
+    assert types == [0, 1, 0, 0, 2, 0, 0]  # "Smith" capital, "ing" not, PARIS all capitals; specials 0
 
 
 @pytest.fixture(scope="module")
