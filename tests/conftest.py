@@ -108,13 +108,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _export(checkpoint: Path, conll_file: Path, out: Path) -> Path:
     from ner_export.export import ExportConfig, export_bundle
 
-    out = tmp_path_factory.mktemp("bundle") / "bundle"
-    export_bundle(ExportConfig(model_dir=str(tiny_checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
+    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _export(tiny_checkpoint, conll_file, tmp_path_factory.mktemp("bundle") / "bundle")
 
 
 @pytest.fixture(scope="session")
@@ -146,8 +149,23 @@ def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
 
 @pytest.fixture(scope="session")
 def casing_bundle(casing_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ner_export.export import ExportConfig, export_bundle
+    return _export(casing_checkpoint, conll_file, tmp_path_factory.mktemp("casing-bundle") / "bundle")
 
-    out = tmp_path_factory.mktemp("casing-bundle") / "bundle"
-    export_bundle(ExportConfig(model_dir=str(casing_checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
-    return out
+
+@pytest.fixture(scope="session")
+def assert_same_entities():
+    """A check that a transformers pipeline and a NerModel find the same entities, spans and scores in
+    each text; returns how many entities were compared."""
+    import numpy as np
+
+    def check(reference, ours, texts) -> int:
+        compared = 0
+        for text in texts:
+            expected = reference(text)
+            got = ours(text)
+            assert [(e["entity_group"], e["start"], e["end"]) for e in expected] == [(e.label, e.start, e.end) for e in got], text
+            np.testing.assert_allclose([e.score for e in got], [float(e["score"]) for e in expected], rtol=1e-4, atol=1e-5)
+            compared += len(got)
+        return compared
+
+    return check

@@ -62,21 +62,14 @@ def test_the_int8_graph_reads_casing_too(casing_bundle: Path) -> None:
     assert not all(np.allclose(a, b) for a, b in zip(cased, flat))
 
 
-def test_runtime_reads_raw_text_like_the_casing_pipeline(casing_checkpoint: Path, casing_bundle: Path) -> None:
+def test_runtime_reads_raw_text_like_the_casing_pipeline(casing_checkpoint: Path, casing_bundle: Path, assert_same_entities) -> None:
     from ner_export.finetune.pipeline import ner_pipeline
     from ner_export.finetune.train import load_checkpoint
 
     model, tokenizer = load_checkpoint(str(casing_checkpoint))
     reference = ner_pipeline(model, tokenizer, aggregation_strategy="first", device="cpu")
     runtime = NerModel.load(casing_bundle, precision="fp32", word_split="pipeline")
-    compared = 0
-    for text in (" ".join(words) for words in SENTENCES):
-        expected = reference(text)
-        got = runtime(text)
-        assert [(e["entity_group"], e["start"], e["end"]) for e in expected] == [(e.label, e.start, e.end) for e in got], text
-        np.testing.assert_allclose([e.score for e in got], [float(e["score"]) for e in expected], rtol=1e-4, atol=1e-5)
-        compared += len(got)
-    assert compared > 3
+    assert assert_same_entities(reference, runtime, [" ".join(words) for words in SENTENCES]) > 3
 
 
 def test_casing_reaches_the_model(casing_checkpoint: Path, casing_bundle: Path) -> None:

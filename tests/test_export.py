@@ -224,17 +224,20 @@ def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
     from ner_export.export import Int8Config, default_int8_ladder
 
     ladder = default_int8_ladder(Int8Config(per_channel=False, reduce_range=True))
-    assert [r.name for r in ladder] == ["requested", "sensitive-fp32", "sensitive+embeddings-fp32"]
-    assert [(r.per_channel, r.reduce_range, r.quantize_embeddings, r.exclude_sensitive) for r in ladder] == [
-        (False, True, True, False),
-        (True, True, True, True),
-        (True, True, False, True),
+    assert [r.name for r in ladder] == ["requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32"]
+    assert [(r.per_channel, r.reduce_range, r.quantize_embeddings, r.quantize_attention, r.exclude_sensitive) for r in ladder] == [
+        (False, True, True, True, False),
+        (True, True, True, True, True),
+        (True, True, False, True, True),
+        (True, True, False, False, True),
     ]
+    assert "Attention" not in ladder[-1].op_types() and "Attention" in ladder[0].op_types()
     # a rung with the same settings as an earlier one is not tried twice
-    assert [r.name for r in default_int8_ladder(Int8Config(exclude_sensitive=True))] == ["requested", "sensitive+embeddings-fp32"]
+    assert [r.name for r in default_int8_ladder(Int8Config(exclude_sensitive=True))] == ["requested", "sensitive+embeddings-fp32", "attention+embeddings-fp32"]
     assert [(r.name, r.quantize_embeddings) for r in default_int8_ladder(Int8Config(quantize_embeddings=False))] == [
         ("requested", False),
         ("sensitive-fp32", False),
+        ("attention+embeddings-fp32", False),
     ]
 
 
@@ -250,8 +253,8 @@ def test_bad_int8_quantization_is_refused(bad_body: tuple[Path, Path], tmp_path:
     assert "\n" not in message and "int8 quantization loses too much accuracy" in message
     assert "is 1.0000 with fp32" in message and "the limit is 0.30 points" in message and "--max-f1-drop" in message
     drops = [float(d) for d in re.findall(r"\(drop ([0-9.]+) points\)", message)]
-    assert [name in message for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32")] == [True] * 3
-    assert len(drops) == 3 and min(drops) > 5.0, message
+    assert [name in message for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32")] == [True] * 4
+    assert len(drops) == 4 and min(drops) > 5.0, message
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
 
