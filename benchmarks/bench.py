@@ -274,17 +274,14 @@ class _SessionSystem(_System):
         order = sorted(range(len(texts)), key=lambda i: len(rows[i][0]))
         self._batches = [self._feeds([rows[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)]
 
-    def _rows(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
-        """(ids, token types) of each text with special tokens; casing classes when the model has them."""
+    def _rows(self, texts: list[str]) -> list[tuple[list[int], list[int] | None]]:
+        """(ids, casing classes or None) of each text, with special tokens (whose class is 0)."""
         from ner_export.runtime.casing import case_ids
 
-        rows = []
-        for text, e in zip(texts, self._tokenizer.encode_batch(texts)):
-            types = case_ids(text, e.offsets[:512]) if self._casing else [0] * len(e.ids[:512])
-            rows.append((e.ids[:512], [0 if special else t for t, special in zip(types, e.special_tokens_mask)]))
-        return rows
+        encodings = self._tokenizer.encode_batch(texts)
+        return [(e.ids[:512], case_ids(text, e.offsets[:512]) if self._casing else None) for text, e in zip(texts, encodings)]
 
-    def _feeds(self, rows: list[tuple[list[int], list[int]]]) -> dict[str, np.ndarray]:
+    def _feeds(self, rows: list[tuple[list[int], list[int] | None]]) -> dict[str, np.ndarray]:
         width = max(len(r) for r, _ in rows)
         ids = np.zeros((len(rows), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -292,7 +289,8 @@ class _SessionSystem(_System):
         for j, (row, types) in enumerate(rows):
             ids[j, : len(row)] = row
             mask[j, : len(row)] = 1
-            token_types[j, : len(types)] = types
+            if types is not None:
+                token_types[j, : len(types)] = types
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = token_types
@@ -308,11 +306,7 @@ class _SessionSystem(_System):
         for start in range(0, len(words), self._batch_size):
             chunk = words[start : start + self._batch_size]
             encodings = self._tokenizer.encode_batch(chunk, is_pretokenized=True)
-            rows = []
-            for e, row_words in zip(encodings, chunk):
-                word_ids = e.word_ids[:512]
-                types = case_ids(row_words, e.offsets[:512], word_ids) if self._casing else [0] * len(word_ids)
-                rows.append((e.ids[:512], types))
+            rows = [(e.ids[:512], case_ids(w, e.offsets[:512], e.word_ids[:512]) if self._casing else None) for e, w in zip(encodings, chunk)]
             logits = self._session.run(None, self._feeds(rows))[0]
             for row, encoding, row_words in zip(logits.argmax(-1), encodings, chunk):
                 tags = ["O"] * len(row_words)

@@ -29,15 +29,10 @@ def ner_pipeline(model: Any, tokenizer: Any | None = None, **kwargs: Any) -> Any
 
     class CasingPipeline(TokenClassificationPipeline):
         def preprocess(self, sentence: Any, offset_mapping: Any = None, **params: Any) -> Iterator[dict[str, Any]]:
-            text = sentence if isinstance(sentence, str) else params.get("delimiter", " ").join(sentence)
             for inputs in super().preprocess(sentence, offset_mapping=offset_mapping, **params):
-                offsets = inputs["offset_mapping"][0].tolist()
-                special = inputs["special_tokens_mask"][0].tolist()
-                if "word_ids" in inputs:  # pre-split words: offsets are within each word
-                    words = sentence
-                    types = case_ids(words, offsets, [None if s else w for w, s in zip(inputs["word_ids"], special)])
-                else:
-                    types = [0 if s else t for t, s in zip(case_ids(text, offsets), special)]
+                offsets = inputs["offset_mapping"][0].tolist()  # special tokens: (0, 0), so class 0
+                # pre-split words come with word_ids, and their offsets are within each word
+                types = case_ids(sentence, offsets, inputs.get("word_ids"))
                 inputs["token_type_ids"] = inputs["input_ids"].new_tensor([types])
                 yield inputs
 

@@ -378,17 +378,17 @@ class NerModel:
         type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None  # cut like the ids
         rows, type_rows, plans, spans = [], [], [], []
         for k, (own, window) in enumerate(zip(sentence_ids, windows)):
-            if len(own) > self._window:
-                rows.append(np.asarray(own, dtype=np.int64))
-                type_rows.append(np.asarray(types[k] if types is not None else (), dtype=np.int64))
+            long = len(own) > self._window  # no room for context: read in windows of its own
+            rows.append(np.asarray(own if long else window.ids, dtype=np.int64))
+            if type_windows is not None:
+                type_rows.append(np.asarray(types[k] if long else type_windows[k].ids, dtype=np.int64))
+            if long:
                 plans.append(plan_windows(len(own), self._window, self.stride))
                 spans.append((0, len(own)))
             else:
-                rows.append(np.asarray(window.ids, dtype=np.int64))
-                type_rows.append(np.asarray(type_windows[k].ids if type_windows is not None else (), dtype=np.int64))
                 plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
                 spans.append((window.target_start, window.target_end))
-        logits = self._windows_logits(rows, plans, batch_size, type_rows if types is not None else None)
+        logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None)
         return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans)]
 
     def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
