@@ -20,6 +20,11 @@ comes from an extra, untimed pass over whole documents (sentences joined with sp
 its own long-text mode with windows of the training length). Latency and throughput stay per sentence,
 what a service answering independent requests sees. `session_int8` always reads sentences alone: it
 is the speed floor, and its F1 is informational.
+
+Decoding: the pre-split rows of every system go through the project's word tagging (`tag_words` for
+the PyTorch and Optimum models, `predict_words` for the runtime), so all decode alike, with the
+default constrained IOB2 decoding. Raw-text rows are each system's own output: the runtime decodes
+with constraints, the transformers and Optimum pipelines as the pipeline does (each word's best label).
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class EvalReport:
 
 
 def predict_file_tags(
-    target: Path, words: list[list[str]], batch_size: int = 32, documents: list[int] | None = None
+    target: Path, words: list[list[str]], batch_size: int = 32, documents: list[int] | None = None, decoding: str = "constrained"
 ) -> tuple[str, list[list[str]]]:
     """(kind, IOB2 tags per word) for a bundle or a checkpoint folder.
 
@@ -64,20 +64,20 @@ def predict_file_tags(
     if (target / MANIFEST_NAME).is_file():
         from ner_export.runtime import NerModel
 
-        return "bundle", NerModel.load(target).predict_words(words, batch_size=batch_size, documents=documents)
+        return "bundle", NerModel.load(target, decoding=decoding).predict_words(words, batch_size=batch_size, documents=documents)
     if (target / "config.json").is_file():
         from .train import checkpoint_context, load_checkpoint, tag_words
 
         model, tokenizer = load_checkpoint(str(target))
         context, max_length = checkpoint_context(model.config)
-        return "checkpoint", tag_words(model, tokenizer, words, batch_size, max_length, context, documents)
+        return "checkpoint", tag_words(model, tokenizer, words, batch_size, max_length, context, documents, decoding)
     raise NerExportError(f"{target}: neither a bundle ({MANIFEST_NAME}) nor a checkpoint (config.json)")
 
 
-def evaluate(target: str | Path, data: str | Path, batch_size: int = 32) -> EvalReport:
-    """Score `target` (bundle or checkpoint directory) on the CoNLL file `data`."""
+def evaluate(target: str | Path, data: str | Path, batch_size: int = 32, decoding: str = "constrained") -> EvalReport:
+    """Score `target` (bundle or checkpoint directory) on the CoNLL file `data`, decoded as `decoding`."""
     target = Path(target)
     sentences = read_conll(data)
-    kind, predicted = predict_file_tags(target, [list(s.words) for s in sentences], batch_size, [s.document for s in sentences])
+    kind, predicted = predict_file_tags(target, [list(s.words) for s in sentences], batch_size, [s.document for s in sentences], decoding)
     report = entity_report([list(s.tags) for s in sentences], predicted)
     return EvalReport(str(target), kind, str(data), len(sentences), report)

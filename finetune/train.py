@@ -22,8 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ner_export.runtime.casing import CASE_CLASSES, case_ids
 from ner_export.runtime.context import CONTEXT_MODES, default_stride, pack_with_context, plan_windows
+from ner_export.runtime.decoding import DECODINGS, LabelSpace, allowed_transitions, constrained_labels
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
@@ -259,32 +262,48 @@ def tag_words(
     max_length: int = 512,
     context: str = "none",
     documents: Sequence[int] | None = None,
+    decoding: str = "constrained",
 ) -> list[list[str]]:
     """IOB2 tags per word from a PyTorch checkpoint, each word labelled by its first sub-word.
+
+    `decoding` is the runtime's: "constrained" picks the most probable sequence IOB2 allows, "argmax"
+    each word's best label (see `ner_export.runtime.decoding`).
 
     With `context="document"` each sentence is read inside its document's neighbours (`documents`
     gives each sentence's document id; None means one document). A sentence longer than max_length
     is read in overlapping windows, like the runtime reads it; nothing is cut off.
     """
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
     torch = _import_torch()
-    id2label = model.config.id2label
+    labels = [model.config.id2label[k] for k in range(len(model.config.id2label))]
+    iob = is_iob_label_set(labels)
+    allowed = allowed_transitions(LabelSpace.from_labels(labels)) if decoding == "constrained" and iob else None
     examples = encode_examples(tokenizer, sentences, max_length, context, documents, split_long=True, casing=checkpoint_casing(model.config))
     pad_id = tokenizer.pad_token_id or 0
     order = sorted(range(len(examples)), key=lambda k: len(examples[k][1]))
-    tags: list[list[str]] = [["O"] * len(words) for words in sentences]
+    word_scores = [np.zeros((len(words), len(labels)), dtype=np.float32) for words in sentences]
+    covered = [np.zeros(len(words), dtype=bool) for words in sentences]  # a word without tokens stays O
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = [examples[k] for k in order[start : start + batch_size]]
             batch = collate(torch, [(ids, [0] * len(ids), types) for _, ids, types, _ in chunk], pad_id)
             batch.pop("labels")
-            predictions = model(**batch).logits.argmax(-1).tolist()
-            for (i, _, _, positions), row in zip(chunk, predictions):
+            log_probs = torch.log_softmax(model(**batch).logits.float(), dim=-1).numpy()
+            for (i, _, _, positions), rows in zip(chunk, log_probs):
                 for token, word in enumerate(positions):
                     if word is not None:
-                        tags[i][word] = id2label[row[token]]
-    if not is_iob_label_set(id2label.values()):
-        return tags
-    return [to_iob2(t) for t in tags]
+                        word_scores[i][word] = rows[token]
+                        covered[i][word] = True
+    tags: list[list[str]] = []
+    for scores, mask in zip(word_scores, covered):
+        sentence_tags = ["O"] * len(mask)
+        words = np.flatnonzero(mask)
+        chosen = scores[words].argmax(axis=1) if allowed is None else constrained_labels(scores[words], allowed)
+        for word, label in zip(words.tolist(), chosen.tolist()):
+            sentence_tags[word] = labels[label]
+        tags.append(to_iob2(sentence_tags) if iob else sentence_tags)
+    return tags
 
 
 def group_sentences(token_counts: Sequence[int], documents: Sequence[int], target_tokens: int) -> list[list[int]]:

@@ -173,12 +173,13 @@ def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, o
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file with gold tags.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label.")
 @_friendly
-def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int) -> None:
+def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int, decoding: str) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
     from ner_export.finetune.evaluate import evaluate
 
-    report = evaluate(target, data, batch_size=batch_size)
+    report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
     click.echo(report.table())
     click.echo(f"entity-level micro F1: {report.f1:.4f}")
     if json_out:
@@ -220,18 +221,19 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]))
 @click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]), help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.")
+@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).")
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].")
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
 @click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
 @_friendly
-def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, word_split: str, device: str, precision: str | None, threads: int | None, skip_bad: bool) -> None:
+def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, word_split: str, decoding: str, device: str, precision: str | None, threads: int | None, skip_bad: bool) -> None:
     """Print one JSON line of entities per input text."""
     from ner_export.runtime import NerModel
 
     if not texts and input_file is None:
         raise click.UsageError("give TEXT arguments or --input FILE")
-    model = NerModel.load(bundle, device=device, threads=threads, precision=precision, aggregation=aggregation, word_split=word_split)
+    model = NerModel.load(bundle, device=device, threads=threads, precision=precision, aggregation=aggregation, word_split=word_split, decoding=decoding)
     inputs = list(texts) + ([text for _, text in _read_inputs(input_file, skip_bad)] if input_file else [])
     for start in range(0, len(inputs), 1024):
         chunk = inputs[start : start + 1024]

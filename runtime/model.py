@@ -26,10 +26,13 @@ from tokenizers import Encoding, Tokenizer
 from .casing import case_ids
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
+    DECODINGS,
     STRATEGIES,
     WORD_SPLITS,
     LabelSpace,
     aggregate_words,
+    allowed_transitions,
+    constrained_labels,
     group_words,
     pipeline_word_starts,
     extend_initial,
@@ -127,6 +130,7 @@ class NerModel:
         precision: str,
         aggregation: str = "first",
         word_split: str = "text",
+        decoding: str = "constrained",
         stride: int | None = None,
         token_budget: int = 16384,
         io_binding: bool = False,
@@ -140,11 +144,14 @@ class NerModel:
             raise ValueError(f"token_budget={token_budget!r} must be a positive integer")
         if word_split not in WORD_SPLITS:
             raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
         self.manifest = manifest
         self.device = device
         self.precision = precision
         self.aggregation = aggregation
         self.word_split = word_split
+        self.decoding = decoding
         self.token_budget = token_budget
         self.io_binding = io_binding
         self.pad_multiple = pad_multiple
@@ -164,6 +171,8 @@ class NerModel:
         if not 0 <= self.stride <= self._window // 2:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
+        # labels that are not IOB2 have no transitions to respect: they decode by argmax
+        self._allowed = allowed_transitions(self._space) if decoding == "constrained" and self._iob2 else None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -176,6 +185,7 @@ class NerModel:
         precision: str | None = None,
         aggregation: str = "first",
         word_split: str = "text",
+        decoding: str = "constrained",
         stride: int | None = None,
         token_budget: int = 16384,
         io_binding: bool | None = None,
@@ -190,6 +200,8 @@ class NerModel:
         precision: pick a graph other than the device's default (e.g. "fp32" on cpu).
         aggregation: "first" (default), "average", "max" or "simple", as in transformers' pipeline.
         word_split: "text" (whitespace chunks, default) or "pipeline" (transformers' word boundaries).
+        decoding: "constrained" (default: the most probable label sequence IOB2 allows) or "argmax"
+            (each word's best label on its own, as transformers' pipeline does).
         stride: tokens shared by neighbouring windows of a long text (default: a quarter window, half
             a window for a model trained with document context).
         token_budget: most padded tokens in one batch sent to onnxruntime.
@@ -239,6 +251,7 @@ class NerModel:
             precision=graph.precision,
             aggregation=aggregation,
             word_split=word_split,
+            decoding=decoding,
             stride=stride,
             token_budget=token_budget,
             io_binding=device == "cuda" if io_binding is None else io_binding,
@@ -433,9 +446,14 @@ class NerModel:
         if not words:
             return []
         rows = logits[[first for first, _ in words]]
-        label_ids = rows.argmax(axis=1)
         peak = rows.max(axis=1, keepdims=True)
-        word_scores = 1.0 / np.exp(rows - peak).sum(axis=1)  # softmax probability of the argmax label
+        exp = np.exp(rows - peak)
+        totals = exp.sum(axis=1)
+        if self._allowed is None:
+            label_ids = rows.argmax(axis=1)
+        else:
+            label_ids = constrained_labels(rows - peak - np.log(totals)[:, None], self._allowed)
+        word_scores = exp[np.arange(len(words)), label_ids] / totals  # softmax probability of the chosen label
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = offsets[words[first_word][0]][0]
@@ -456,7 +474,7 @@ class NerModel:
             starts = pipeline_word_starts(text, offsets, enc.tokens, unknown)
             voting = np.ones(len(starts), dtype=bool)
         tokens = np.flatnonzero(voting)
-        label_ids, word_scores, first = aggregate_words(scores[tokens], starts[tokens], strategy)
+        label_ids, word_scores, first = aggregate_words(scores[tokens], starts[tokens], strategy, self._allowed)
         first_token = tokens[first]
         last_token = tokens[np.append(first[1:], len(tokens)) - 1]
         entities = []
@@ -475,7 +493,7 @@ class NerModel:
         word_ids = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
         starts = np.ones(len(word_ids), dtype=bool)
         starts[1:] = word_ids[1:] != word_ids[:-1]
-        label_ids, _, first_token = aggregate_words(scores, starts, strategy)
+        label_ids, _, first_token = aggregate_words(scores, starts, strategy, self._allowed)
         for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist()):
             if word >= 0:
                 tags[word] = self.labels[label]

@@ -1,10 +1,13 @@
-"""Decoding on hand-made score arrays: each aggregation strategy and the entity grouping."""
+"""Decoding on hand-made score arrays: each aggregation strategy, constrained decoding, the entity grouping."""
 
 from __future__ import annotations
 
-import numpy as np
+import itertools
 
-from ner_export.runtime.decoding import LabelSpace, aggregate_words, group_words, softmax
+import numpy as np
+import pytest
+
+from ner_export.runtime.decoding import LabelSpace, aggregate_words, allowed_transitions, constrained_labels, group_words, softmax
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SPACE = LabelSpace.from_labels(LABELS)
@@ -50,3 +53,61 @@ def test_grouping_follows_b_and_i_tags() -> None:
 def test_empty_input() -> None:
     labels, scores, first = aggregate_words(np.zeros((0, 5), dtype=np.float32), np.zeros(0, dtype=bool), "first")
     assert labels.size == 0 and group_words(labels, scores, SPACE) == []
+
+
+def _valid_iob2(tags: list[str]) -> bool:
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return False
+        previous = tag
+    return True
+
+
+def test_allowed_transitions_forbid_only_continuations_without_their_entity() -> None:
+    allowed = allowed_transitions(SPACE)
+    start = len(LABELS)
+    for b, label in enumerate(LABELS):
+        assert allowed[start, b] == (not label.startswith("I-"))
+        for a, previous in enumerate(LABELS):
+            assert allowed[a, b] == (not label.startswith("I-") or previous[2:] == label[2:]), (previous, label)
+
+
+def test_constrained_decoding_keeps_a_valid_argmax() -> None:
+    rows = np.log(np.stack([_one_hot(t) for t in ["B-PER", "I-PER", "O", "B-LOC", "I-LOC"]]))
+    assert constrained_labels(rows, allowed_transitions(SPACE)).tolist() == rows.argmax(axis=1).tolist()
+
+
+def test_constrained_decoding_repairs_what_argmax_gets_wrong() -> None:
+    # argmax says B-PER I-LOC: the second word is nearly as likely I-PER, which makes a valid sequence
+    first = _one_hot("B-PER", 0.9)
+    second = np.array([0.02, 0.02, 0.45, 0.02, 0.49], dtype=np.float32)
+    labels = constrained_labels(np.log(np.stack([first, second])), allowed_transitions(SPACE))
+    assert [LABELS[i] for i in labels] == ["B-PER", "I-PER"]
+    # a sentence opening with I-LOC becomes B-LOC when that is the next best start
+    opening = np.array([0.05, 0.05, 0.05, 0.35, 0.5], dtype=np.float32)
+    assert [LABELS[i] for i in constrained_labels(np.log(opening[None]), allowed_transitions(SPACE))] == ["B-LOC"]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_constrained_decoding_equals_brute_force_over_valid_sequences(seed: int) -> None:
+    """Cross-check against the definition: the best-scoring valid sequence, found by enumeration."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    log_scores = np.log(softmax(rng.normal(scale=2.0, size=(n, len(LABELS)))))
+    best, best_score = None, -np.inf
+    for sequence in itertools.product(range(len(LABELS)), repeat=n):
+        if _valid_iob2([LABELS[i] for i in sequence]):
+            score = sum(log_scores[k, label] for k, label in enumerate(sequence))
+            if score > best_score:
+                best, best_score = list(sequence), score
+    assert constrained_labels(log_scores, allowed_transitions(SPACE)).tolist() == best
+
+
+def test_aggregate_words_decodes_with_constraints_when_given_transitions() -> None:
+    scores = np.stack([_one_hot("O", 0.9), np.array([0.3, 0.05, 0.05, 0.25, 0.35], dtype=np.float32)])
+    starts = np.ones(2, dtype=bool)
+    assert [LABELS[i] for i in aggregate_words(scores, starts, "first")[0]] == ["O", "I-LOC"]
+    labels, word_scores, _ = aggregate_words(scores, starts, "first", allowed_transitions(SPACE))
+    assert [LABELS[i] for i in labels] == ["O", "O"]
+    np.testing.assert_allclose(word_scores, [0.9, 0.3], rtol=1e-6)  # the chosen label's probability

@@ -186,7 +186,7 @@ def test_same_entities_as_transformers_pipeline(reference_pipeline, tiny_bundle:
 
     model, tokenizer = reference_pipeline
     reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
-    ours = NerModel.load(tiny_bundle, precision="fp32", word_split="pipeline", aggregation=strategy)
+    ours = NerModel.load(tiny_bundle, precision="fp32", word_split="pipeline", aggregation=strategy, decoding="argmax")
     assert assert_same_entities(reference, ours, PARITY_TEXTS) > 5
 
 
@@ -199,7 +199,7 @@ def test_text_words_equal_pipeline_words_on_plain_text(reference_pipeline, tiny_
 
     model, tokenizer = reference_pipeline
     reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
-    ours = NerModel.load(tiny_bundle, precision="fp32", aggregation=strategy)
+    ours = NerModel.load(tiny_bundle, precision="fp32", aggregation=strategy, decoding="argmax")
     compared = 0
     for text in (re.sub(r"[^\w\s]", "", t) for t in PARITY_TEXTS):
         expected = [(e["entity_group"], e["start"], e["end"]) for e in reference(text)]
@@ -272,3 +272,38 @@ def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -
     assert [[(e.label, e.start, e.end) for e in row] for row in bound.predict(texts)] == [[(e.label, e.start, e.end) for e in row] for row in plain.predict(texts)]
     with pytest.raises(ValueError, match="pad_multiple"):
         NerModel.load(tiny_bundle, pad_multiple=0)
+
+
+@pytest.mark.parametrize("decoding", ["constrained", "argmax"])
+def test_runtime_decodes_words_as_pytorch_does(tiny_checkpoint: Path, tiny_bundle: Path, decoding: str) -> None:
+    """Both decodings give the same tags in the runtime and in the training code's `tag_words`."""
+    from ner_export.finetune.train import load_checkpoint, tag_words
+
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    sentences = [text.split() for text in PARITY_TEXTS]
+    runtime = NerModel.load(tiny_bundle, precision="fp32", decoding=decoding)
+    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, decoding=decoding)
+    assert runtime.predict_words(sentences) == expected
+
+
+def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint: Path, tiny_bundle: Path) -> None:
+    """The random tiny model produces I- tags without their B-: argmax and constrained must then differ,
+    in words and in raw-text entities, and constrained must equal the best valid sequence."""
+    from ner_export.runtime.decoding import allowed_transitions, constrained_labels
+
+    sentences = [text.split() for text in PARITY_TEXTS]
+    argmax = NerModel.load(tiny_bundle, precision="fp32", decoding="argmax")
+    constrained = NerModel.load(tiny_bundle, precision="fp32")
+    assert constrained.decoding == "constrained"
+    assert argmax.predict_words(sentences) != constrained.predict_words(sentences)
+    assert argmax.predict(PARITY_TEXTS) != constrained.predict(PARITY_TEXTS)
+    # the first word-level decision the two disagree on is the search's, over first-token log-probabilities
+    allowed = allowed_transitions(constrained._space)
+    for text in PARITY_TEXTS:
+        words = text.split()
+        encoding = constrained._encode([words], is_pretokenized=True)[0]
+        logits = constrained.logits([encoding])[0]
+        firsts = [encoding.word_ids.index(w) for w in range(len(words)) if w in encoding.word_ids]
+        rows = logits[firsts] - np.log(np.exp(logits[firsts]).sum(axis=1, keepdims=True))
+        expected = [constrained.labels[i] for i in constrained_labels(rows, allowed)]
+        assert constrained.predict_words([words])[0] == expected
