@@ -34,10 +34,26 @@ def test_bundle_has_graphs_tokenizer_config_and_manifest(tiny_bundle: Path) -> N
 
 def test_fp32_graph_is_fused_and_int8_graph_is_quantized(tiny_bundle: Path) -> None:
     fp32 = _op_counts(tiny_bundle / "model.onnx")
-    assert fp32["Attention"] == 2 and fp32["SkipLayerNormalization"] >= 2 and fp32["EmbedLayerNormalization"] == 1
+    assert fp32["Attention"] == 2 and fp32["SkipLayerNormalization"] >= 2
+    assert fp32["EmbedLayerNormalization"] == 0  # left unfused, so each table is quantized on its own
     assert fp32["BiasGelu"] + fp32["FastGelu"] + fp32["Gelu"] >= 2
     int8 = _op_counts(tiny_bundle / "model_int8.onnx")
-    assert int8["QAttention"] == 2 and int8["MatMulInteger"] >= 4 and int8["QEmbedLayerNormalization"] == 1
+    assert int8["QAttention"] == 2 and int8["MatMulInteger"] >= 4
+
+
+def test_word_table_is_int8_and_the_small_tables_stay_fp32(tiny_bundle: Path) -> None:
+    import onnx
+    from ner_export.export.quantize import small_embedding_tables
+
+    small = small_embedding_tables(tiny_bundle / "model.onnx")
+    assert sorted(small) == ["/bert/embeddings/position_embeddings/Gather", "/bert/embeddings/token_type_embeddings/Gather"]
+    graph = onnx.load(str(tiny_bundle / "model_int8.onnx")).graph
+    dtypes = {t.name: t.data_type for t in graph.initializer}
+    gathers = {n.name: n.input[0] for n in graph.node if n.op_type == "Gather" and n.input[0] in dtypes}
+    assert all(dtypes[gathers[name]] == onnx.TensorProto.FLOAT for name in small)
+    word_tables = [table for name, table in gathers.items() if name not in small]
+    assert word_tables and all(dtypes[t] in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for t in word_tables)
+    assert set(BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").quantization["fp32_embedding_tables"]) == set(small)
 
 
 def test_validation_is_recorded(tiny_bundle: Path) -> None:
@@ -177,7 +193,7 @@ def _edited_checkpoint(base: Path, folder: Path, edit) -> tuple[Path, Path]:
     tags = tag_words(model, tokenizer, words, max_length=128)
     data = folder / "own_predictions.conll"
     data.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(ws, ts)) for ws, ts in zip(words, tags)) + "\n", encoding="utf-8")
-    assert sum(t.startswith("B-") for ts in tags for t in ts) > 200  # enough entities for F1 to mean something
+    assert sum(t.startswith("B-") for ts in tags for t in ts) > 150  # enough entities for F1 to mean something
     return folder, data
 
 
@@ -251,7 +267,9 @@ def test_bad_int8_quantization_is_refused(bad_body: tuple[Path, Path], tmp_path:
         export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), progress=False))
     message = str(refused.value)
     assert "\n" not in message and "int8 quantization loses too much accuracy" in message
-    assert "is 1.0000 with fp32" in message and "the limit is 0.30 points" in message and "--max-f1-drop" in message
+    assert "is 1.0000 with fp32" in message and "--max-f1-drop" in message
+    limit = float(re.search(r"the limit is ([0-9.]+) points", message).group(1))
+    assert 0.3 <= limit < 1.0  # 0.3, or one entity's worth on these 40 sentences if that is more
     drops = [float(d) for d in re.findall(r"\(drop ([0-9.]+) points\)", message)]
     assert [name in message for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32")] == [True] * 4
     assert len(drops) == 4 and min(drops) > 5.0, message
