@@ -183,3 +183,25 @@ def test_finetune_defaults_are_the_library_recipe() -> None:
             assert param.default == library[field], f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
             checked += 1
     assert checked == 10  # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio
+
+
+def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path) -> None:
+    """The random tiny model has invalid argmax sequences, so the two decodings give different output."""
+    from ner_export.runtime import NerModel
+
+    texts = [
+        "Maria Lopez works for Reuters in London, said the minister on Monday.",
+        "The Bank of Tokyo and the French company agreed in Berlin.",
+        "new york city , united states of america ; north river university club",
+        "the world cup in germany , france and the united states",
+    ]
+
+    for decoding in ("constrained", "argmax"):
+        result = _run("predict", tiny_bundle, *texts, "--decoding", decoding)
+        assert result.exit_code == 0, result.output
+        expected = NerModel.load(tiny_bundle, decoding=decoding).predict(texts)
+        assert [json.loads(line)["entities"] for line in result.output.splitlines()] == [[e.to_dict() for e in row] for row in expected]
+    assert _run("predict", tiny_bundle, *texts, "--decoding", "argmax").output != _run("predict", tiny_bundle, *texts).output
+    for target in (tiny_bundle, tiny_checkpoint):
+        assert _run("eval", target, "--data", conll_file, "--decoding", "argmax").exit_code == 0
+    assert _run("predict", tiny_bundle, "x", "--decoding", "viterbi").exit_code != 0
