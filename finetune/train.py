@@ -26,7 +26,7 @@ import numpy as np
 
 from ner_export.runtime.casing import CASE_CLASSES, case_ids
 from ner_export.runtime.context import CONTEXT_MODES, default_stride, pack_with_context, plan_windows
-from ner_export.runtime.decoding import DECODINGS, LabelSpace, allowed_transitions, constrained_labels
+from ner_export.runtime.decoding import constrained_labels, decoding_transitions
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError, NerExportError
 from ner_export.runtime.files import staged_directory
 from ner_export.runtime.labels import is_iob_label_set, sorted_labels, to_iob2
@@ -273,12 +273,10 @@ def tag_words(
     gives each sentence's document id; None means one document). A sentence longer than max_length
     is read in overlapping windows, like the runtime reads it; nothing is cut off.
     """
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
-    torch = _import_torch()
     labels = [model.config.id2label[k] for k in range(len(model.config.id2label))]
+    allowed = decoding_transitions(labels, decoding)
     iob = is_iob_label_set(labels)
-    allowed = allowed_transitions(LabelSpace.from_labels(labels)) if decoding == "constrained" and iob else None
+    torch = _import_torch()
     examples = encode_examples(tokenizer, sentences, max_length, context, documents, split_long=True, casing=checkpoint_casing(model.config))
     pad_id = tokenizer.pad_token_id or 0
     order = sorted(range(len(examples)), key=lambda k: len(examples[k][1]))

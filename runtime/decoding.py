@@ -32,12 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .labels import is_iob_label_set
+
 __all__ = [
     "DECODINGS",
     "STRATEGIES",
     "WORD_SPLITS",
     "allowed_transitions",
     "constrained_labels",
+    "decoding_transitions",
     "LabelSpace",
     "softmax",
     "text_words",
@@ -102,6 +105,18 @@ def allowed_transitions(space: LabelSpace) -> np.ndarray:
         for a in range(n):
             allowed[a, b] = space.kind_ids[a] == space.kind_ids[b]
     return allowed
+
+
+def decoding_transitions(labels: Sequence[str], decoding: str) -> np.ndarray | None:
+    """The `allowed` table that `decoding` asks for over `labels`, or None for argmax.
+
+    Only an IOB2 label set has transitions to respect; any other decodes by argmax.
+    """
+    if decoding not in DECODINGS:
+        raise ValueError(f"decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
+    if decoding != "constrained" or not is_iob_label_set(labels):
+        return None
+    return allowed_transitions(LabelSpace.from_labels(labels))
 
 
 def constrained_labels(log_scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:

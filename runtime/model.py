@@ -26,13 +26,12 @@ from tokenizers import Encoding, Tokenizer
 from .casing import case_ids
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
-    DECODINGS,
     STRATEGIES,
     WORD_SPLITS,
     LabelSpace,
     aggregate_words,
-    allowed_transitions,
     constrained_labels,
+    decoding_transitions,
     group_words,
     pipeline_word_starts,
     extend_initial,
@@ -144,8 +143,6 @@ class NerModel:
             raise ValueError(f"token_budget={token_budget!r} must be a positive integer")
         if word_split not in WORD_SPLITS:
             raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
-        if decoding not in DECODINGS:
-            raise ValueError(f"decoding={decoding!r} is not one of {', '.join(DECODINGS)}")
         self.manifest = manifest
         self.device = device
         self.precision = precision
@@ -171,8 +168,7 @@ class NerModel:
         if not 0 <= self.stride <= self._window // 2:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
-        # labels that are not IOB2 have no transitions to respect: they decode by argmax
-        self._allowed = allowed_transitions(self._space) if decoding == "constrained" and self._iob2 else None
+        self._allowed = decoding_transitions(manifest.labels, decoding)
 
     # ------------------------------------------------------------------ loading
     @classmethod
