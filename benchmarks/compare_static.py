@@ -199,7 +199,7 @@ def swapped_bundle(bundle: Path, graph: Path, dest: Path, quantization: dict[str
     (dest / manifest.tokenizer_file).symlink_to((bundle / manifest.tokenizer_file).resolve())
     graph.rename(dest / INT8)
     files = {manifest.tokenizer_file: manifest.files[manifest.tokenizer_file], INT8: sha256_file(dest / INT8)}
-    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization),), files=files).write(dest)
+    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization, batch_invariant=False),), files=files).write(dest)
     return dest
 
 

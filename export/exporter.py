@@ -286,7 +286,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         steps.set_description("quantizing to int8")
         attempts, int8_tags, quantization = _gate_int8(tmp, base, ladder, validator, chosen_for, steps)
         steps.update()
-        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization)]
+        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic")]
         if config.include_fp32:
             graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
         if config.include_fp16:
@@ -324,7 +324,7 @@ def _gate_int8(
         quantization["chosen_for"] = chosen_for
         trial = replace(
             base,
-            graphs=(GraphSpec(INT8_GRAPH, "cpu", "int8", quantization), *base.graphs),
+            graphs=(GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic"), *base.graphs),
             files={**base.files, INT8_GRAPH: sha256_file(tmp / INT8_GRAPH)},
         )
         trial.write(tmp)

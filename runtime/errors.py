@@ -5,7 +5,10 @@ CLI can turn any of them into a one-line message. Wrong argument *types* passed 
 plain `TypeError`/`ValueError`, as Python users expect.
 
     NerExportError
-    ├── DataFormatError        a CoNLL file is malformed (names file, line and content)
+    ├── InputError (ValueError)  a text or input record cannot be processed (names index / line and position)
+    │   └── DataFormatError      a data file is malformed (names file, line and content)
+    ├── DataNotFoundError (FileNotFoundError)  an input or data file does not exist (names the path)
+    ├── OutputExistsError      the output path exists and --force was not given (names the path)
     ├── BundleError            a bundle cannot be loaded (names the file and the problem)
     ├── ExportError            the checkpoint cannot be exported
     │   └── ValidationError    the exported graph disagrees with the PyTorch model
@@ -21,7 +24,10 @@ from __future__ import annotations
 
 __all__ = [
     "NerExportError",
+    "InputError",
     "DataFormatError",
+    "DataNotFoundError",
+    "OutputExistsError",
     "BundleError",
     "ExportError",
     "ValidationError",
@@ -36,7 +42,19 @@ class NerExportError(Exception):
     """Root of every error that ner-export raises for a user mistake or an unusable input."""
 
 
-class DataFormatError(NerExportError, ValueError):
+class InputError(NerExportError, ValueError):
+    """A text or input record cannot be processed; the message names where (index or file:line) and why."""
+
+
+class DataNotFoundError(NerExportError, FileNotFoundError):
+    """An input or data file does not exist; the message names the path."""
+
+
+class OutputExistsError(NerExportError, FileExistsError):
+    """The output path exists and replacing it was not asked for (`--force`)."""
+
+
+class DataFormatError(InputError):
     """A data file is malformed; the message names the file, the line number and the line."""
 
     def __init__(self, path: str, line_number: int, line: str, problem: str) -> None:

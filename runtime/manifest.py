@@ -39,6 +39,18 @@ class GraphSpec:
     device: str  # "cpu" or "cuda"
     precision: str  # "int8", "fp32" or "fp16"
     quantization: dict[str, Any] = field(default_factory=dict)
+    # False when a text's result can depend on the other texts in its batch (dynamic int8 activation scales)
+    batch_invariant: bool = True
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GraphSpec:
+        """A graph entry of bundle.json; entries written before `batch_invariant` existed infer it."""
+        data = dict(data)
+        if "batch_invariant" not in data:
+            quantization = data.get("quantization") or {}
+            dynamic = data.get("precision") == "int8" and quantization.get("method", "dynamic") == "dynamic"
+            data["batch_invariant"] = not dynamic
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -99,7 +111,7 @@ class BundleManifest:
                 f"(it reads version {FORMAT_VERSION}); re-export the model or upgrade ner-export"
             )
         try:
-            graphs = tuple(GraphSpec(**g) for g in data.pop("graphs"))
+            graphs = tuple(GraphSpec.from_dict(g) for g in data.pop("graphs"))
             labels = tuple(data.pop("labels"))
             manifest = cls(labels=labels, graphs=graphs, **data)
         except (KeyError, TypeError) as exc:

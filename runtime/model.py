@@ -144,6 +144,7 @@ class NerModel:
         if word_split not in WORD_SPLITS:
             raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
         self.manifest = manifest
+        self._graph = manifest.graph_for(device, precision)
         self.device = device
         self.precision = precision
         self.aggregation = aggregation
@@ -267,6 +268,11 @@ class NerModel:
     @property
     def labels(self) -> tuple[str, ...]:
         return self.manifest.labels
+
+    @property
+    def batch_invariant(self) -> bool:
+        """True when a text's entities never depend on the other texts sharing its batch (see README)."""
+        return self._graph.batch_invariant
 
     @property
     def entity_types(self) -> tuple[str, ...]:
