@@ -13,7 +13,6 @@ one instance can serve many threads.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,13 +38,13 @@ from .decoding import (
     text_word_spans,
     text_words,
 )
-from .errors import BundleError, DeviceError, MissingDependencyError
+from .errors import BundleError
 from .labels import is_iob_label_set, to_iob2
-from .manifest import BundleManifest
+from .machine import available_cpus
+from .manifest import DEVICES, BundleManifest
+from .session import batch_inputs, check_graph, create_session, load_tokenizer
 
 __all__ = ["Entity", "NerModel", "available_cpus"]
-
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -60,41 +59,6 @@ class Entity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
-
-
-def _cgroup_cpu_limit() -> float | None:
-    """CPUs allowed by a cgroup quota (v2 `cpu.max` or v1 `cfs_quota_us`), or None when unlimited."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
-    except (OSError, ValueError):
-        return None
-
-
-def available_cpus() -> int:
-    """CPUs this process may actually use: its affinity mask, capped by a cgroup CPU quota."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        count = os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
-    if limit is not None:
-        count = min(count, max(1, math.ceil(limit)))
-    return max(1, count)
-
-
-def _import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "cpu", "The ner-export runtime") from None
-    return onnxruntime
 
 
 def _check_texts(texts: Any, what: str) -> None:
@@ -212,34 +176,14 @@ class NerModel:
             raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads={threads!r} must be a positive integer or None")
-        ort = _import_onnxruntime()
         bundle = Path(bundle_dir)
         manifest = BundleManifest.read(bundle)
         graph = manifest.graph_for(device, precision)
         check = manifest.verify_file if verify else (lambda d, name: Path(d) / name)
         graph_path = check(bundle, graph.file)
-        tokenizer_path = check(bundle, manifest.tokenizer_file)
-        tokenizer = _load_tokenizer(tokenizer_path, manifest)
-        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise DeviceError(
-                "device='cuda' needs onnxruntime-gpu with a working CUDA setup "
-                f"(available providers: {', '.join(ort.get_available_providers())}); "
-                "install ner-export[gpu] or use device='cpu'"
-            )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or available_cpus()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        try:
-            session = ort.InferenceSession(str(graph_path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
-            raise BundleError(f"{graph_path}: onnxruntime cannot load this graph ({_first_line(exc)})") from None
-        if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
-            raise DeviceError(f"onnxruntime did not place {graph.file} on CUDA (providers: {session.get_providers()})")
-        _check_graph(session, manifest, graph_path)
+        tokenizer = load_tokenizer(check(bundle, manifest.tokenizer_file), manifest.vocab_size)
+        session = create_session(graph_path, device=device, threads=threads)
+        check_graph(session, manifest, graph_path)
         return cls(
             session,
             tokenizer,
@@ -409,22 +353,15 @@ class NerModel:
     def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
         if self.pad_multiple > 1:
             width = max(width, min(-(-width // self.pad_multiple) * self.pad_multiple, self.manifest.max_length))
-        input_ids = np.full((len(rows), width), self.manifest.pad_token_id, dtype=np.int64)
-        attention = np.zeros((len(rows), width), dtype=np.int64)
-        head, tail = len(self._prefix), len(self._suffix)
-        for j, row in enumerate(rows):
-            end = head + len(row)
-            input_ids[j, :head] = self._prefix
-            input_ids[j, head:end] = row
-            input_ids[j, end : end + tail] = self._suffix
-            attention[j, : end + tail] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": attention}
-        if "token_type_ids" in self._input_names:
-            token_types = np.zeros_like(input_ids)
-            if types is not None:
-                for j, row in enumerate(types):
-                    token_types[j, head : head + len(row)] = row
-            feeds["token_type_ids"] = token_types
+        feeds = batch_inputs(
+            rows,
+            pad_id=self.manifest.pad_token_id,
+            width=width,
+            prefix=self._prefix,
+            suffix=self._suffix,
+            types=types,
+            token_types="token_type_ids" in self._input_names,
+        )
         if not self.io_binding:
             return self._session.run([self._output_name], feeds)[0]
         binding = self._session.io_binding()
@@ -501,36 +438,3 @@ class NerModel:
                 tags[word] = self.labels[label]
         return to_iob2(tags) if self._iob2 else tags
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def _load_tokenizer(path: Path, manifest: BundleManifest) -> Tokenizer:
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
-        raise BundleError(f"{path}: not a valid tokenizers file ({_first_line(exc)})") from None
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    if manifest.vocab_size and tokenizer.get_vocab_size() != manifest.vocab_size:
-        raise BundleError(
-            f"{path}: vocabulary of {tokenizer.get_vocab_size()} tokens does not match the manifest's "
-            f"{manifest.vocab_size}; the tokenizer belongs to another model"
-        )
-    return tokenizer
-
-
-def _check_graph(session: Any, manifest: BundleManifest, graph_path: Path) -> None:
-    names = {i.name for i in session.get_inputs()}
-    missing = {"input_ids", "attention_mask"} - names
-    if manifest.casing:
-        missing |= {"token_type_ids"} - names
-    if missing:
-        raise BundleError(f"{graph_path}: graph lacks the inputs {sorted(missing)} (it has {sorted(names)})")
-    width = session.get_outputs()[0].shape[-1]
-    if isinstance(width, int) and width != len(manifest.labels):
-        raise BundleError(
-            f"{graph_path}: graph outputs {width} labels but the manifest lists {len(manifest.labels)}"
-        )
