@@ -27,6 +27,7 @@ failed or refused export leaves the previous bundle (or nothing) behind, never a
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import shutil
@@ -41,10 +42,11 @@ from ner_export.runtime.errors import (
     CheckpointError,
     ExportError,
     MissingDependencyError,
-    NerExportError,
+    OutputExistsError,
     ValidationError,
 )
 from ner_export.runtime.files import staged_directory
+from ner_export.runtime.machine import cpu_flags, library_versions
 from ner_export.runtime.manifest import (
     MANIFEST_NAME,
     BundleManifest,
@@ -55,7 +57,14 @@ from ner_export.runtime.manifest import (
 from .quantize import Int8Config, default_int8_ladder, quantize_graph
 from .validate import BundleValidator, Int8Attempt, ValidationReport, int8_refusal
 
-__all__ = ["ExportConfig", "ExportResult", "Int8Config", "cpu_quantization_defaults", "export_bundle"]
+__all__ = [
+    "ExportConfig",
+    "ExportResult",
+    "Int8Config",
+    "cpu_quantization_defaults",
+    "export_bundle",
+    "third_party_warnings_silenced",
+]
 
 FP32_GRAPH = "model.onnx"
 INT8_GRAPH = "model_int8.onnx"
@@ -64,24 +73,13 @@ FP16_GRAPH = "model_fp16.onnx"
 _OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "electra": "bert", "camembert": "bert", "distilbert": "bert"}
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def cpu_quantization_defaults() -> dict[str, Any]:
     """Quantization settings for this machine's instruction set.
 
     With VNNI (AVX-512 VNNI or AVX-VNNI) u8 activations x s8 weights run exactly; on plain AVX2/AVX-512
     the u8s8 dot product can saturate, so weights are reduced to 7 bits (ONNX Runtime's advice).
     """
-    flags = _cpu_flags()
+    flags = cpu_flags()
     vnni = bool(flags & {"avx512_vnni", "avx_vnni", "avx512vnni"})
     x86 = platform.machine().lower() in ("x86_64", "amd64")
     return {"weight_type": "int8", "per_channel": True, "reduce_range": x86 and not vnni, "vnni": vnni}
@@ -138,20 +136,21 @@ def _require_export_deps() -> None:
     for module, extra in (("onnx", "export"), ("optimum.exporters.onnx", "export"), ("torch", "train"), ("transformers", "train")):
         try:
             __import__(module)
-        except ImportError:
-            raise MissingDependencyError(module.split(".")[0], extra, "Exporting") from None
+        except ImportError as exc:
+            raise MissingDependencyError(module.split(".")[0], extra, "Exporting") from exc
 
 
 def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
-    import json
-
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir}: no such directory (expected a fine-tuned checkpoint folder)")
     config_path = model_dir / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{model_dir}: not a checkpoint folder (no config.json)")
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if not config.get("id2label"):
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or not config.get("id2label"):
         raise CheckpointError(f"{config_path}: no id2label; is this a token-classification checkpoint?")
     if not any((model_dir / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
         raise CheckpointError(f"{model_dir}: no weights (model.safetensors or pytorch_model.bin)")
@@ -159,19 +158,6 @@ def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
     if context not in CONTEXT_MODES:
         raise CheckpointError(f"{config_path}: ner_export_context {context!r} is not one of {', '.join(CONTEXT_MODES)}")
     return config
-
-
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that shape a bundle or a measurement (absent ones left out)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in ("ner-export", "onnxruntime", "onnx", "optimum", "optimum-onnx", "torch", "transformers", "tokenizers", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def _optimize(raw: Path, dest: Path, config: dict[str, Any]) -> dict[str, int]:
@@ -226,9 +212,9 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     hf_config = _check_checkpoint(model_dir)
     out = config.destination()
     if out.exists() and not config.force:
-        raise NerExportError(f"{out}: already exists; pass --force to replace it")
+        raise OutputExistsError(f"{out}: already exists; pass --force to replace it")
     if out.exists() and not out.is_dir():
-        raise NerExportError(f"{out}: exists and is not a directory")
+        raise OutputExistsError(f"{out}: exists and is not a directory")
     defaults = cpu_quantization_defaults()
     requested = Int8Config(
         name="requested",
@@ -239,7 +225,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     ladder = config.int8_ladder or default_int8_ladder(requested)
     chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
 
-    from ner_export.finetune.train import load_tokenizer
+    from ner_export.finetune import load_tokenizer
     from optimum.exporters.onnx import main_export
 
     tokenizer = load_tokenizer(str(model_dir))
@@ -249,13 +235,13 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         raw_dir = tmp / "raw"
         steps.set_description("exporting with Optimum")
         try:
-            with _third_party_warnings_silenced():
+            with third_party_warnings_silenced():
                 main_export(str(model_dir), raw_dir, task="token-classification", opset=config.opset, do_validation=False, local_files_only=True)
         except Exception as exc:  # optimum raises many types for unsupported models
             raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
         steps.update()
         steps.set_description("fusing with ONNX Runtime")
-        with _third_party_warnings_silenced():
+        with third_party_warnings_silenced():
             fusions = _optimize(raw_dir / "model.onnx", tmp / FP32_GRAPH, hf_config)
         shutil.rmtree(raw_dir)
         steps.update()
@@ -336,7 +322,7 @@ def _gate_int8(
 
 
 @contextlib.contextmanager
-def _third_party_warnings_silenced() -> Iterator[None]:
+def third_party_warnings_silenced() -> Iterator[None]:
     """Torch's tracer, Optimum and ONNX Runtime warn about their own internals; users can't act on it."""
     import logging
 
@@ -353,6 +339,9 @@ def _third_party_warnings_silenced() -> Iterator[None]:
         finally:
             for log, level in zip(loggers, levels):
                 log.setLevel(level)
+
+
+_third_party_warnings_silenced = third_party_warnings_silenced  # the name _gate_int8 calls it by
 
 
 def _progress(enabled: bool, total: int) -> Any:

@@ -132,7 +132,7 @@ def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     """The tiny checkpoint trained-with-casing style: three token-type rows, the new ones far apart."""
     import torch
 
-    from ner_export.finetune.train import add_casing_rows, load_checkpoint
+    from ner_export.finetune import add_casing_rows, load_checkpoint
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     add_casing_rows(model, str(tiny_checkpoint))

@@ -46,7 +46,7 @@ def test_the_manifest_records_casing(casing_bundle: Path, tiny_bundle: Path) -> 
 
 
 def test_runtime_tags_words_like_pytorch(casing_checkpoint: Path, casing_bundle: Path) -> None:
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(casing_checkpoint))
     expected = tag_words(model, tokenizer, SENTENCES)
@@ -63,8 +63,8 @@ def test_the_int8_graph_reads_casing_too(casing_bundle: Path) -> None:
 
 
 def test_runtime_reads_raw_text_like_the_casing_pipeline(casing_checkpoint: Path, casing_bundle: Path, assert_same_entities) -> None:
-    from ner_export.finetune.pipeline import ner_pipeline
-    from ner_export.finetune.train import load_checkpoint
+    from ner_export.finetune import ner_pipeline
+    from ner_export.finetune import load_checkpoint
 
     model, tokenizer = load_checkpoint(str(casing_checkpoint))
     reference = ner_pipeline(model, tokenizer, aggregation_strategy="first", device="cpu")
@@ -74,7 +74,7 @@ def test_runtime_reads_raw_text_like_the_casing_pipeline(casing_checkpoint: Path
 
 def test_casing_reaches_the_model(casing_checkpoint: Path, casing_bundle: Path) -> None:
     """The same lowercased ids score differently once capitalised, in the runtime and the casing pipeline."""
-    from ner_export.finetune.pipeline import ner_pipeline
+    from ner_export.finetune import ner_pipeline
 
     runtime = NerModel.load(casing_bundle, precision="fp32")
     encodings = runtime._encode(["JOHN SMITH visited PARIS", "john smith visited paris"])
@@ -97,7 +97,7 @@ def test_logits_need_the_token_types(casing_bundle: Path) -> None:
 
 def test_a_bundle_claiming_casing_needs_a_token_type_input(casing_bundle: Path) -> None:
     from ner_export.runtime import BundleError
-    from ner_export.runtime.model import _check_graph
+    from ner_export.runtime.session import check_graph
 
     manifest = BundleManifest.read(casing_bundle)
 
@@ -113,13 +113,13 @@ def test_a_bundle_claiming_casing_needs_a_token_type_input(casing_bundle: Path) 
             return [_Port("logits", [None, None, len(manifest.labels)])]
 
     with pytest.raises(BundleError, match="token_type_ids"):
-        _check_graph(_Session(), manifest, casing_bundle / "model.onnx")
+        check_graph(_Session(), manifest, casing_bundle / "model.onnx")
 
 
 def test_a_base_without_token_types_is_refused_with_the_way_out() -> None:
     from transformers import DistilBertConfig, DistilBertForTokenClassification
 
-    from ner_export.finetune.train import add_casing_rows
+    from ner_export.finetune import add_casing_rows
     from ner_export.runtime import CheckpointError
 
     model = DistilBertForTokenClassification(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32, num_labels=3))
@@ -132,7 +132,7 @@ def test_context_windows_carry_casing_like_pytorch(casing_checkpoint: Path, casi
     import dataclasses
     import shutil
 
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     bundle = tmp_path / "bundle"
     shutil.copytree(casing_bundle, bundle)

@@ -64,7 +64,7 @@ def test_bad_arguments_are_value_errors() -> None:
 
 def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None:
     from ner_export.finetune import Sentence
-    from ner_export.finetune.train import _training_features, load_tokenizer
+    from ner_export.finetune import load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -73,7 +73,7 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
         Sentence(("reuters",), ("B-ORG",)),
     ]
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
-    features = _training_features(tokenizer, sentences, label2id, 64, "document")
+    features = training_features(tokenizer, sentences, label2id, 64, "document")
     ids, labels, _ = features[1]
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
@@ -82,7 +82,7 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
 
 
 def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> None:
-    from ner_export.finetune.train import group_sentences
+    from ner_export.finetune import group_sentences
 
     assert group_sentences([3, 4, 10, 2, 2, 5], [0, 0, 0, 1, 1, 1], 8) == [[0, 1], [2], [3, 4], [5]]
     assert group_sentences([], [], 8) == []
@@ -90,7 +90,7 @@ def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> 
 
 def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_checkpoint: Path) -> None:
     from ner_export.finetune import Sentence
-    from ner_export.finetune.train import _training_features, load_tokenizer
+    from ner_export.finetune import load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -100,7 +100,7 @@ def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_
         Sentence(("in", "berlin"), ("O", "B-LOC"), 1),
     ]
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
-    features = _training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
+    features = training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
     assert len(features) == 3  # "john smith in paris" | "reuters" | "in berlin" (another document)
     ids, labels, _ = features[0]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
@@ -129,7 +129,7 @@ DOCUMENT = [
 
 
 def test_runtime_reads_sentences_with_their_neighbours_like_pytorch(tiny_checkpoint: Path, context_bundle: Path) -> None:
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     runtime = NerModel.load(context_bundle, precision="fp32")
@@ -165,7 +165,7 @@ def test_context_model_reads_long_texts_with_half_window_overlap(context_bundle:
 def test_sentences_longer_than_the_window_are_read_in_windows_like_the_runtime(
     tiny_checkpoint: Path, tiny_bundle: Path, context_bundle: Path, with_context: bool
 ) -> None:
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     runtime = NerModel.load(context_bundle if with_context else tiny_bundle, precision="fp32")

@@ -178,8 +178,8 @@ def _edited_checkpoint(base: Path, folder: Path, edit) -> tuple[Path, Path]:
     from importlib import resources
 
     import torch
-    from ner_export.finetune.conll import read_conll
-    from ner_export.finetune.train import tag_words
+    from ner_export.runtime.conll import read_conll
+    from ner_export.finetune import tag_words
     from transformers import BertForTokenClassification, BertTokenizerFast
 
     model = BertForTokenClassification.from_pretrained(base).eval()

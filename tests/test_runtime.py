@@ -277,7 +277,7 @@ def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -
 @pytest.mark.parametrize("decoding", ["constrained", "argmax"])
 def test_runtime_decodes_words_as_pytorch_does(tiny_checkpoint: Path, tiny_bundle: Path, decoding: str) -> None:
     """Both decodings give the same tags in the runtime and in the training code's `tag_words`."""
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     sentences = [text.split() for text in PARITY_TEXTS]

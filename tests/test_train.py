@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ner_export.finetune import TrainConfig, finetune
-from ner_export.finetune.train import _training_features, first_subword_mask, load_tokenizer
+from ner_export.finetune import first_subword_mask, load_tokenizer, training_features
 from ner_export.runtime import CheckpointError, NerExportError
 
 
@@ -22,7 +22,7 @@ def test_only_the_first_subword_carries_the_label(tiny_checkpoint: Path) -> None
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "Paris"), ("B-PER", "O", "B-LOC"))
-    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
+    (ids, labels, types), = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[:4] == ["[CLS]", "smith", "##ing", "in"]
     assert labels[0] == -100 and labels[-1] == -100
@@ -36,7 +36,7 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "PARIS", "paris"), ("B-PER", "O", "B-LOC", "B-LOC"))
-    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True)
+    (ids, labels, types), = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True)
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "smith", "##ing", "in", "paris", "paris", "[SEP]"]
     assert types == [0, 1, 0, 0, 2, 0, 0]  # "Smith" capital, "ing" not, PARIS all capitals; specials 0
 
