@@ -4,7 +4,7 @@
         [--sentences N] [--calibration-sentences 200] [--methods minmax,percentile,entropy] [--out FILE.md]
 
 One Markdown table: entity F1 (pre-split words), int8 graph size, sent/s at batch 32 (best of rounds),
-single-sentence p50 (variants take turns on blocks of sentences, `bench.block_latencies`) and, from
+single-sentence p50 (variants take turns on blocks of sentences, `timing.block_latencies`) and, from
 fresh processes, load time, cold start (start to first prediction) and peak RSS (VmHWM after a pass).
 
 Trade-offs:
@@ -44,8 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ner_export.runtime import NerModel
+from ner_export.runtime.errors import ColdStartError
 from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
+from ner_export.runtime.session import batch_inputs, create_session, load_tokenizer
+
+__all__ = ["METHODS", "Variant", "compare", "fresh_runs", "load", "quantize_static_variants", "swapped_bundle"]
 
 METHODS = ("minmax", "percentile", "entropy")
 INT8 = "model_int8.onnx"
@@ -70,18 +75,14 @@ def load(variant: Variant) -> NerModel:
     """`NerModel.load` for the runtime's defaults, else the same session with the variant's options."""
     if not variant.graph and variant.arena and variant.mem_pattern and variant.optimize:
         return NerModel.load(variant.bundle, verify=False)  # no sha256 pass, so load times compare sessions only
-    import onnxruntime as ort
-    from ner_export.runtime.model import _load_tokenizer, available_cpus
-
     manifest = BundleManifest.read(Path(variant.bundle))
-    options = ort.SessionOptions()  # as NerModel.load, plus the variant's settings
-    options.intra_op_num_threads, options.inter_op_num_threads = available_cpus(), 1
-    options.execution_mode, options.log_severity_level = ort.ExecutionMode.ORT_SEQUENTIAL, 3
-    options.enable_cpu_mem_arena, options.enable_mem_pattern = variant.arena, variant.mem_pattern
-    level = ort.GraphOptimizationLevel
-    options.graph_optimization_level = level.ORT_ENABLE_ALL if variant.optimize else level.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(variant.graph_path()), sess_options=options, providers=["CPUExecutionProvider"])
-    tokenizer = _load_tokenizer(Path(variant.bundle) / manifest.tokenizer_file, manifest)
+    options = {
+        "enable_cpu_mem_arena": variant.arena,
+        "enable_mem_pattern": variant.mem_pattern,
+        "graph_optimization_level": "ORT_ENABLE_ALL" if variant.optimize else "ORT_DISABLE_ALL",
+    }
+    session = create_session(variant.graph_path(), options=options)  # NerModel.load's, plus the variant's
+    tokenizer = load_tokenizer(Path(variant.bundle) / manifest.tokenizer_file, manifest.vocab_size)
     return NerModel(session, tokenizer, manifest, device="cpu", precision="int8")
 
 
@@ -107,7 +108,7 @@ def fresh_runs(variant: Variant, texts_file: Path, runs: int) -> dict[str, float
         argv = [sys.executable, "-c", code, json.dumps(asdict(variant)), str(texts_file), repr(time.time())]
         done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            raise RuntimeError(f"{variant.name}: fresh process failed: {done.stderr.strip()[-500:]}")
+            raise ColdStartError(f"{variant.name}: fresh process failed: {done.stderr.strip()[-500:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {key: float(np.median([r[key] for r in results])) for key in ("cold_s", "load_ms", "rss_mb")}
 
@@ -130,23 +131,20 @@ def _float_for_unquantized(path: Path, quantized_ops: set[str]) -> None:
 def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, methods: tuple[str, ...]) -> dict[str, tuple[Path, float]]:
     """{name: (static int8 graph, seconds)} of the bundle's fp32 graph, calibrated on `calibration` texts."""
     import onnx
-    from ner_export.export.exporter import _third_party_warnings_silenced
     from onnxruntime import quantization as oq
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from tokenizers import Tokenizer
+
+    from ner_export.export import third_party_warnings_silenced
 
     manifest = BundleManifest.read(bundle)
     dynamic = manifest.graph_for("cpu", "int8").quantization  # the bundle's own dynamic settings
     fp32 = bundle / manifest.graph_for("cpu", "fp32").file
-    tokenizer = Tokenizer.from_file(str(bundle / manifest.tokenizer_file))
-    tokenizer.no_padding()
+    tokenizer = load_tokenizer(bundle / manifest.tokenizer_file, manifest.vocab_size)
     tokenizer.enable_truncation(manifest.max_length)
     names = {i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input}
     feeds = []
     for encoding in tokenizer.encode_batch(calibration):
-        ids = np.asarray([encoding.ids], dtype=np.int64)
-        row = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        feeds.append({k: v for k, v in row.items() if k in names})
+        feeds.append({k: v for k, v in batch_inputs([encoding.ids]).items() if k in names})
 
     class Reader(oq.CalibrationDataReader):
         # quantize_static walks it one sentence at a time (CalibStridedMinMax=1): the histogram
@@ -166,7 +164,7 @@ def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, me
     graphs: dict[str, tuple[Path, float]] = {}
     exclude = list(dynamic.get("nodes_to_exclude", []))
     fused = [t for t in dynamic.get("op_types", ["Attention", "EmbedLayerNormalization"]) if t != "MatMul"]
-    with _third_party_warnings_silenced(), contextlib.redirect_stdout(sys.stderr):  # the calibrators print progress
+    with third_party_warnings_silenced(), contextlib.redirect_stdout(sys.stderr):  # the calibrators print progress
         # symbolic shape inference types the fused ops' outputs; without it the quantizer skips them
         quant_pre_process(str(fp32), str(out / "shaped.onnx"), skip_optimization=True, auto_merge=True)
         for method in methods:
@@ -206,10 +204,10 @@ def swapped_bundle(bundle: Path, graph: Path, dest: Path, quantization: dict[str
 def compare(bundle: str, data: str, calibration: str, *, sentences: int | None = None, calibration_sentences: int = 200,
             methods: tuple[str, ...] = METHODS, rounds: int = 3, latency_sentences: int = 500, cold_runs: int = 3, command: str = "") -> str:
     """The Markdown table of every variant (module docstring) on the CoNLL file `data`."""
-    import onnxruntime as ort
-    from ner_export.benchmarks.compare_int8 import measure_speed
-    from ner_export.finetune.conll import read_conll
+    from ner_export.runtime.conll import read_conll
     from ner_export.runtime.labels import entity_scores
+
+    from .timing import measure_speed
 
     source = Path(bundle)
     rows = read_conll(data)[:sentences]
@@ -220,10 +218,7 @@ def compare(bundle: str, data: str, calibration: str, *, sentences: int | None =
         work = Path(tmp)
         (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
         preoptimized = work / "model_int8.optimized.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level, options.log_severity_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 3
-        options.optimized_model_filepath = str(preoptimized)
-        ort.InferenceSession(str(Variant("", bundle).graph_path()), sess_options=options, providers=["CPUExecutionProvider"])
+        create_session(Variant("", bundle).graph_path(), options={"optimized_model_filepath": str(preoptimized)})
         variants = [
             Variant("dynamic int8 (bundle), runtime defaults: arena on, mem pattern on", bundle),
             Variant("dynamic, arena off", bundle, arena=False),

@@ -1,8 +1,11 @@
 """The `ner-export` command line: parse, call one library function, print.
 
 Heavy stages (torch, transformers, optimum) are imported inside the commands that need them, so
-`ner-export predict` starts as fast as the runtime. Every `NerExportError` (and a missing file or a
-bad value) becomes a one-line message and exit status 1; set NER_EXPORT_DEBUG=1 to see tracebacks.
+`ner-export predict` starts as fast as the runtime. Option choices come from the library's own
+constants, so the CLI cannot offer what the library refuses. Every `NerExportError` and `OSError`
+(a missing or unreadable file) becomes a one-line message and exit status 1; a bad option is a click
+usage error (exit status 2); anything else is a bug and keeps its traceback. NER_EXPORT_DEBUG=1 shows
+the traceback of user errors too, with the exception that caused them.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from typing import Any, TypeVar
 import click
 
 from ner_export import __version__
-from ner_export.runtime.errors import NerExportError, NerExportWarning
+from ner_export.benchmarks.systems import SYSTEMS
+from ner_export.runtime.context import CONTEXT_MODES
+from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
+from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
+from ner_export.runtime.manifest import DEVICES, PRECISIONS, is_bundle
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
-_USER_ERRORS = (NerExportError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+_USER_ERRORS = (NerExportError, OSError)
 
 
 def _friendly(command: F) -> F:
@@ -48,9 +56,27 @@ def _friendly(command: F) -> F:
                 if os.environ.get("NER_EXPORT_DEBUG"):
                     raise
                 message = " ".join(str(exc).split()) or type(exc).__name__
-                raise click.ClickException(message) from None
+                raise click.ClickException(message) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _config(cls: Callable[..., C], **fields: Any) -> C:
+    """A library config from option values; a combination it refuses is a usage error, like a bad option."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    names = tuple(s.strip() for s in value.split(","))
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown:
+        raise click.BadParameter(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    return names
 
 
 class _ExportByDefault(click.Group):
@@ -99,7 +125,8 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
     from ner_export.export import ExportConfig, export_bundle
 
     result = export_bundle(
-        ExportConfig(
+        _config(
+            ExportConfig,
             model_dir=str(model_dir),
             out=str(out) if out else None,
             force=force,
@@ -142,12 +169,12 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (AdamW); 1e-4 won the CoNLL sweep on dev (benchmarks/results/recipe-sweep.md).")
 @click.option("--max-length", default=64, show_default=True, type=click.IntRange(8), help="Token window of one example: the sentence, plus its context with --context document.")
-@click.option("--context", default="document", show_default=True, type=click.Choice(["none", "document"]), help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, consecutive sentences). Stored in the checkpoint and the bundle.")
+@click.option("--context", default="document", show_default=True, type=click.Choice(CONTEXT_MODES), help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, consecutive sentences). Stored in the checkpoint and the bundle.")
 @click.option("--casing/--no-casing", default=True, show_default=True, help="Feed each token's casing (lower / Capital / ALL CAPS) through token_type_ids: gives an uncased base back the capitalisation its tokenizer drops. Needs a model with token-type embeddings (BERT-like).")
 @click.option("--target-tokens", default=0, show_default=True, type=click.IntRange(0), help="With --context document: pack consecutive sentences into training targets of up to N tokens, all labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).")
-@click.option("--group-by-length/--no-group-by-length", default=False, show_default=True, help="Batch sentences of similar length: about 2x faster training without context, but -0.9 dev F1 in our sweep.")
+@click.option("--group-by-length/--no-group-by-length", default=False, show_default=True, help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep (benchmarks/results/recipe-sweep.md).")
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--warmup-ratio", default=0.1, show_default=True, type=float)
+@click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_quiet
@@ -157,7 +184,8 @@ def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, o
     from ner_export.finetune import TrainConfig, finetune
 
     result = finetune(
-        TrainConfig(
+        _config(
+            TrainConfig,
             train=str(train_file), dev=str(dev_file), test=str(test_file) if test_file else None, out=str(out),
             base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_length=max_length,
             context=context, casing=casing, target_tokens=target_tokens, group_by_length=group_by_length, seed=seed, warmup_ratio=warmup_ratio, max_train_sentences=max_train_sentences, force=force, progress=not quiet,
@@ -173,11 +201,14 @@ def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, o
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file with gold tags.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label.")
+@click.option("--decoding", default=DECODINGS[0], show_default=True, type=click.Choice(DECODINGS), help="Most probable valid IOB2 sequence, or each word's best label.")
 @_friendly
 def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int, decoding: str) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
-    from ner_export.finetune.evaluate import evaluate
+    if is_bundle(target):  # scored by the runtime alone: works in an install without torch
+        from ner_export.runtime.evaluate import evaluate_bundle as evaluate
+    else:  # a checkpoint, or neither (finetune's evaluate says so)
+        from ner_export.finetune import evaluate
 
     report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
     click.echo(report.table())
@@ -191,7 +222,7 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
     raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     name = "<stdin>" if str(path) == "-" else str(path)
     if not raw.strip():
-        raise NerExportError(f"{name}: the input file is empty")
+        raise InputError(f"{name}: the input file is empty")
     jsonl = name.endswith((".jsonl", ".ndjson")) or raw.lstrip()[:1] == b"{"
     for number, line in enumerate(raw.splitlines(), start=1):
         try:
@@ -208,7 +239,7 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
         except (UnicodeDecodeError, ValueError) as exc:
             problem = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc).splitlines()[0]
             if not skip_bad:
-                raise NerExportError(f"{name}:{number}: {problem}") from None
+                raise InputError(f"{name}:{number}: {problem}") from exc
             click.echo(f"skipped {name}:{number}: {problem}", err=True)
             continue
         yield number, text
@@ -219,11 +250,11 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
 @click.argument("texts", nargs=-1)
 @click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Text file (one text a line) or JSONL with a \"text\" field; - for stdin.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]))
-@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]), help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.")
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].")
+@click.option("--aggregation", default=STRATEGIES[0], show_default=True, type=click.Choice(STRATEGIES))
+@click.option("--word-split", default=WORD_SPLITS[0], show_default=True, type=click.Choice(WORD_SPLITS), help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.")
+@click.option("--decoding", default=DECODINGS[0], show_default=True, type=click.Choice(DECODINGS), help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).")
+@click.option("--device", default=DEVICES[0], show_default=True, type=click.Choice(DEVICES))
+@click.option("--precision", type=click.Choice(PRECISIONS), help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].")
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
 @click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
 @_friendly
@@ -250,19 +281,20 @@ def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | Non
 @click.option("--sentences", type=click.IntRange(1), help="Use only the first N sentences of --data.")
 @click.option("--latency-sentences", default=500, show_default=True, type=click.IntRange(1), help="Sentences timed one by one.")
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1), help="Rounds of the latency and throughput measurements.")
-@click.option("--systems", default="all", show_default=True, help="Comma-separated subset of pytorch,optimum_int8,runtime_fp32,runtime_int8,session_int8.")
+@click.option("--systems", default="all", show_default=True, callback=_systems, help=f"Comma-separated subset of {','.join(SYSTEMS)}.")
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold-start measurements.")
 @_quiet
 @_friendly
-def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: str, sentences: int | None, latency_sentences: int, repeats: int, systems: str, no_cold_start: bool, quiet: bool) -> None:
+def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: str, sentences: int | None, latency_sentences: int, repeats: int, systems: tuple[str, ...] | None, no_cold_start: bool, quiet: bool) -> None:
     """Accuracy and speed of the bundle against PyTorch and Optimum, in one run."""
-    from ner_export.benchmarks.bench import BenchConfig, run_bench
+    from ner_export.benchmarks import BenchConfig, run_bench
 
     result = run_bench(
-        BenchConfig(
+        _config(
+            BenchConfig,
             bundle=str(bundle), checkpoint=str(checkpoint), data=str(data), out=str(out), name=name,
             sentences=sentences, latency_sentences=latency_sentences, repeats=repeats,
-            systems=tuple(s.strip() for s in systems.split(",")) if systems != "all" else None,
+            systems=systems,
             cold_start=not no_cold_start, progress=not quiet,
             command=" ".join(["ner-export", *sys.argv[1:]]),
         )
@@ -279,7 +311,7 @@ def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: s
 @_friendly
 def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool) -> None:
     """Fine-tune on the bundled sample, export, and compare PyTorch with the bundle."""
-    from ner_export.benchmarks.demo import run_demo
+    from ner_export.demo import run_demo
 
     run_demo(workdir, base_model=base_model, epochs=epochs, progress=not quiet, echo=click.echo)
 

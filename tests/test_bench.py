@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.benchmarks.bench import SYSTEMS, BenchConfig, entities_to_word_tags, run_bench
-from ner_export.runtime import NerExportError
+from ner_export.benchmarks import SYSTEMS, BenchConfig, entities_to_word_tags, run_bench
+from ner_export.runtime import BenchMismatchError, DataNotFoundError
 
 SYSTEM_KEYS = {"f1_presplit", "f1_rawtext", "latency_ms", "throughput_sps", "cold_start_s", "peak_rss_mb", "model_mb", "imports_torch", "ratios_vs_pytorch"}
 
@@ -62,14 +62,14 @@ def test_labels_must_match(tiny_bundle: Path, conll_file: Path, tmp_path: Path) 
     from conftest import make_tiny_checkpoint
 
     other = make_tiny_checkpoint(tmp_path / "other", labels=["O", "B-X", "I-X"])
-    with pytest.raises(NerExportError, match="labels"):
+    with pytest.raises(BenchMismatchError, match="labels"):
         run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(other), data=str(conll_file), out=str(tmp_path / "o"), progress=False))
 
 
 def test_unknown_system_and_missing_data(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown system"):
         run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("pytorch", "tensorrt"), progress=False))
-    with pytest.raises(NerExportError, match="no such data file"):
+    with pytest.raises(DataNotFoundError, match="no such file"):
         run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(tmp_path / "nope.txt"), out=str(tmp_path), progress=False))
 
 
@@ -114,17 +114,17 @@ def test_context_model_is_scored_with_documents(context_pair: tuple[Path, Path],
 
 def test_context_mismatch_between_checkpoint_and_bundle_is_refused(context_pair: tuple[Path, Path], tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     _, bundle = context_pair
-    with pytest.raises(NerExportError, match="trained with context 'none' but the bundle"):
+    with pytest.raises(BenchMismatchError, match="trained with context 'none' but the bundle"):
         run_bench(BenchConfig(bundle=str(bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))
 
 
 def test_documents_are_joined_and_split_back() -> None:
-    from ner_export.benchmarks.bench import _group_documents, _split_documents
+    from ner_export.benchmarks import group_documents, split_documents
 
     words = [["a", "b"], ["c"], ["d", "e", "f"], ["g"]]
-    doc_words, sizes = _group_documents(words, [0, 0, 1, 2])
+    doc_words, sizes = group_documents(words, [0, 0, 1, 2])
     assert doc_words == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
-    assert _split_documents(doc_words, sizes) == words
+    assert split_documents(doc_words, sizes) == words
 
 
 def test_casing_model_is_fed_casing_by_every_system(casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
@@ -135,5 +135,5 @@ def test_casing_model_is_fed_casing_by_every_system(casing_checkpoint: Path, cas
 
 
 def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(casing_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
-    with pytest.raises(NerExportError, match="without casing but the bundle"):
+    with pytest.raises(BenchMismatchError, match="without casing but the bundle"):
         run_bench(BenchConfig(bundle=str(casing_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ner_export.benchmarks.compare_static import compare, quantize_static_variants
-from ner_export.finetune.conll import read_conll
+from ner_export.runtime.conll import read_conll
 
 
 def test_static_graph_quantizes_matmul_activations(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    from ner_export.benchmarks.demo import run_demo
+    from ner_export.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(tmp_path_factory.mktemp("demo"), progress=False, echo=lines.append)
@@ -34,7 +34,7 @@ def test_long_document_gives_the_entities_of_its_sentences(demo) -> None:
     neighbouring sentences (it was trained on single sentences), which can flip a few borderline words.
     Window boundaries must not add any: no entity may cross a sentence boundary, be cut or duplicated.
     """
-    from ner_export.benchmarks.demo import sample_path
+    from ner_export.demo import sample_path
     from ner_export.finetune import read_conll
     from ner_export.runtime import NerModel
 

@@ -48,11 +48,9 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Fine-tune on the sample, export, predict and compare; returns the figures it printed."""
-    from ner_export.finetune.pipeline import ner_pipeline
-
-    from ner_export.benchmarks.bench import block_latencies
+    from ner_export.benchmarks import block_latencies
     from ner_export.export import ExportConfig, export_bundle
-    from ner_export.finetune import TrainConfig, finetune, load_checkpoint, read_conll, tag_words
+    from ner_export.finetune import TrainConfig, finetune, load_checkpoint, ner_pipeline, read_conll, tag_words
     from ner_export.runtime import NerModel
     from ner_export.runtime.labels import entity_scores
 
