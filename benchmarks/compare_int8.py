@@ -35,7 +35,12 @@ def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentenc
     rows = {}
     for name, model in models.items():
         graph = Path(bundles[name]) / BundleManifest.read(Path(bundles[name])).graph_for("cpu", "int8").file
-        rows[name] = {"f1": entity_scores(gold, model.predict_words(words)).f1, "mb": graph.stat().st_size / 1e6, "sps": [], "lat": []}
+        rows[name] = {
+            "f1": entity_scores(gold, model.predict_words(words)).f1,
+            "mb": graph.stat().st_size / 1e6,
+            "sps": [],
+            "lat": [],
+        }
     for name, speed in measure_speed(models, texts, rounds, latency_sentences).items():
         rows[name].update(speed)
     lines = [
@@ -43,7 +48,10 @@ def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentenc
         "|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['f1']:.4f} | {r['mb']:.1f} | {max(r['sps']):.0f} | {1000 * float(np.median(r['lat'])):.2f} |")
+        lines.append(
+            f"| {name} | {r['f1']:.4f} | {r['mb']:.1f} | {max(r['sps']):.0f} "
+            f"| {1000 * float(np.median(r['lat'])):.2f} |"
+        )
     return "\n".join(lines)
 
 

@@ -68,7 +68,11 @@ class Variant:
     optimize: bool = True  # ORT_ENABLE_ALL; False loads with ORT_DISABLE_ALL
 
     def graph_path(self) -> Path:
-        return Path(self.graph) if self.graph else Path(self.bundle) / BundleManifest.read(Path(self.bundle)).graph_for("cpu", "int8").file
+        return (
+            Path(self.graph)
+            if self.graph
+            else Path(self.bundle) / BundleManifest.read(Path(self.bundle)).graph_for("cpu", "int8").file
+        )
 
 
 def load(variant: Variant) -> NerModel:
@@ -101,7 +105,8 @@ def _fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
 
 def fresh_runs(variant: Variant, texts_file: Path, runs: int) -> dict[str, float]:
     """Medians over `runs` fresh processes of cold start, load time and peak RSS (VmHWM)."""
-    code = "import sys, json; from pathlib import Path; from ner_export.benchmarks.compare_static import Variant, _fresh_process\n"
+    code = "import sys, json; from pathlib import Path\n"
+    code += "from ner_export.benchmarks.compare_static import Variant, _fresh_process\n"
     code += "_fresh_process(Variant(**json.loads(sys.argv[1])), Path(sys.argv[2]), float(sys.argv[3]))"
     results = []
     for _ in range(runs):
@@ -120,7 +125,9 @@ def _float_for_unquantized(path: Path, quantized_ops: set[str]) -> None:
     model = onnx.load(str(path))
     nodes = model.graph.node
     q_input = {n.output[0]: n.input[0] for n in nodes if n.op_type == "QuantizeLinear"}
-    float_of = {n.output[0]: q_input[n.input[0]] for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
+    float_of = {
+        n.output[0]: q_input[n.input[0]] for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in q_input
+    }
     for node in nodes:
         if node.op_type not in quantized_ops | {"QuantizeLinear", "DequantizeLinear"}:
             for k, name in enumerate(node.input):
@@ -128,7 +135,9 @@ def _float_for_unquantized(path: Path, quantized_ops: set[str]) -> None:
     onnx.save(model, str(path))
 
 
-def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, methods: tuple[str, ...]) -> dict[str, tuple[Path, float]]:
+def quantize_static_variants(
+    bundle: Path, calibration: list[str], out: Path, methods: tuple[str, ...]
+) -> dict[str, tuple[Path, float]]:
     """{name: (static int8 graph, seconds)} of the bundle's fp32 graph, calibrated on `calibration` texts."""
     import onnx
     from onnxruntime import quantization as oq
@@ -171,8 +180,15 @@ def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, me
             started = time.perf_counter()
             qdq = out / f"static-{method}.onnx"
             oq.quantize_static(
-                str(out / "shaped.onnx"), str(qdq), Reader(), quant_format=oq.QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                per_channel=True, activation_type=oq.QuantType.QInt8, weight_type=oq.QuantType.QInt8, nodes_to_exclude=exclude,
+                str(out / "shaped.onnx"),
+                str(qdq),
+                Reader(),
+                quant_format=oq.QuantFormat.QDQ,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                activation_type=oq.QuantType.QInt8,
+                weight_type=oq.QuantType.QInt8,
+                nodes_to_exclude=exclude,
                 calibrate_method=getattr(oq.CalibrationMethod, {"minmax": "MinMax"}.get(method, method.title())),
                 extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"], "CalibStridedMinMax": 1},
             )
@@ -180,8 +196,13 @@ def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, me
             seconds = time.perf_counter() - started
             hybrid = out / f"static-{method}-dynamic.onnx"
             oq.quantize_dynamic(
-                str(qdq), str(hybrid), op_types_to_quantize=fused, per_channel=bool(dynamic.get("per_channel", True)),
-                reduce_range=bool(dynamic.get("reduce_range", False)), weight_type=oq.QuantType.QInt8, nodes_to_exclude=exclude,
+                str(qdq),
+                str(hybrid),
+                op_types_to_quantize=fused,
+                per_channel=bool(dynamic.get("per_channel", True)),
+                reduce_range=bool(dynamic.get("reduce_range", False)),
+                weight_type=oq.QuantType.QInt8,
+                nodes_to_exclude=exclude,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
             if method == methods[0]:
@@ -197,12 +218,25 @@ def swapped_bundle(bundle: Path, graph: Path, dest: Path, quantization: dict[str
     (dest / manifest.tokenizer_file).symlink_to((bundle / manifest.tokenizer_file).resolve())
     graph.rename(dest / INT8)
     files = {manifest.tokenizer_file: manifest.files[manifest.tokenizer_file], INT8: sha256_file(dest / INT8)}
-    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization, batch_invariant=False),), files=files).write(dest)
+    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization, batch_invariant=False),), files=files).write(
+        dest
+    )
     return dest
 
 
-def compare(bundle: str, data: str, calibration: str, *, sentences: int | None = None, calibration_sentences: int = 200,
-            methods: tuple[str, ...] = METHODS, rounds: int = 3, latency_sentences: int = 500, cold_runs: int = 3, command: str = "") -> str:
+def compare(
+    bundle: str,
+    data: str,
+    calibration: str,
+    *,
+    sentences: int | None = None,
+    calibration_sentences: int = 200,
+    methods: tuple[str, ...] = METHODS,
+    rounds: int = 3,
+    latency_sentences: int = 500,
+    cold_runs: int = 3,
+    command: str = "",
+) -> str:
     """The Markdown table of every variant (module docstring) on the CoNLL file `data`."""
     from ner_export.runtime.conll import read_conll
     from ner_export.runtime.labels import entity_scores
@@ -224,33 +258,63 @@ def compare(bundle: str, data: str, calibration: str, *, sentences: int | None =
             Variant("dynamic, arena off", bundle, arena=False),
             Variant("dynamic, mem pattern off", bundle, mem_pattern=False),
             Variant("dynamic, arena off, mem pattern off", bundle, arena=False, mem_pattern=False),
-            Variant("dynamic, pre-optimized graph loaded with ORT_DISABLE_ALL", bundle, graph=str(preoptimized), optimize=False),
+            Variant(
+                "dynamic, pre-optimized graph loaded with ORT_DISABLE_ALL",
+                bundle,
+                graph=str(preoptimized),
+                optimize=False,
+            ),
         ]
         seconds = {}
-        for k, (name, (graph, took)) in enumerate(quantize_static_variants(source, calibration_texts, work, methods).items()):
-            record = {"method": "static", "format": "QDQ", "variant": name, "calibration_sentences": len(calibration_texts)}
+        for k, (name, (graph, took)) in enumerate(
+            quantize_static_variants(source, calibration_texts, work, methods).items()
+        ):
+            record = {
+                "method": "static",
+                "format": "QDQ",
+                "variant": name,
+                "calibration_sentences": len(calibration_texts),
+            }
             variants.append(Variant(name, str(swapped_bundle(source, graph, work / f"v{k}", record))))
             seconds[name] = took
         models = {v.name: load(v) for v in variants}
         same = models[variants[0].name].predict(texts) == models[variants[4].name].predict(texts)  # entities and scores
         documents = [s.document for s in rows]
-        table = {v.name: {"f1": entity_scores(gold, models[v.name].predict_words(words, documents=documents)).f1,
-                          "mb": v.graph_path().stat().st_size / 1e6, "sps": [], "lat": []} for v in variants}
+        table = {
+            v.name: {
+                "f1": entity_scores(gold, models[v.name].predict_words(words, documents=documents)).f1,
+                "mb": v.graph_path().stat().st_size / 1e6,
+                "sps": [],
+                "lat": [],
+            }
+            for v in variants
+        }
         for name, speed in measure_speed(models, texts, rounds, latency_sentences).items():
             table[name].update(speed)
         del models
         fresh = {v.name: fresh_runs(v, work / "texts.json", cold_runs) if cold_runs else {} for v in variants}
-    lines = [f"Command: `{command}`" if command else "", f"{len(texts)} sentences of {data}; calibration: {len(calibration_texts)} sentences of {calibration}.", "",
-             "| variant | entity F1 | int8 graph MB | sent/s @32 (best of rounds) | p50 ms | session load ms | cold start s | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `{command}`" if command else "",
+        f"{len(texts)} sentences of {data}; calibration: {len(calibration_texts)} sentences of {calibration}.",
+        "",
+        "| variant | entity F1 | int8 graph MB | sent/s @32 (best of rounds) | p50 ms | session load ms "
+        "| cold start s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in table.items():
         f = fresh[name]
         cells = [f"{r['f1']:.4f}", f"{r['mb']:.1f}", f"{max(r['sps']):.0f}", f"{1000 * float(np.median(r['lat'])):.2f}"]
         cells += [f"{f['load_ms']:.0f}", f"{f['cold_s']:.2f}", f"{f['rss_mb']:.0f}"] if f else ["–"] * 3
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Pre-optimized graph: entities and scores {'identical to' if same else 'DIFFERENT from'} the bundle's on every sentence."]
+    lines += [
+        "",
+        f"Pre-optimized graph: entities and scores {'identical to' if same else 'DIFFERENT from'} "
+        "the bundle's on every sentence.",
+    ]
     if seconds:
-        lines += ["Quantization seconds (calibration included): " + ", ".join(f"{k}: {v:.1f}" for k, v in seconds.items())]
+        lines += [
+            "Quantization seconds (calibration included): " + ", ".join(f"{k}: {v:.1f}" for k, v in seconds.items())
+        ]
     return "\n".join(lines).lstrip("\n")
 
 
@@ -273,8 +337,18 @@ def main() -> None:
     command = "python -m ner_export.benchmarks.compare_static " + shlex.join(sys.argv[1:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        markdown = compare(args.bundle, args.data, args.calibration, sentences=args.sentences, calibration_sentences=args.calibration_sentences,
-                           methods=methods, rounds=args.rounds, latency_sentences=args.latency_sentences, cold_runs=args.cold_runs, command=command)
+        markdown = compare(
+            args.bundle,
+            args.data,
+            args.calibration,
+            sentences=args.sentences,
+            calibration_sentences=args.calibration_sentences,
+            methods=methods,
+            rounds=args.rounds,
+            latency_sentences=args.latency_sentences,
+            cold_runs=args.cold_runs,
+            command=command,
+        )
     print(markdown)
     if args.out:
         Path(args.out).write_text(markdown + "\n", encoding="utf-8")

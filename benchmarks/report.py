@@ -40,6 +40,26 @@ def _f1_gap(field: str) -> Callable[[Results], float | None]:
     return lambda r: 100 * (r["pytorch"][field] - r["runtime_int8"][field])
 
 
+def _int8(*path: str) -> Callable[[Results], float | None]:
+    """runtime_int8's measurement at `path` (e.g. "ratios_vs_pytorch", "throughput")."""
+
+    def measure(results: Results) -> Any:
+        value: Any = results["runtime_int8"]
+        for key in path:
+            value = value[key]
+        return value
+
+    return measure
+
+
+def _ran(system: str) -> Callable[[Results], bool]:
+    return lambda r: system in r
+
+
+def _measured(system: str, field: str) -> Callable[[Results], bool]:
+    return lambda r: r[system].get(field) is not None
+
+
 TARGETS: tuple[Target, ...] = (
     Target("F1 pre-split: pytorch - runtime_int8 (points)", "max", 0.3, _f1_gap("f1_presplit")),
     Target(
@@ -47,7 +67,7 @@ TARGETS: tuple[Target, ...] = (
         "max",
         0.3,
         _f1_gap("f1_rawtext"),
-        applies=lambda r: r["pytorch"].get("f1_rawtext") is not None,
+        applies=_measured("pytorch", "f1_rawtext"),
     ),
     Target(
         "F1 runtime_int8: pre-split - raw text (points)",
@@ -55,42 +75,36 @@ TARGETS: tuple[Target, ...] = (
         0.1,
         lambda r: 100 * (r["runtime_int8"]["f1_presplit"] - r["runtime_int8"]["f1_rawtext"]),
     ),
-    Target("p50 latency / pytorch", "max", 1 / 5, lambda r: r["runtime_int8"]["ratios_vs_pytorch"]["latency_p50"]),
+    Target("p50 latency / pytorch", "max", 1 / 5, _int8("ratios_vs_pytorch", "latency_p50")),
     Target(
         "p50 latency / session_int8",
         "max",
         1.15,
         lambda r: _ratio(r["runtime_int8"]["latency_ms"]["p50"], r["session_int8"]["latency_ms"]["p50"]),
-        applies=lambda r: "session_int8" in r,
+        applies=_ran("session_int8"),
     ),
-    Target("throughput / pytorch", "min", 4.0, lambda r: r["runtime_int8"]["ratios_vs_pytorch"]["throughput"]),
-    Target(
-        "cold start (s)",
-        "max",
-        0.5,
-        lambda r: r["runtime_int8"]["cold_start_s"],
-        applies=lambda r: r["runtime_int8"].get("cold_start_s") is not None,
-    ),
+    Target("throughput / pytorch", "min", 4.0, _int8("ratios_vs_pytorch", "throughput")),
+    Target("cold start (s)", "max", 0.5, _int8("cold_start_s"), applies=_measured("runtime_int8", "cold_start_s")),
     Target(
         "cold start / pytorch",
         "max",
         1 / 8,
-        lambda r: r["runtime_int8"]["ratios_vs_pytorch"]["cold_start"],
-        applies=lambda r: r["runtime_int8"].get("cold_start_s") is not None,
+        _int8("ratios_vs_pytorch", "cold_start"),
+        applies=_measured("runtime_int8", "cold_start_s"),
     ),
     Target(
         "peak RSS / pytorch",
         "max",
         1 / 3,
-        lambda r: r["runtime_int8"]["ratios_vs_pytorch"]["peak_rss"],
-        applies=lambda r: r["runtime_int8"].get("cold_start_s") is not None,
+        _int8("ratios_vs_pytorch", "peak_rss"),
+        applies=_measured("runtime_int8", "cold_start_s"),
     ),
     Target(
         "int8 graph / fp32 graph size",
         "max",
         0.30,
         lambda r: _ratio(r["runtime_int8"]["model_mb"], r["runtime_fp32"]["model_mb"]),
-        applies=lambda r: "runtime_fp32" in r,
+        applies=_ran("runtime_fp32"),
     ),
 )
 """What `runtime_int8` should achieve in a bench run, against `pytorch` (the stack it replaces), against

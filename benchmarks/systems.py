@@ -253,7 +253,8 @@ _COLD_START = {
         "from ner_export.finetune import ner_pipeline\n"
         "m = ORTModelForTokenClassification.from_pretrained("
         "{bundle!r}, file_name='model_int8.onnx', local_files_only=True)\n"
-        "p = ner_pipeline(m, AutoTokenizer.from_pretrained({checkpoint!r}), aggregation_strategy='first', device='cpu')\n"
+        "p = ner_pipeline(m, AutoTokenizer.from_pretrained({checkpoint!r}),"
+        " aggregation_strategy='first', device='cpu')\n"
         "p({text!r})\n"
     ),
     "runtime_fp32": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r}, precision='fp32')({text!r})\n",

@@ -49,7 +49,11 @@ def block_latencies(
 def percentiles(seconds: Sequence[float]) -> dict[str, float]:
     """p50, p95 and p99 of call times, in milliseconds."""
     ms = np.asarray(seconds) * 1000
-    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "p99": float(np.percentile(ms, 99))}
+    return {
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "p99": float(np.percentile(ms, 99)),
+    }
 
 
 def measure_speed(

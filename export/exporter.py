@@ -27,7 +27,6 @@ failed or refused export leaves the previous bundle (or nothing) behind, never a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -45,7 +44,7 @@ from ner_export.runtime.errors import (
     OutputExistsError,
     ValidationError,
 )
-from ner_export.runtime.files import staged_directory
+from ner_export.runtime.files import read_json, staged_directory
 from ner_export.runtime.machine import cpu_flags, library_versions
 from ner_export.runtime.manifest import (
     MANIFEST_NAME,
@@ -53,6 +52,7 @@ from ner_export.runtime.manifest import (
     GraphSpec,
     sha256_file,
 )
+from ner_export.runtime.session import first_line
 
 from .quantize import Int8Config, default_int8_ladder, quantize_graph
 from .validate import BundleValidator, Int8Attempt, ValidationReport, int8_refusal
@@ -70,7 +70,14 @@ FP32_GRAPH = "model.onnx"
 INT8_GRAPH = "model_int8.onnx"
 FP16_GRAPH = "model_fp16.onnx"
 # ONNX Runtime's transformer optimizer knows these encoder layouts.
-_OPTIMIZER_TYPES = {"bert": "bert", "roberta": "bert", "xlm-roberta": "bert", "electra": "bert", "camembert": "bert", "distilbert": "bert"}
+_OPTIMIZER_TYPES = {
+    "bert": "bert",
+    "roberta": "bert",
+    "xlm-roberta": "bert",
+    "electra": "bert",
+    "camembert": "bert",
+    "distilbert": "bert",
+}
 
 
 def cpu_quantization_defaults() -> dict[str, Any]:
@@ -133,7 +140,12 @@ class ExportResult:
 
 
 def _require_export_deps() -> None:
-    for module, extra in (("onnx", "export"), ("optimum.exporters.onnx", "export"), ("torch", "train"), ("transformers", "train")):
+    for module, extra in (
+        ("onnx", "export"),
+        ("optimum.exporters.onnx", "export"),
+        ("torch", "train"),
+        ("transformers", "train"),
+    ):
         try:
             __import__(module)
         except ImportError as exc:
@@ -146,10 +158,7 @@ def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
     config_path = model_dir / "config.json"
     if not config_path.is_file():
         raise CheckpointError(f"{model_dir}: not a checkpoint folder (no config.json)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from exc
+    config = read_json(config_path, CheckpointError)
     if not isinstance(config, dict) or not config.get("id2label"):
         raise CheckpointError(f"{config_path}: no id2label; is this a token-classification checkpoint?")
     if not any((model_dir / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
@@ -225,20 +234,31 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     ladder = config.int8_ladder or default_int8_ladder(requested)
     chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
 
-    from ner_export.finetune import load_tokenizer
     from optimum.exporters.onnx import main_export
 
+    from ner_export.finetune import load_tokenizer
+
     tokenizer = load_tokenizer(str(model_dir))
-    labels = tuple(hf_config["id2label"][str(i)] if str(i) in hf_config["id2label"] else hf_config["id2label"][i] for i in range(len(hf_config["id2label"])))
+    labels = tuple(
+        hf_config["id2label"][str(i)] if str(i) in hf_config["id2label"] else hf_config["id2label"][i]
+        for i in range(len(hf_config["id2label"]))
+    )
     with staged_directory(out) as tmp:
         steps = _progress(config.progress, total=5 if config.include_fp16 else 4)
         raw_dir = tmp / "raw"
         steps.set_description("exporting with Optimum")
         try:
             with third_party_warnings_silenced():
-                main_export(str(model_dir), raw_dir, task="token-classification", opset=config.opset, do_validation=False, local_files_only=True)
+                main_export(
+                    str(model_dir),
+                    raw_dir,
+                    task="token-classification",
+                    opset=config.opset,
+                    do_validation=False,
+                    local_files_only=True,
+                )
         except Exception as exc:  # optimum raises many types for unsupported models
-            raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from exc
+            raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({first_line(exc)})") from exc
         steps.update()
         steps.set_description("fusing with ONNX Runtime")
         with third_party_warnings_silenced():
@@ -247,7 +267,14 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         steps.update()
         import onnx
 
-        opset = next((o.version for o in onnx.load(str(tmp / FP32_GRAPH), load_external_data=False).opset_import if o.domain in ("", "ai.onnx")), 0)
+        opset = next(
+            (
+                o.version
+                for o in onnx.load(str(tmp / FP32_GRAPH), load_external_data=False).opset_import
+                if o.domain in ("", "ai.onnx")
+            ),
+            0,
+        )
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         shutil.copyfile(model_dir / "config.json", tmp / "config.json")
         base = BundleManifest(
@@ -272,7 +299,9 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         steps.set_description("quantizing to int8")
         attempts, int8_tags, quantization = _gate_int8(tmp, base, ladder, validator, chosen_for, steps)
         steps.update()
-        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic")]
+        graphs = [
+            GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic")
+        ]
         if config.include_fp32:
             graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
         if config.include_fp16:
@@ -297,6 +326,8 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     return ExportResult(str(out), final, report, sizes)
 
 
+# The int8 gate is being rewritten on another branch: its text is left as it was until that lands.
+# fmt: off
 def _gate_int8(
     tmp: Path, base: BundleManifest, ladder: tuple[Int8Config, ...], validator: BundleValidator, chosen_for: str, steps: Any
 ) -> tuple[list[Int8Attempt], list[list[str]], dict[str, Any]]:
@@ -319,6 +350,7 @@ def _gate_int8(
         if attempt.accepted:
             return attempts, tags, quantization
     raise ValidationError(int8_refusal(attempts, validator.limit, validator.source, len(validator.words)))
+# fmt: on
 
 
 @contextlib.contextmanager
@@ -337,7 +369,7 @@ def third_party_warnings_silenced() -> Iterator[None]:
         try:
             yield
         finally:
-            for log, level in zip(loggers, levels):
+            for log, level in zip(loggers, levels, strict=True):
                 log.setLevel(level)
 
 

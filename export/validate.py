@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from ner_export.runtime.errors import ValidationError
 from ner_export.runtime.labels import EntityScores, entity_scores, is_iob_label_set
 from ner_export.runtime.manifest import BundleManifest
@@ -113,6 +114,7 @@ def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple
 def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
     import onnxruntime as ort
     import torch
+
     from ner_export.finetune import checkpoint_casing, collate, encode_examples
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])

@@ -74,9 +74,14 @@ class TrainConfig:
         if self.context not in CONTEXT_MODES:
             raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
         if self.target_tokens < 0 or self.target_tokens >= self.max_length:
-            raise ValueError(f"target_tokens must be 0 (one sentence per window) or below max_length={self.max_length}, got {self.target_tokens}")
+            raise ValueError(
+                "target_tokens must be 0 (one sentence per window) or below "
+                f"max_length={self.max_length}, got {self.target_tokens}"
+            )
         if self.target_tokens and self.context != "document":
-            raise ValueError("target_tokens packs consecutive sentences of a document into one window; it needs context='document'")
+            raise ValueError(
+                "target_tokens packs consecutive sentences of a document into one window; it needs context='document'"
+            )
 
 
 @dataclass(frozen=True)

@@ -54,4 +54,7 @@ def case_ids(
         if not isinstance(source, str):
             raise TypeError("case_ids: pre-split words need their word_ids")
         return [case_class(source[start:end]) for start, end in offsets]
-    return [0 if word is None else case_class(source[word][start:end]) for word, (start, end) in zip(word_ids, offsets)]
+    return [
+        0 if word is None else case_class(source[word][start:end])
+        for word, (start, end) in zip(word_ids, offsets, strict=True)
+    ]

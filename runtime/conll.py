@@ -41,8 +41,8 @@ class Sentence:
 def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     """Read a CoNLL file into sentences with IOB2 tags.
 
-    Raises DataNotFoundError for a missing file, DataFormatError (file:line) for a line with one column, an unknown tag, undecodable bytes,
-    tags of two schemes in one file, or a file without any sentence.
+    Raises DataNotFoundError for a missing file, DataFormatError (file:line) for a line with one column,
+    an unknown tag, undecodable bytes, tags of two schemes in one file, or a file without any sentence.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,12 +103,14 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
             if bad is not None:
                 number = line_numbers[bad]
                 raise DataFormatError(
-                    str(path), number, lines[number - 1],
+                    str(path),
+                    number,
+                    lines[number - 1],
                     "tags mix schemes: this file uses BIOES (E-/S- tags), but this tag does not fit a BIOES entity",
                 )
         iob2 = to_iob2(sentence_tags, scheme)
         if scheme == "IOB2" and not iob1:
-            repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2) if a != b)
+            repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2, strict=True) if a != b)
         sentences.append(Sentence(tuple(sentence_words), tuple(iob2), doc, line_numbers[0]))
     if repaired:
         warnings.warn(
@@ -160,6 +162,6 @@ def write_conll(path: str | Path, sentences: Sequence[Sentence]) -> None:
     for i, sentence in enumerate(sentences):
         if i and sentence.document != sentences[i - 1].document:
             lines.extend(["-DOCSTART- O", ""])
-        lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags))
+        lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags, strict=True))
         lines.append("")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

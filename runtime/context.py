@@ -43,7 +43,9 @@ class ContextWindow:
     target_end: int  # exclusive; target_end - target_start <= the target's token count
 
 
-def pack_with_context(sentence_ids: Sequence[Sequence[int]], documents: Sequence[int], budget: int) -> list[ContextWindow]:
+def pack_with_context(
+    sentence_ids: Sequence[Sequence[int]], documents: Sequence[int], budget: int
+) -> list[ContextWindow]:
     """One window per sentence: its tokens plus up to `budget` tokens in all from its document's neighbours.
 
     `sentence_ids[i]` are sentence i's token ids without special tokens, `documents[i]` its document id;

@@ -15,8 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError
+from .files import read_json
 
-__all__ = ["DEVICES", "FORMAT_VERSION", "MANIFEST_NAME", "PRECISIONS", "GraphSpec", "BundleManifest", "is_bundle", "sha256_file"]
+__all__ = [
+    "DEVICES",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "PRECISIONS",
+    "GraphSpec",
+    "BundleManifest",
+    "is_bundle",
+    "sha256_file",
+]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
@@ -105,10 +115,7 @@ class BundleManifest:
             raise BundleError(f"{bundle_dir}: not a directory (a bundle is a directory with {MANIFEST_NAME})")
         if not path.is_file():
             raise BundleError(f"{path}: missing; {bundle_dir} is not a ner-export bundle")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path, BundleError)
         if not isinstance(data, dict):
             raise BundleError(f"{path}: expected a JSON object, found {type(data).__name__}")
         version = data.get("format_version")

@@ -31,9 +31,9 @@ from .decoding import (
     aggregate_words,
     constrained_labels,
     decoding_transitions,
+    extend_initial,
     group_words,
     pipeline_word_starts,
-    extend_initial,
     softmax,
     text_word_spans,
     text_words,
@@ -237,10 +237,17 @@ class NerModel:
         _check_texts(texts, "predict")
         strategy = self._strategy(aggregation)
         encodings = self._encode(list(texts))
-        types = [case_ids(text, enc.offsets) for text, enc in zip(texts, encodings)] if self.manifest.casing else None
+        types = (
+            [case_ids(text, enc.offsets) for text, enc in zip(texts, encodings, strict=True)]
+            if self.manifest.casing
+            else None
+        )
         token_logits = self.logits(encodings, batch_size, types)
         decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
-        return [decode(text, enc, logits, strategy) for text, enc, logits in zip(texts, encodings, token_logits)]
+        return [
+            decode(text, enc, logits, strategy)
+            for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
+        ]
 
     def predict_words(
         self,
@@ -264,18 +271,28 @@ class NerModel:
             raise ValueError(f"predict_words: {len(word_lists)} sentences but {len(documents)} document ids")
         words = [list(w) for w in word_lists]
         encodings = self._encode(words, is_pretokenized=True)
-        types = [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings)] if self.manifest.casing else None
+        types = (
+            [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings, strict=True)]
+            if self.manifest.casing
+            else None
+        )
         if self.manifest.context == "document":
             token_scores = self._context_scores(encodings, documents, batch_size, types)
         else:
             token_scores = [softmax(rows) for rows in self.logits(encodings, batch_size, types)]
-        return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
+        return [
+            self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores, strict=True)
+        ]
 
     def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
         # a single input skips the batch encoder's thread pool, whose wake-up costs more than the work
         if len(inputs) == 1:
             return [self._tokenizer.encode(inputs[0], is_pretokenized=is_pretokenized, add_special_tokens=False)]
-        return self._tokenizer.encode_batch(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False) if inputs else []
+        return (
+            self._tokenizer.encode_batch(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False)
+            if inputs
+            else []
+        )
 
     def _strategy(self, aggregation: str | None) -> str:
         strategy = self.aggregation if aggregation is None else aggregation
@@ -283,21 +300,32 @@ class NerModel:
             raise ValueError(f"aggregation={strategy!r} is not one of {', '.join(STRATEGIES)}")
         return strategy
 
-    def logits(self, encodings: Sequence[Encoding], batch_size: int = 32, types: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+    def logits(
+        self, encodings: Sequence[Encoding], batch_size: int = 32, types: Sequence[Sequence[int]] | None = None
+    ) -> list[np.ndarray]:
         """Raw per-token logits (tokens x labels) of encodings made without special tokens.
 
         A bundle trained with casing (`manifest.casing`) needs each encoding's token types, its
         `ner_export.runtime.casing.case_ids`; they cannot be recovered from the encoding alone.
         """
         if self.manifest.casing and types is None:
-            raise ValueError("this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] (ner_export.runtime.casing)")
+            raise ValueError(
+                "this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] "
+                "(ner_export.runtime.casing)"
+            )
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
-        type_rows = [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
+        type_rows = (
+            [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
+        )
         plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
         return self._windows_logits(ids, plans, batch_size, type_rows)
 
     def _windows_logits(
-        self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int, types: list[np.ndarray] | None = None
+        self,
+        ids: list[np.ndarray],
+        plans: list[list[tuple[int, int, int, int]]],
+        batch_size: int,
+        types: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
@@ -319,12 +347,16 @@ class NerModel:
             type_rows = [types[i][a:b] for i, a, b, _, _ in batch] if types is not None else None
             logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest, type_rows)
             offset = len(self._prefix)
-            for row, (i, a, _, own_a, own_b) in zip(logits, batch):
+            for row, (i, a, _, own_a, own_b) in zip(logits, batch, strict=True):
                 outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
         return outputs
 
     def _context_scores(
-        self, encodings: Sequence[Encoding], documents: Sequence[int] | None, batch_size: int, types: Sequence[Sequence[int]] | None = None
+        self,
+        encodings: Sequence[Encoding],
+        documents: Sequence[int] | None,
+        batch_size: int,
+        types: Sequence[Sequence[int]] | None = None,
     ) -> list[np.ndarray]:
         """Token scores of each sentence read inside its document's neighbours (`runtime.context`).
 
@@ -334,12 +366,13 @@ class NerModel:
         sentence_ids = [enc.ids for enc in encodings]
         document_ids = documents if documents is not None else [0] * len(encodings)
         windows = pack_with_context(sentence_ids, document_ids, self._window)
-        type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None  # cut like the ids
+        # token types are cut like the ids
+        type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None
         rows, type_rows, plans, spans = [], [], [], []
-        for k, (own, window) in enumerate(zip(sentence_ids, windows)):
+        for k, (own, window) in enumerate(zip(sentence_ids, windows, strict=True)):
             long = len(own) > self._window  # no room for context: read in windows of its own
             rows.append(np.asarray(own if long else window.ids, dtype=np.int64))
-            if type_windows is not None:
+            if types is not None and type_windows is not None:
                 type_rows.append(np.asarray(types[k] if long else type_windows[k].ids, dtype=np.int64))
             if long:
                 plans.append(plan_windows(len(own), self._window, self.stride))
@@ -348,7 +381,7 @@ class NerModel:
                 plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
                 spans.append((window.target_start, window.target_end))
         logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None)
-        return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans)]
+        return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans, strict=True)]
 
     def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
         if self.pad_multiple > 1:
@@ -363,13 +396,15 @@ class NerModel:
             token_types="token_type_ids" in self._input_names,
         )
         if not self.io_binding:
-            return self._session.run([self._output_name], feeds)[0]
+            logits: np.ndarray = self._session.run([self._output_name], feeds)[0]
+            return logits
         binding = self._session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
         binding.bind_output(self._output_name, self.device)
         self._session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        bound: np.ndarray = binding.copy_outputs_to_cpu()[0]
+        return bound
 
     # ------------------------------------------------------------------ decoding
     def _entities_first(self, text: str, enc: Encoding, logits: np.ndarray, strategy: str = "first") -> list[Entity]:
@@ -433,8 +468,7 @@ class NerModel:
         starts = np.ones(len(word_ids), dtype=bool)
         starts[1:] = word_ids[1:] != word_ids[:-1]
         label_ids, _, first_token = aggregate_words(scores, starts, strategy, self._allowed)
-        for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist()):
+        for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist(), strict=True):
             if word >= 0:
                 tags[word] = self.labels[label]
         return to_iob2(tags) if self._iob2 else tags
-

@@ -28,6 +28,7 @@ from .machine import available_cpus
 from .manifest import BundleManifest
 
 __all__ = [
+    "Row",
     "batch_inputs",
     "check_graph",
     "create_session",
@@ -37,6 +38,10 @@ __all__ = [
     "pad_rows",
     "session_options",
 ]
+
+
+Row = Sequence[int] | np.ndarray
+"""One row of token ids (or token types): a list or a 1-D integer array."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -112,7 +117,9 @@ def create_session(
     except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
         raise BundleError(f"{graph}: onnxruntime cannot load this graph ({first_line(exc)})") from exc
     if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
-        raise DeviceError(f"onnxruntime did not place {Path(graph).name} on CUDA (providers: {session.get_providers()})")
+        raise DeviceError(
+            f"onnxruntime did not place {Path(graph).name} on CUDA (providers: {session.get_providers()})"
+        )
     return session
 
 
@@ -148,7 +155,7 @@ def load_tokenizer(path: str | Path, vocab_size: int = 0) -> Tokenizer:
     return tokenizer
 
 
-def pad_rows(rows: Sequence[Sequence[int]], fill: int, width: int | None = None) -> np.ndarray:
+def pad_rows(rows: Sequence[Row], fill: int, width: int | None = None) -> np.ndarray:
     """Rows of integers as one int64 matrix, each padded on the right with `fill` to `width`
     (default: the longest row)."""
     width = max((len(row) for row in rows), default=0) if width is None else width
@@ -159,13 +166,13 @@ def pad_rows(rows: Sequence[Sequence[int]], fill: int, width: int | None = None)
 
 
 def batch_inputs(
-    rows: Sequence[Sequence[int]],
+    rows: Sequence[Row],
     *,
     pad_id: int = 0,
     width: int | None = None,
     prefix: Sequence[int] = (),
     suffix: Sequence[int] = (),
-    types: Sequence[Sequence[int]] | None = None,
+    types: Sequence[Row] | None = None,
     token_types: bool = True,
 ) -> dict[str, np.ndarray]:
     """The padded feeds (`input_ids`, `attention_mask` and, with `token_types`, `token_type_ids`)

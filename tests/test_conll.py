@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
 from ner_export.runtime import DataFormatError
+from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
 
 
 def _write(tmp_path: Path, text: str | bytes, name: str = "data.conll") -> Path:

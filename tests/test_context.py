@@ -50,7 +50,7 @@ def test_every_window_fits_the_budget_and_holds_its_whole_target() -> None:
     ids = _sentences(7, 1, 0, 12, 5, 3, 9)
     documents = [0, 0, 0, 0, 1, 1, 2]
     for budget in (1, 4, 12, 13, 40):
-        for own, window in zip(ids, pack_with_context(ids, documents, budget)):
+        for own, window in zip(ids, pack_with_context(ids, documents, budget), strict=True):
             assert len(window.ids) <= budget
             assert window.ids[window.target_start : window.target_end] == tuple(own[:budget])
 
@@ -63,8 +63,7 @@ def test_bad_arguments_are_value_errors() -> None:
 
 
 def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None:
-    from ner_export.finetune import Sentence
-    from ner_export.finetune import load_tokenizer, training_features
+    from ner_export.finetune import Sentence, load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -89,8 +88,7 @@ def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> 
 
 
 def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_checkpoint: Path) -> None:
-    from ner_export.finetune import Sentence
-    from ner_export.finetune import load_tokenizer, training_features
+    from ner_export.finetune import Sentence, load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -128,14 +126,18 @@ DOCUMENT = [
 ]
 
 
-def test_runtime_reads_sentences_with_their_neighbours_like_pytorch(tiny_checkpoint: Path, context_bundle: Path) -> None:
+def test_runtime_reads_sentences_with_their_neighbours_like_pytorch(
+    tiny_checkpoint: Path, context_bundle: Path
+) -> None:
     from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     runtime = NerModel.load(context_bundle, precision="fp32")
     sentences = DOCUMENT * 3
     documents = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document", documents=documents)
+    expected = tag_words(
+        model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document", documents=documents
+    )
     alone = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length)
     assert expected != alone, "the tiny model must react to context, or this test proves nothing"
     assert runtime.predict_words(sentences, documents=documents) == expected
@@ -171,6 +173,14 @@ def test_sentences_longer_than_the_window_are_read_in_windows_like_the_runtime(
     runtime = NerModel.load(context_bundle if with_context else tiny_bundle, precision="fp32")
     long_sentence = (DOCUMENT[0] + DOCUMENT[1] + DOCUMENT[2]) * 12  # 240 words, about twice the window
     sentences = [DOCUMENT[0], long_sentence, DOCUMENT[1]]
-    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document" if with_context else "none")
-    assert len(expected[1]) == len(long_sentence) and any(tag != "O" for tag in expected[1][-20:]), "the tail must be read, not cut off"
+    expected = tag_words(
+        model,
+        tokenizer,
+        sentences,
+        max_length=runtime.manifest.max_length,
+        context="document" if with_context else "none",
+    )
+    assert len(expected[1]) == len(long_sentence) and any(tag != "O" for tag in expected[1][-20:]), (
+        "the tail must be read, not cut off"
+    )
     assert runtime.predict_words(sentences) == expected

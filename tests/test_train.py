@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.finetune import TrainConfig, finetune
-from ner_export.finetune import first_subword_mask, load_tokenizer, training_features
+from ner_export.finetune import TrainConfig, finetune, first_subword_mask, load_tokenizer, training_features
 from ner_export.runtime import CheckpointError, NerExportError
 
 
@@ -22,7 +21,7 @@ def test_only_the_first_subword_carries_the_label(tiny_checkpoint: Path) -> None
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "Paris"), ("B-PER", "O", "B-LOC"))
-    (ids, labels, types), = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
+    ((ids, labels, types),) = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[:4] == ["[CLS]", "smith", "##ing", "in"]
     assert labels[0] == -100 and labels[-1] == -100
@@ -36,7 +35,9 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "PARIS", "paris"), ("B-PER", "O", "B-LOC", "B-LOC"))
-    (ids, labels, types), = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True)
+    ((ids, labels, types),) = training_features(
+        tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True
+    )
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "smith", "##ing", "in", "paris", "paris", "[SEP]"]
     assert types == [0, 1, 0, 0, 2, 0, 0]  # "Smith" capital, "ing" not, PARIS all capitals; specials 0
 
@@ -44,7 +45,20 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trained") / "model"
-    finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), test=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), epochs=10, batch_size=1, learning_rate=3e-3, warmup_ratio=0.0, progress=False))
+    finetune(
+        TrainConfig(
+            train=str(conll_file),
+            dev=str(conll_file),
+            test=str(conll_file),
+            out=str(out),
+            base_model=str(tiny_checkpoint),
+            epochs=10,
+            batch_size=1,
+            learning_rate=3e-3,
+            warmup_ratio=0.0,
+            progress=False,
+        )
+    )
     return out
 
 
@@ -75,7 +89,15 @@ def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tm
     out.mkdir()
     (out / "precious.txt").write_text("keep")
     with pytest.raises(NerExportError, match="--force"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), progress=False))
+        finetune(
+            TrainConfig(
+                train=str(conll_file),
+                dev=str(conll_file),
+                out=str(out),
+                base_model=str(tiny_checkpoint),
+                progress=False,
+            )
+        )
     assert (out / "precious.txt").read_text() == "keep"
 
 
@@ -85,17 +107,43 @@ def test_base_model_without_tokenizer_is_refused(tiny_checkpoint: Path, conll_fi
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_checkpoint / name, base / name)
     with pytest.raises(CheckpointError, match="no tokenizer files"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(tmp_path / "o"), base_model=str(base), progress=False))
+        finetune(
+            TrainConfig(
+                train=str(conll_file),
+                dev=str(conll_file),
+                out=str(tmp_path / "o"),
+                base_model=str(base),
+                progress=False,
+            )
+        )
 
 
 def test_dev_labels_unknown_to_training_are_refused(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     dev = tmp_path / "dev.conll"
     dev.write_text("x B-EVENT\n")
     with pytest.raises(NerExportError, match="B-EVENT"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(dev), out=str(tmp_path / "o"), base_model=str(tiny_checkpoint), progress=False))
+        finetune(
+            TrainConfig(
+                train=str(conll_file),
+                dev=str(dev),
+                out=str(tmp_path / "o"),
+                base_model=str(tiny_checkpoint),
+                progress=False,
+            )
+        )
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("max_length", 4), ("target_tokens", -1), ("target_tokens", 64)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("max_length", 4),
+        ("target_tokens", -1),
+        ("target_tokens", 64),
+    ],
+)
 def test_bad_config_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(train="t", dev="d", out="o", **{field: value})
