@@ -46,13 +46,28 @@ def test_entities_to_word_tags() -> None:
 
 
 @pytest.fixture(scope="module")
-def bench(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory):
+def self_tagged(tiny_bundle: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """conftest's sentences tagged with the tiny model's own fp32 predictions, so that a system running
+    the model correctly scores 1.0 and a broken one less (on the real tags the random model scores 0)."""
+    from ner_export.finetune import Sentence, read_conll, write_conll
+    from ner_export.runtime import NerModel
+
+    sentences = read_conll(conll_file)
+    tags = NerModel.load(tiny_bundle, precision="fp32").predict_words([list(s.words) for s in sentences])
+    assert sum(tag.startswith("B-") for row in tags for tag in row) >= 5
+    path = tmp_path_factory.mktemp("self-tagged") / "self.conll"
+    write_conll(path, [Sentence(s.words, tuple(t)) for s, t in zip(sentences, tags, strict=True)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_bundle: Path, tiny_checkpoint: Path, self_tagged: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bench")
     return run_bench(
         BenchConfig(
             bundle=str(tiny_bundle),
             checkpoint=str(tiny_checkpoint),
-            data=str(conll_file),
+            data=str(self_tagged),
             out=str(out),
             latency_sentences=4,
             warmup=1,
@@ -90,6 +105,62 @@ def test_json_schema_and_ratios(bench) -> None:
     assert {t["target"] for t in data["targets"]} >= {"p50 latency / pytorch", "throughput / pytorch", "cold start (s)"}
 
 
+def test_accuracy_figures_are_those_of_each_system(
+    bench, tiny_bundle: Path, tiny_checkpoint: Path, self_tagged: Path
+) -> None:
+    """Every F1 in the results is the one the system's own API gives on the same sentences."""
+    from ner_export.finetune import checkpoint_context, load_checkpoint, read_conll, tag_words
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
+
+    systems = bench[0].data["systems"]
+    sentences = read_conll(self_tagged)
+    words, gold = [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
+    documents = [s.document for s in sentences]
+    for precision in ("int8", "fp32"):
+        model = NerModel.load(tiny_bundle, precision=precision)
+        presplit = model.predict_words(words, batch_size=32, documents=documents)
+        assert systems[f"runtime_{precision}"]["f1_presplit"] == entity_scores(gold, presplit).f1
+        spans = [[(e.label, e.start, e.end) for e in row] for row in model.predict([" ".join(w) for w in words])]
+        rawtext = [entities_to_word_tags(w, row) for w, row in zip(words, spans, strict=True)]
+        assert systems[f"runtime_{precision}"]["f1_rawtext"] == entity_scores(gold, rawtext).f1
+    torch_model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    context, window = checkpoint_context(torch_model.config)
+    reference = tag_words(torch_model, tokenizer, words, 32, window, context, documents)
+    assert systems["pytorch"]["f1_presplit"] == entity_scores(gold, reference).f1
+    # the data holds the fp32 graph's own tags, which PyTorch agrees with
+    assert systems["runtime_fp32"]["f1_presplit"] == systems["pytorch"]["f1_presplit"] == 1.0
+    assert systems["optimum_int8"]["f1_presplit"] == systems["runtime_int8"]["f1_presplit"] > 0.5
+
+
+def test_sizes_hashes_and_goals_are_computed_from_the_run(bench, tiny_bundle: Path, self_tagged: Path) -> None:
+    import hashlib
+
+    from ner_export.benchmarks import TARGETS
+
+    data = bench[0].data
+    systems = data["systems"]
+    assert data["dataset"]["sha256"] == hashlib.sha256(self_tagged.read_bytes()).hexdigest()
+    assert data["dataset"]["tokens"] == 31  # the words of the four sentences of conftest.TRAIN_CONLL
+    for precision, graph in (("int8", "model_int8.onnx"), ("fp32", "model.onnx")):
+        assert systems[f"runtime_{precision}"]["model_mb"] == round((tiny_bundle / graph).stat().st_size / 1e6, 2)
+    assert systems["session_int8"]["model_mb"] == systems["runtime_int8"]["model_mb"]
+    for system in systems.values():
+        assert system["throughput_sps"] > 0 and 0 < system["latency_ms"]["p50"] < 10_000
+    goals = {t["target"]: t for t in data["targets"]}
+    assert set(goals) == {t.name for t in TARGETS}  # every goal applies to a full run
+    run, base = systems["runtime_int8"], systems["pytorch"]
+    gap = goals["F1 pre-split: pytorch - runtime_int8 (points)"]
+    assert gap["value"] == pytest.approx(100 * (base["f1_presplit"] - run["f1_presplit"]))
+    assert gap["met"] is (gap["value"] <= 0.3)
+    size = goals["int8 graph / fp32 graph size"]
+    assert (
+        size["value"] == pytest.approx(run["model_mb"] / systems["runtime_fp32"]["model_mb"]) and size["kind"] == "max"
+    )
+    speed = goals["throughput / pytorch"]
+    assert speed["value"] == run["ratios_vs_pytorch"]["throughput"] and speed["met"] is (speed["value"] >= 4.0)
+
+
 def test_markdown_and_chart(bench) -> None:
     result, out = bench
     markdown = (out / "bench.md").read_text()
@@ -97,6 +168,10 @@ def test_markdown_and_chart(bench) -> None:
     for name in SYSTEMS:
         assert f"| {name} |" in markdown
     assert "Targets" in markdown
+    for name, system in result.data["systems"].items():  # the table shows the measured values
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} | "))
+        assert row.startswith(f"| {name} | {system['f1_presplit']:.4f} | ")
+        assert f" {system['latency_ms']['p50']:.2f} | " in row and f" {system['throughput_sps']:.0f} | " in row
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -144,11 +219,22 @@ def test_unknown_system_and_missing_data(
 
 def test_compare_int8_table(tiny_bundle: Path, conll_file: Path) -> None:
     from ner_export.benchmarks.compare_int8 import compare
+    from ner_export.finetune import read_conll
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
 
     table = compare(str(conll_file), {"a": str(tiny_bundle), "b": str(tiny_bundle)}, rounds=1, latency_sentences=4)
     lines = table.splitlines()
     assert lines[0].startswith("| int8 variant |") and len(lines) == 4
-    assert lines[2].startswith("| a | ") and lines[3].startswith("| b | ")
+    sentences = read_conll(conll_file)
+    f1 = entity_scores(
+        [list(s.tags) for s in sentences], NerModel.load(tiny_bundle).predict_words([list(s.words) for s in sentences])
+    ).f1
+    mb = (tiny_bundle / "model_int8.onnx").stat().st_size / 1e6
+    for line, name in zip(lines[2:], "ab", strict=True):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[:3] == [name, f"{f1:.4f}", f"{mb:.1f}"]
+        assert float(cells[3]) > 0 and float(cells[4]) > 0  # sentences/s and p50 ms were measured
 
 
 @pytest.fixture(scope="module")

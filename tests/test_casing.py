@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import needs_torch
 
 from ner_export.runtime import NerModel
 from ner_export.runtime.casing import case_class, case_ids
@@ -139,6 +140,7 @@ def test_a_bundle_claiming_casing_needs_a_token_type_input(casing_bundle: Path) 
 
 
 def test_a_base_without_token_types_is_refused_with_the_way_out() -> None:
+    needs_torch()
     from transformers import DistilBertConfig, DistilBertForTokenClassification
 
     from ner_export.finetune import add_casing_rows

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import needs_torch
 
 from ner_export.cli import cli
 
@@ -57,6 +58,7 @@ def test_export_is_the_default_command(tiny_checkpoint: Path, conll_file: Path, 
 
 
 def test_export_of_a_missing_folder(tmp_path: Path) -> None:
+    needs_torch()  # without the export stack, the missing extra is what the export reports first
     _one_line_error(_run(tmp_path / "nope"), "no such directory")
 
 
@@ -110,14 +112,42 @@ def test_predict_user_mistakes(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_eval_bundle_and_checkpoint(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    """eval scores the model's own tags against the file's: the runtime's for a bundle, PyTorch's for a
+    checkpoint. On a file tagged with the model's own predictions it must report a perfect score."""
+    from ner_export.finetune import Sentence, checkpoint_context, load_checkpoint, read_conll, tag_words, write_conll
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_report
+
+    sentences = read_conll(conll_file)
+    words, gold = [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
+    bundle_tags = NerModel.load(tiny_bundle).predict_words(words)
+    expected = entity_report(gold, bundle_tags)
     report = tmp_path / "scores.json"
     result = _run("eval", tiny_bundle, "--data", conll_file, "--json", report)
     assert result.exit_code == 0, result.output
-    assert "entity-level micro F1" in result.output and "precision" in result.output
+    micro = expected["micro"]
+    assert micro.predicted_entities > 0  # the random tiny model tags entities (wrongly, on this file)
+    assert f"entity-level micro F1: {micro.f1:.4f}" in result.output
     scores = json.loads(report.read_text())
-    assert scores["kind"] == "bundle" and 0.0 <= scores["f1"] <= 1.0 and scores["sentences"] == 4
+    assert scores["kind"] == "bundle" and scores["sentences"] == 4 and scores["target"] == str(tiny_bundle)
+    assert (scores["f1"], scores["precision"], scores["recall"]) == (micro.f1, micro.precision, micro.recall)
+    assert scores["per_type"] == {k: v.__dict__ for k, v in expected.items() if k != "micro"}
+
+    own = tmp_path / "own.conll"
+    write_conll(own, [Sentence(tuple(w), tuple(t)) for w, t in zip(words, bundle_tags, strict=True)])
+    result = _run("eval", tiny_bundle, "--data", own, "--json", report)
+    assert result.exit_code == 0 and "entity-level micro F1: 1.0000" in result.output
+    assert json.loads(report.read_text())["per_type"]["PER"]["true_entities"] == expected["PER"].predicted_entities
+
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    context, window = checkpoint_context(model.config)
+    pytorch_tags = tag_words(model, tokenizer, words, 32, window, context)
     result = _run("eval", tiny_checkpoint, "--data", conll_file)
-    assert result.exit_code == 0 and "micro" in result.output
+    assert result.exit_code == 0 and f"micro F1: {entity_report(gold, pytorch_tags)['micro'].f1:.4f}" in result.output
+    write_conll(own, [Sentence(tuple(w), tuple(t)) for w, t in zip(words, pytorch_tags, strict=True)])
+    result = _run("eval", tiny_checkpoint, "--data", own)
+    assert result.exit_code == 0 and "entity-level micro F1: 1.0000" in result.output
+
     _one_line_error(_run("eval", tmp_path, "--data", conll_file), "neither a bundle")
     bad = tmp_path / "bad.conll"
     bad.write_text("John B-PER\nlonely\n")
