@@ -3,13 +3,12 @@
 The chain is fixed because each step is the best tool for it: Optimum's exporter knows how to trace
 every transformers architecture with dynamic batch and sequence axes; ONNX Runtime's transformer
 optimizer fuses attention, skip-layer-norm and bias-GELU into single kernels; dynamic int8
-quantization with per-channel weights keeps accuracy (per-tensor costs ~1.6 F1 on CoNLL) and also
-quantizes the word-embedding table, which is most of a small model's size.
+quantization with per-channel weights keeps accuracy (per-tensor scales cost F1; measured in
+benchmarks/PERFORMANCE.md) and also quantizes the word-embedding table, most of a small model's size.
 
 The embedding layer-norm is deliberately left unfused. Fused, its three tables (words, positions,
-token types) can only be quantized together, each with one per-tensor scale; on a CoNLL model that
-cost 0.42 dev F1 points, of which 0.17 came from the 0.8 MB position and token-type tables alone.
-Unfused, each table is its own Gather, so the quantizer can keep the small tables in fp32 and
+token types) can only be quantized together, each with one per-tensor scale, and the small position
+and token-type tables lose the fine differences the model reads (benchmarks/PERFORMANCE.md). Unfused, each table is its own Gather, so the quantizer can keep the small tables in fp32 and
 quantize the word table (`export.quantize`); the unfused embedding is a few cheap ops per token.
 
 The order is: export, fuse, check the fp32 graph against PyTorch (an export bug stops everything before

@@ -12,8 +12,8 @@ which evaluation and grouping then read as extra entities. `constrained` (the de
 sets) picks the most probable sequence IOB2 allows (Viterbi over log-probabilities, a transition
 either allowed or not): an `I-X` only after `B-X` or `I-X`. When the per-word argmax is already a valid
 sequence it is the answer and no search runs, so the common case costs one check. No transition
-weights are learned: there is nothing to train or ship, and a checkpoint from anywhere gains it. On
-CoNLL-2003 dev it added 0.6 F1 points to a model tagging with argmax.
+weights are learned: there is nothing to train or ship, and a checkpoint from anywhere gains it (what
+it gains on CoNLL-2003 is in benchmarks/PERFORMANCE.md).
 
 What a *word* is matters more than the strategy. The pipeline calls every piece its pre-tokenizer
 splits off a word, so `U.S.` is four words and `Jean-Pierre` three, while CoNLL-style training data
