@@ -50,7 +50,16 @@ from ner_export.runtime.errors import ColdStartError
 from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
 from ner_export.runtime.session import batch_inputs, create_session, load_tokenizer
 
-__all__ = ["METHODS", "Variant", "compare", "fresh_runs", "load", "quantize_static_variants", "swapped_bundle"]
+__all__ = [
+    "METHODS",
+    "Variant",
+    "compare",
+    "fresh_process",
+    "fresh_runs",
+    "load",
+    "quantize_static_variants",
+    "swapped_bundle",
+]
 
 METHODS = ("minmax", "percentile", "entropy")
 INT8 = "model_int8.onnx"
@@ -90,7 +99,7 @@ def load(variant: Variant) -> NerModel:
     return NerModel(session, tokenizer, manifest, device="cpu", precision="int8")
 
 
-def _fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
+def fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
     """Body of the measuring subprocess: prints cold start, load time and peak RSS as JSON."""
     started = time.perf_counter()
     model = load(variant)
@@ -106,8 +115,8 @@ def _fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
 def fresh_runs(variant: Variant, texts_file: Path, runs: int) -> dict[str, float]:
     """Medians over `runs` fresh processes of cold start, load time and peak RSS (VmHWM)."""
     code = "import sys, json; from pathlib import Path\n"
-    code += "from ner_export.benchmarks.compare_static import Variant, _fresh_process\n"
-    code += "_fresh_process(Variant(**json.loads(sys.argv[1])), Path(sys.argv[2]), float(sys.argv[3]))"
+    code += "from ner_export.benchmarks.compare_static import Variant, fresh_process\n"
+    code += "fresh_process(Variant(**json.loads(sys.argv[1])), Path(sys.argv[2]), float(sys.argv[3]))"
     results = []
     for _ in range(runs):
         argv = [sys.executable, "-c", code, json.dumps(asdict(variant)), str(texts_file), repr(time.time())]

@@ -147,6 +147,51 @@ def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+Column = tuple[str, tuple[str, ...], str, str]
+"""(title, where the value is in a system's results, format spec, suffix); None shows as n/a."""
+
+_SYSTEM_COLUMNS: tuple[Column, ...] = (
+    ("F1 pre-split", ("f1_presplit",), ".4f", ""),
+    ("F1 raw text", ("f1_rawtext",), ".4f", ""),
+    ("p50 ms", ("latency_ms", "p50"), ".2f", ""),
+    ("p95 ms", ("latency_ms", "p95"), ".2f", ""),
+    ("p99 ms", ("latency_ms", "p99"), ".2f", ""),
+    ("sent/s @32", ("throughput_sps",), ".0f", ""),
+    ("cold start s", ("cold_start_s",), ".2f", ""),
+    ("peak RSS MB", ("peak_rss_mb",), ".0f", ""),
+    ("model MB", ("model_mb",), ".1f", ""),
+)
+_RATIO_COLUMNS: tuple[Column, ...] = tuple(
+    (title, ("ratios_vs_pytorch", key), spec, suffix)
+    for title, key, spec, suffix in (
+        ("p50", "latency_p50", ".3f", ""),
+        ("p95", "latency_p95", ".3f", ""),
+        ("p99", "latency_p99", ".3f", ""),
+        ("throughput", "throughput", ".2f", "x"),
+        ("cold start", "cold_start", ".3f", ""),
+        ("peak RSS", "peak_rss", ".3f", ""),
+        ("model size", "model_size", ".3f", ""),
+    )
+)
+
+
+def _table(systems: Results, columns: tuple[Column, ...], extra: str = "") -> list[str]:
+    """A Markdown table, one row per system; `extra` names a last yes/no column (imports torch)."""
+    titles = ["system", *(column[0] for column in columns), *([extra] if extra else [])]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    for name, metrics in systems.items():
+        cells = [name]
+        for _, path, spec, suffix in columns:
+            value: Any = metrics
+            for key in path:
+                value = None if value is None else value.get(key)
+            cells.append(_fmt(value, spec) + suffix)
+        if extra:
+            cells.append("yes" if metrics["imports_torch"] else "no")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     """A human-readable report of a bench run: the systems table, ratios, and the goals."""
     systems = data["systems"]
@@ -159,48 +204,16 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Machine: {machine['cpu']}, {machine['cpus_available']} CPUs available; Python {machine['python']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()),
         "",
-        "| system | F1 pre-split | F1 raw text | p50 ms | p95 ms | p99 ms | sent/s @32 | cold start s | peak RSS MB "
-        "| model MB | torch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *_table(systems, _SYSTEM_COLUMNS, extra="torch"),
     ]
-    for name, m in systems.items():
-        lat = m["latency_ms"]
-        cells = [
-            name,
-            _fmt(m["f1_presplit"], ".4f"),
-            _fmt(m["f1_rawtext"], ".4f"),
-            f"{lat['p50']:.2f}",
-            f"{lat['p95']:.2f}",
-            f"{lat['p99']:.2f}",
-            f"{m['throughput_sps']:.0f}",
-            _fmt(m.get("cold_start_s"), ".2f"),
-            _fmt(m.get("peak_rss_mb"), ".0f"),
-            f"{m['model_mb']:.1f}",
-            "yes" if m["imports_torch"] else "no",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
     if "pytorch" in systems:
         lines += [
             "",
             "Ratios to `pytorch` from the same run (latency, cold start, RSS, size: lower is better; "
             "throughput: higher is better):",
             "",
-            "| system | p50 | p95 | p99 | throughput | cold start | peak RSS | model size |",
-            "|---|---|---|---|---|---|---|---|",
+            *_table(systems, _RATIO_COLUMNS),
         ]
-        for name, m in systems.items():
-            r = m["ratios_vs_pytorch"]
-            cells = [
-                name,
-                _fmt(r["latency_p50"], ".3f"),
-                _fmt(r["latency_p95"], ".3f"),
-                _fmt(r["latency_p99"], ".3f"),
-                _fmt(r["throughput"], ".2f") + "x",
-                _fmt(r["cold_start"], ".3f"),
-                _fmt(r["peak_rss"], ".3f"),
-                _fmt(r["model_size"], ".3f"),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
     if data.get("skipped"):
         lines += ["", "Skipped systems:", ""] + [f"- `{k}`: {v}" for k, v in data["skipped"].items()]
     if data.get("targets"):

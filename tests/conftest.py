@@ -148,12 +148,18 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
 
 
-@pytest.fixture(scope="session")
-def tiny_bundle(conll_file: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+def _bundle(name: str, checkpoint: str, request: pytest.FixtureRequest) -> Path:
+    """The prebuilt bundle `name` (NER_EXPORT_TEST_BUNDLES), else the export of the `checkpoint` fixture."""
     if PREBUILT:
-        return Path(PREBUILT) / "bundle"
-    checkpoint = request.getfixturevalue("tiny_checkpoint")
-    return export_tiny_bundle(checkpoint, conll_file, tmp_path_factory.mktemp("bundle") / "bundle")
+        return Path(PREBUILT) / name
+    conll_file = request.getfixturevalue("conll_file")
+    out = request.getfixturevalue("tmp_path_factory").mktemp(name) / "bundle"
+    return export_tiny_bundle(request.getfixturevalue(checkpoint), conll_file, out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(request: pytest.FixtureRequest) -> Path:
+    return _bundle("bundle", "tiny_checkpoint", request)
 
 
 @pytest.fixture(scope="session")
@@ -170,11 +176,8 @@ def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
 
 
 @pytest.fixture(scope="session")
-def casing_bundle(conll_file: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    if PREBUILT:
-        return Path(PREBUILT) / "casing-bundle"
-    checkpoint = request.getfixturevalue("casing_checkpoint")
-    return export_tiny_bundle(checkpoint, conll_file, tmp_path_factory.mktemp("casing-bundle") / "bundle")
+def casing_bundle(request: pytest.FixtureRequest) -> Path:
+    return _bundle("casing-bundle", "casing_checkpoint", request)
 
 
 @pytest.fixture(scope="session")

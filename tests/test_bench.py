@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ner_export.benchmarks import SYSTEMS, BenchConfig, entities_to_word_tags, run_bench
+from ner_export.benchmarks import SYSTEMS, BenchConfig, BenchResult, entities_to_word_tags, run_bench
 from ner_export.runtime import BenchMismatchError, DataNotFoundError
 
 SYSTEM_KEYS = {
@@ -21,6 +22,10 @@ SYSTEM_KEYS = {
     "imports_torch",
     "ratios_vs_pytorch",
 }
+
+
+def _bench(bundle: Path, checkpoint: Path, data: Path, out: Path, **options: Any) -> BenchResult:
+    return run_bench(BenchConfig(str(bundle), str(checkpoint), str(data), out=str(out), progress=False, **options))
 
 
 def test_entities_to_word_tags() -> None:
@@ -63,18 +68,7 @@ def self_tagged(tiny_bundle: Path, conll_file: Path, tmp_path_factory: pytest.Te
 @pytest.fixture(scope="module")
 def bench(tiny_bundle: Path, tiny_checkpoint: Path, self_tagged: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bench")
-    return run_bench(
-        BenchConfig(
-            bundle=str(tiny_bundle),
-            checkpoint=str(tiny_checkpoint),
-            data=str(self_tagged),
-            out=str(out),
-            latency_sentences=4,
-            warmup=1,
-            progress=False,
-            command="test",
-        )
-    ), out
+    return _bench(tiny_bundle, tiny_checkpoint, self_tagged, out, latency_sentences=4, warmup=1, command="test"), out
 
 
 def test_json_schema_and_ratios(bench) -> None:
@@ -180,41 +174,16 @@ def test_labels_must_match(tiny_bundle: Path, conll_file: Path, tmp_path: Path) 
 
     other = make_tiny_checkpoint(tmp_path / "other", labels=["O", "B-X", "I-X"])
     with pytest.raises(BenchMismatchError, match="labels"):
-        run_bench(
-            BenchConfig(
-                bundle=str(tiny_bundle),
-                checkpoint=str(other),
-                data=str(conll_file),
-                out=str(tmp_path / "o"),
-                progress=False,
-            )
-        )
+        _bench(tiny_bundle, other, conll_file, tmp_path / "o")
 
 
 def test_unknown_system_and_missing_data(
     tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ValueError, match="unknown system"):
-        run_bench(
-            BenchConfig(
-                bundle=str(tiny_bundle),
-                checkpoint=str(tiny_checkpoint),
-                data=str(conll_file),
-                out=str(tmp_path),
-                systems=("pytorch", "tensorrt"),
-                progress=False,
-            )
-        )
+        _bench(tiny_bundle, tiny_checkpoint, conll_file, tmp_path, systems=("pytorch", "tensorrt"))
     with pytest.raises(DataNotFoundError, match="no such file"):
-        run_bench(
-            BenchConfig(
-                bundle=str(tiny_bundle),
-                checkpoint=str(tiny_checkpoint),
-                data=str(tmp_path / "nope.txt"),
-                out=str(tmp_path),
-                progress=False,
-            )
-        )
+        _bench(tiny_bundle, tiny_checkpoint, tmp_path / "nope.txt", tmp_path)
 
 
 def test_compare_int8_table(tiny_bundle: Path, conll_file: Path) -> None:
@@ -263,18 +232,8 @@ def test_context_model_is_scored_with_documents(
 ) -> None:
     checkpoint, bundle = context_pair
     systems = ("pytorch", "runtime_fp32", "session_int8")
-    result = run_bench(
-        BenchConfig(
-            bundle=str(bundle),
-            checkpoint=str(checkpoint),
-            data=str(conll_file),
-            out=str(tmp_path),
-            latency_sentences=2,
-            warmup=1,
-            systems=systems,
-            cold_start=False,
-            progress=False,
-        )
+    result = _bench(
+        bundle, checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, systems=systems, cold_start=False
     )
     assert result.data["settings"]["context"] == "document"
     measured = result.data["systems"]
@@ -288,17 +247,7 @@ def test_context_mismatch_between_checkpoint_and_bundle_is_refused(
 ) -> None:
     _, bundle = context_pair
     with pytest.raises(BenchMismatchError, match="trained with context 'none' but the bundle"):
-        run_bench(
-            BenchConfig(
-                bundle=str(bundle),
-                checkpoint=str(tiny_checkpoint),
-                data=str(conll_file),
-                out=str(tmp_path),
-                systems=("runtime_int8",),
-                cold_start=False,
-                progress=False,
-            )
-        )
+        _bench(bundle, tiny_checkpoint, conll_file, tmp_path, systems=("runtime_int8",), cold_start=False)
 
 
 def test_documents_are_joined_and_split_back() -> None:
@@ -313,17 +262,8 @@ def test_documents_are_joined_and_split_back() -> None:
 def test_casing_model_is_fed_casing_by_every_system(
     casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path
 ) -> None:
-    result = run_bench(
-        BenchConfig(
-            bundle=str(casing_bundle),
-            checkpoint=str(casing_checkpoint),
-            data=str(conll_file),
-            out=str(tmp_path),
-            latency_sentences=2,
-            warmup=1,
-            cold_start=False,
-            progress=False,
-        )
+    result = _bench(
+        casing_bundle, casing_checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, cold_start=False
     )
     measured = result.data["systems"]
     assert measured["runtime_fp32"]["f1_presplit"] == measured["pytorch"]["f1_presplit"]
@@ -334,14 +274,4 @@ def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(
     casing_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(BenchMismatchError, match="without casing but the bundle"):
-        run_bench(
-            BenchConfig(
-                bundle=str(casing_bundle),
-                checkpoint=str(tiny_checkpoint),
-                data=str(conll_file),
-                out=str(tmp_path),
-                systems=("runtime_int8",),
-                cold_start=False,
-                progress=False,
-            )
-        )
+        _bench(casing_bundle, tiny_checkpoint, conll_file, tmp_path, systems=("runtime_int8",), cold_start=False)

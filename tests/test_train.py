@@ -5,11 +5,25 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ner_export.finetune import TrainConfig, finetune, first_subword_mask, load_tokenizer, training_features
+from ner_export.finetune import (
+    TrainConfig,
+    TrainResult,
+    finetune,
+    first_subword_mask,
+    load_tokenizer,
+    training_features,
+)
 from ner_export.runtime import CheckpointError, NerExportError
+
+
+def _finetune(train: Path, dev: Path, out: Path, base: Path, test: Path | None = None, **options: Any) -> TrainResult:
+    """Fine-tune quietly on CoNLL files from a base model folder."""
+    files = {"train": str(train), "dev": str(dev), "out": str(out), "test": str(test) if test else None}
+    return finetune(TrainConfig(**files, base_model=str(base), progress=False, **options))
 
 
 def test_first_subword_mask() -> None:
@@ -45,19 +59,16 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trained") / "model"
-    finetune(
-        TrainConfig(
-            train=str(conll_file),
-            dev=str(conll_file),
-            test=str(conll_file),
-            out=str(out),
-            base_model=str(tiny_checkpoint),
-            epochs=10,
-            batch_size=1,
-            learning_rate=3e-3,
-            warmup_ratio=0.0,
-            progress=False,
-        )
+    _finetune(
+        conll_file,
+        conll_file,
+        out,
+        tiny_checkpoint,
+        test=conll_file,
+        epochs=10,
+        batch_size=1,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
     )
     return out
 
@@ -107,15 +118,7 @@ def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tm
     out.mkdir()
     (out / "precious.txt").write_text("keep")
     with pytest.raises(NerExportError, match="--force"):
-        finetune(
-            TrainConfig(
-                train=str(conll_file),
-                dev=str(conll_file),
-                out=str(out),
-                base_model=str(tiny_checkpoint),
-                progress=False,
-            )
-        )
+        _finetune(conll_file, conll_file, out, tiny_checkpoint)
     assert (out / "precious.txt").read_text() == "keep"
 
 
@@ -125,30 +128,14 @@ def test_base_model_without_tokenizer_is_refused(tiny_checkpoint: Path, conll_fi
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_checkpoint / name, base / name)
     with pytest.raises(CheckpointError, match="no tokenizer files"):
-        finetune(
-            TrainConfig(
-                train=str(conll_file),
-                dev=str(conll_file),
-                out=str(tmp_path / "o"),
-                base_model=str(base),
-                progress=False,
-            )
-        )
+        _finetune(conll_file, conll_file, tmp_path / "o", base)
 
 
 def test_dev_labels_unknown_to_training_are_refused(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     dev = tmp_path / "dev.conll"
     dev.write_text("x B-EVENT\n")
     with pytest.raises(NerExportError, match="B-EVENT"):
-        finetune(
-            TrainConfig(
-                train=str(conll_file),
-                dev=str(dev),
-                out=str(tmp_path / "o"),
-                base_model=str(tiny_checkpoint),
-                progress=False,
-            )
-        )
+        _finetune(conll_file, dev, tmp_path / "o", tiny_checkpoint)
 
 
 @pytest.mark.parametrize(
