@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 __all__ = ["available_cpus", "cpu_flags", "cpu_model", "library_versions", "VERSIONED_LIBRARIES"]
@@ -82,6 +81,8 @@ def cpu_model() -> str:
 
 def library_versions() -> dict[str, str]:
     """Installed versions of `VERSIONED_LIBRARIES` (absent ones left out)."""
+    from importlib.metadata import PackageNotFoundError, version  # slow to import; needed here only
+
     out = {}
     for name in VERSIONED_LIBRARIES:
         try:

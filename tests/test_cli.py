@@ -305,3 +305,28 @@ def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkp
     for target in (tiny_bundle, tiny_checkpoint):
         assert _run("eval", target, "--data", conll_file, "--decoding", "argmax").exit_code == 0
     assert _run("predict", tiny_bundle, "x", "--decoding", "viterbi").exit_code != 0
+
+
+def test_an_option_combination_the_library_refuses_is_a_usage_error(conll_file: Path, tmp_path: Path) -> None:
+    args = ["--train", conll_file, "--dev", conll_file, "--out", tmp_path / "o", "--context", "none"]
+    result = _run("finetune", *args, "--target-tokens", 16)
+    assert result.exit_code == 2 and "needs context='document'" in result.output
+    result = _run("bench", tmp_path, "--checkpoint", tmp_path, "--data", conll_file, "--systems", "pytorch,tensorrt")
+    assert result.exit_code == 2 and "unknown system(s) tensorrt" in result.output
+    assert _run("finetune", *args, "--warmup-ratio", 1.5).exit_code == 2
+
+
+def test_debug_mode_shows_the_traceback_and_its_cause(tiny_bundle: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    argv = [sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "--input", str(bad)]
+    quiet = subprocess.run(argv, capture_output=True, text=True)
+    lines = quiet.stderr.strip().splitlines()
+    assert quiet.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {bad}:1: ")
+    debug = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NER_EXPORT_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.InputError" in debug.stderr
