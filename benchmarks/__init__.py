@@ -1,1 +1,28 @@
-"""ner_export.benchmarks: the demo and `ner-export bench` (may use every other package)."""
+"""ner_export.benchmarks: `ner-export bench` and the comparison scripts (may use every other package).
+
+`bench` runs a benchmark, `systems` holds the stacks it compares, `timing` how they are timed,
+`report` the goals, Markdown and chart; `compare_int8`, `compare_static` and `recipe_sweep` are
+scripts (`python -m ner_export.benchmarks.NAME`) for questions the bench does not answer. Importing
+this package loads no torch, transformers or matplotlib: each loads when a measurement needs it.
+"""
+
+from .bench import BenchConfig, BenchResult, entities_to_word_tags, group_documents, run_bench, split_documents
+from .report import TARGETS, Target, render_markdown
+from .systems import SYSTEMS
+from .timing import block_latencies, measure_speed, percentiles
+
+__all__ = [
+    "BenchConfig",
+    "BenchResult",
+    "SYSTEMS",
+    "TARGETS",
+    "Target",
+    "block_latencies",
+    "entities_to_word_tags",
+    "group_documents",
+    "measure_speed",
+    "percentiles",
+    "render_markdown",
+    "run_bench",
+    "split_documents",
+]

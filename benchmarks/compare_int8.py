@@ -10,36 +10,19 @@ from `ner-export bench` because it answers a different question: which export se
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ner_export.benchmarks.bench import block_latencies
-from ner_export.finetune.conll import read_conll
 from ner_export.runtime import NerModel
+from ner_export.runtime.conll import read_conll
 from ner_export.runtime.labels import entity_scores
 from ner_export.runtime.manifest import BundleManifest
 
+from .timing import measure_speed
 
-def measure_speed(models: dict[str, Any], texts: list[str], rounds: int, latency_sentences: int) -> dict[str, dict[str, list[float]]]:
-    """Per model: sentences/s of `predict` at batch 32 for each round ("sps") and single-text seconds ("lat").
-
-    Rounds alternate the models; single-text latency is block-interleaved (`block_latencies`).
-    """
-    speed: dict[str, dict[str, list[float]]] = {name: {"sps": [], "lat": []} for name in models}
-    n = min(latency_sentences, len(texts))
-    for _ in range(rounds):
-        for name, model in models.items():
-            started = time.perf_counter()
-            model.predict(texts, batch_size=32)
-            speed[name]["sps"].append(len(texts) / (time.perf_counter() - started))
-        runners = {name: (lambda i, model=model: model(texts[i])) for name, model in models.items()}
-        for name, seconds in block_latencies(runners, n).items():
-            speed[name]["lat"] += seconds
-    return speed
+__all__ = ["compare"]
 
 
 def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentences: int = 500) -> str:
@@ -52,7 +35,12 @@ def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentenc
     rows = {}
     for name, model in models.items():
         graph = Path(bundles[name]) / BundleManifest.read(Path(bundles[name])).graph_for("cpu", "int8").file
-        rows[name] = {"f1": entity_scores(gold, model.predict_words(words)).f1, "mb": graph.stat().st_size / 1e6, "sps": [], "lat": []}
+        rows[name] = {
+            "f1": entity_scores(gold, model.predict_words(words)).f1,
+            "mb": graph.stat().st_size / 1e6,
+            "sps": [],
+            "lat": [],
+        }
     for name, speed in measure_speed(models, texts, rounds, latency_sentences).items():
         rows[name].update(speed)
     lines = [
@@ -60,7 +48,10 @@ def compare(data: str, bundles: dict[str, str], rounds: int = 3, latency_sentenc
         "|---|---|---|---|---|",
     ]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['f1']:.4f} | {r['mb']:.1f} | {max(r['sps']):.0f} | {1000 * float(np.median(r['lat'])):.2f} |")
+        lines.append(
+            f"| {name} | {r['f1']:.4f} | {r['mb']:.1f} | {max(r['sps']):.0f} "
+            f"| {1000 * float(np.median(r['lat'])):.2f} |"
+        )
     return "\n".join(lines)
 
 

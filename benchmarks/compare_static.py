@@ -4,7 +4,7 @@
         [--sentences N] [--calibration-sentences 200] [--methods minmax,percentile,entropy] [--out FILE.md]
 
 One Markdown table: entity F1 (pre-split words), int8 graph size, sent/s at batch 32 (best of rounds),
-single-sentence p50 (variants take turns on blocks of sentences, `bench.block_latencies`) and, from
+single-sentence p50 (variants take turns on blocks of sentences, `timing.block_latencies`) and, from
 fresh processes, load time, cold start (start to first prediction) and peak RSS (VmHWM after a pass).
 
 Trade-offs:
@@ -44,8 +44,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from ner_export.runtime import NerModel
+from ner_export.runtime.errors import ColdStartError
 from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
+from ner_export.runtime.session import batch_inputs, create_session, load_tokenizer
+
+__all__ = [
+    "METHODS",
+    "Variant",
+    "compare",
+    "fresh_process",
+    "fresh_runs",
+    "load",
+    "quantize_static_variants",
+    "swapped_bundle",
+]
 
 METHODS = ("minmax", "percentile", "entropy")
 INT8 = "model_int8.onnx"
@@ -63,29 +77,29 @@ class Variant:
     optimize: bool = True  # ORT_ENABLE_ALL; False loads with ORT_DISABLE_ALL
 
     def graph_path(self) -> Path:
-        return Path(self.graph) if self.graph else Path(self.bundle) / BundleManifest.read(Path(self.bundle)).graph_for("cpu", "int8").file
+        return (
+            Path(self.graph)
+            if self.graph
+            else Path(self.bundle) / BundleManifest.read(Path(self.bundle)).graph_for("cpu", "int8").file
+        )
 
 
 def load(variant: Variant) -> NerModel:
     """`NerModel.load` for the runtime's defaults, else the same session with the variant's options."""
     if not variant.graph and variant.arena and variant.mem_pattern and variant.optimize:
         return NerModel.load(variant.bundle, verify=False)  # no sha256 pass, so load times compare sessions only
-    import onnxruntime as ort
-    from ner_export.runtime.model import _load_tokenizer, available_cpus
-
     manifest = BundleManifest.read(Path(variant.bundle))
-    options = ort.SessionOptions()  # as NerModel.load, plus the variant's settings
-    options.intra_op_num_threads, options.inter_op_num_threads = available_cpus(), 1
-    options.execution_mode, options.log_severity_level = ort.ExecutionMode.ORT_SEQUENTIAL, 3
-    options.enable_cpu_mem_arena, options.enable_mem_pattern = variant.arena, variant.mem_pattern
-    level = ort.GraphOptimizationLevel
-    options.graph_optimization_level = level.ORT_ENABLE_ALL if variant.optimize else level.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(variant.graph_path()), sess_options=options, providers=["CPUExecutionProvider"])
-    tokenizer = _load_tokenizer(Path(variant.bundle) / manifest.tokenizer_file, manifest)
+    options = {
+        "enable_cpu_mem_arena": variant.arena,
+        "enable_mem_pattern": variant.mem_pattern,
+        "graph_optimization_level": "ORT_ENABLE_ALL" if variant.optimize else "ORT_DISABLE_ALL",
+    }
+    session = create_session(variant.graph_path(), options=options)  # NerModel.load's, plus the variant's
+    tokenizer = load_tokenizer(Path(variant.bundle) / manifest.tokenizer_file, manifest.vocab_size)
     return NerModel(session, tokenizer, manifest, device="cpu", precision="int8")
 
 
-def _fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
+def fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
     """Body of the measuring subprocess: prints cold start, load time and peak RSS as JSON."""
     started = time.perf_counter()
     model = load(variant)
@@ -100,14 +114,15 @@ def _fresh_process(variant: Variant, texts_file: Path, spawned: float) -> None:
 
 def fresh_runs(variant: Variant, texts_file: Path, runs: int) -> dict[str, float]:
     """Medians over `runs` fresh processes of cold start, load time and peak RSS (VmHWM)."""
-    code = "import sys, json; from pathlib import Path; from ner_export.benchmarks.compare_static import Variant, _fresh_process\n"
-    code += "_fresh_process(Variant(**json.loads(sys.argv[1])), Path(sys.argv[2]), float(sys.argv[3]))"
+    code = "import sys, json; from pathlib import Path\n"
+    code += "from ner_export.benchmarks.compare_static import Variant, fresh_process\n"
+    code += "fresh_process(Variant(**json.loads(sys.argv[1])), Path(sys.argv[2]), float(sys.argv[3]))"
     results = []
     for _ in range(runs):
         argv = [sys.executable, "-c", code, json.dumps(asdict(variant)), str(texts_file), repr(time.time())]
         done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
-            raise RuntimeError(f"{variant.name}: fresh process failed: {done.stderr.strip()[-500:]}")
+            raise ColdStartError(f"{variant.name}: fresh process failed: {done.stderr.strip()[-500:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return {key: float(np.median([r[key] for r in results])) for key in ("cold_s", "load_ms", "rss_mb")}
 
@@ -119,7 +134,9 @@ def _float_for_unquantized(path: Path, quantized_ops: set[str]) -> None:
     model = onnx.load(str(path))
     nodes = model.graph.node
     q_input = {n.output[0]: n.input[0] for n in nodes if n.op_type == "QuantizeLinear"}
-    float_of = {n.output[0]: q_input[n.input[0]] for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in q_input}
+    float_of = {
+        n.output[0]: q_input[n.input[0]] for n in nodes if n.op_type == "DequantizeLinear" and n.input[0] in q_input
+    }
     for node in nodes:
         if node.op_type not in quantized_ops | {"QuantizeLinear", "DequantizeLinear"}:
             for k, name in enumerate(node.input):
@@ -127,26 +144,25 @@ def _float_for_unquantized(path: Path, quantized_ops: set[str]) -> None:
     onnx.save(model, str(path))
 
 
-def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, methods: tuple[str, ...]) -> dict[str, tuple[Path, float]]:
+def quantize_static_variants(
+    bundle: Path, calibration: list[str], out: Path, methods: tuple[str, ...]
+) -> dict[str, tuple[Path, float]]:
     """{name: (static int8 graph, seconds)} of the bundle's fp32 graph, calibrated on `calibration` texts."""
     import onnx
-    from ner_export.export.exporter import _third_party_warnings_silenced
     from onnxruntime import quantization as oq
     from onnxruntime.quantization.shape_inference import quant_pre_process
-    from tokenizers import Tokenizer
+
+    from ner_export.export import third_party_warnings_silenced
 
     manifest = BundleManifest.read(bundle)
     dynamic = manifest.graph_for("cpu", "int8").quantization  # the bundle's own dynamic settings
     fp32 = bundle / manifest.graph_for("cpu", "fp32").file
-    tokenizer = Tokenizer.from_file(str(bundle / manifest.tokenizer_file))
-    tokenizer.no_padding()
+    tokenizer = load_tokenizer(bundle / manifest.tokenizer_file, manifest.vocab_size)
     tokenizer.enable_truncation(manifest.max_length)
     names = {i.name for i in onnx.load(str(fp32), load_external_data=False).graph.input}
     feeds = []
     for encoding in tokenizer.encode_batch(calibration):
-        ids = np.asarray([encoding.ids], dtype=np.int64)
-        row = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        feeds.append({k: v for k, v in row.items() if k in names})
+        feeds.append({k: v for k, v in batch_inputs([encoding.ids]).items() if k in names})
 
     class Reader(oq.CalibrationDataReader):
         # quantize_static walks it one sentence at a time (CalibStridedMinMax=1): the histogram
@@ -166,15 +182,22 @@ def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, me
     graphs: dict[str, tuple[Path, float]] = {}
     exclude = list(dynamic.get("nodes_to_exclude", []))
     fused = [t for t in dynamic.get("op_types", ["Attention", "EmbedLayerNormalization"]) if t != "MatMul"]
-    with _third_party_warnings_silenced(), contextlib.redirect_stdout(sys.stderr):  # the calibrators print progress
+    with third_party_warnings_silenced(), contextlib.redirect_stdout(sys.stderr):  # the calibrators print progress
         # symbolic shape inference types the fused ops' outputs; without it the quantizer skips them
         quant_pre_process(str(fp32), str(out / "shaped.onnx"), skip_optimization=True, auto_merge=True)
         for method in methods:
             started = time.perf_counter()
             qdq = out / f"static-{method}.onnx"
             oq.quantize_static(
-                str(out / "shaped.onnx"), str(qdq), Reader(), quant_format=oq.QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
-                per_channel=True, activation_type=oq.QuantType.QInt8, weight_type=oq.QuantType.QInt8, nodes_to_exclude=exclude,
+                str(out / "shaped.onnx"),
+                str(qdq),
+                Reader(),
+                quant_format=oq.QuantFormat.QDQ,
+                op_types_to_quantize=["MatMul"],
+                per_channel=True,
+                activation_type=oq.QuantType.QInt8,
+                weight_type=oq.QuantType.QInt8,
+                nodes_to_exclude=exclude,
                 calibrate_method=getattr(oq.CalibrationMethod, {"minmax": "MinMax"}.get(method, method.title())),
                 extra_options={"OpTypesToExcludeOutputQuantization": ["MatMul"], "CalibStridedMinMax": 1},
             )
@@ -182,8 +205,13 @@ def quantize_static_variants(bundle: Path, calibration: list[str], out: Path, me
             seconds = time.perf_counter() - started
             hybrid = out / f"static-{method}-dynamic.onnx"
             oq.quantize_dynamic(
-                str(qdq), str(hybrid), op_types_to_quantize=fused, per_channel=bool(dynamic.get("per_channel", True)),
-                reduce_range=bool(dynamic.get("reduce_range", False)), weight_type=oq.QuantType.QInt8, nodes_to_exclude=exclude,
+                str(qdq),
+                str(hybrid),
+                op_types_to_quantize=fused,
+                per_channel=bool(dynamic.get("per_channel", True)),
+                reduce_range=bool(dynamic.get("reduce_range", False)),
+                weight_type=oq.QuantType.QInt8,
+                nodes_to_exclude=exclude,
                 extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
             if method == methods[0]:
@@ -199,17 +227,30 @@ def swapped_bundle(bundle: Path, graph: Path, dest: Path, quantization: dict[str
     (dest / manifest.tokenizer_file).symlink_to((bundle / manifest.tokenizer_file).resolve())
     graph.rename(dest / INT8)
     files = {manifest.tokenizer_file: manifest.files[manifest.tokenizer_file], INT8: sha256_file(dest / INT8)}
-    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization, batch_invariant=False),), files=files).write(dest)
+    replace(manifest, graphs=(GraphSpec(INT8, "cpu", "int8", quantization, batch_invariant=False),), files=files).write(
+        dest
+    )
     return dest
 
 
-def compare(bundle: str, data: str, calibration: str, *, sentences: int | None = None, calibration_sentences: int = 200,
-            methods: tuple[str, ...] = METHODS, rounds: int = 3, latency_sentences: int = 500, cold_runs: int = 3, command: str = "") -> str:
+def compare(
+    bundle: str,
+    data: str,
+    calibration: str,
+    *,
+    sentences: int | None = None,
+    calibration_sentences: int = 200,
+    methods: tuple[str, ...] = METHODS,
+    rounds: int = 3,
+    latency_sentences: int = 500,
+    cold_runs: int = 3,
+    command: str = "",
+) -> str:
     """The Markdown table of every variant (module docstring) on the CoNLL file `data`."""
-    import onnxruntime as ort
-    from ner_export.benchmarks.compare_int8 import measure_speed
-    from ner_export.finetune.conll import read_conll
+    from ner_export.runtime.conll import read_conll
     from ner_export.runtime.labels import entity_scores
+
+    from .timing import measure_speed
 
     source = Path(bundle)
     rows = read_conll(data)[:sentences]
@@ -220,42 +261,69 @@ def compare(bundle: str, data: str, calibration: str, *, sentences: int | None =
         work = Path(tmp)
         (work / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
         preoptimized = work / "model_int8.optimized.onnx"
-        options = ort.SessionOptions()
-        options.graph_optimization_level, options.log_severity_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL, 3
-        options.optimized_model_filepath = str(preoptimized)
-        ort.InferenceSession(str(Variant("", bundle).graph_path()), sess_options=options, providers=["CPUExecutionProvider"])
+        create_session(Variant("", bundle).graph_path(), options={"optimized_model_filepath": str(preoptimized)})
         variants = [
             Variant("dynamic int8 (bundle), runtime defaults: arena on, mem pattern on", bundle),
             Variant("dynamic, arena off", bundle, arena=False),
             Variant("dynamic, mem pattern off", bundle, mem_pattern=False),
             Variant("dynamic, arena off, mem pattern off", bundle, arena=False, mem_pattern=False),
-            Variant("dynamic, pre-optimized graph loaded with ORT_DISABLE_ALL", bundle, graph=str(preoptimized), optimize=False),
+            Variant(
+                "dynamic, pre-optimized graph loaded with ORT_DISABLE_ALL",
+                bundle,
+                graph=str(preoptimized),
+                optimize=False,
+            ),
         ]
         seconds = {}
-        for k, (name, (graph, took)) in enumerate(quantize_static_variants(source, calibration_texts, work, methods).items()):
-            record = {"method": "static", "format": "QDQ", "variant": name, "calibration_sentences": len(calibration_texts)}
+        for k, (name, (graph, took)) in enumerate(
+            quantize_static_variants(source, calibration_texts, work, methods).items()
+        ):
+            record = {
+                "method": "static",
+                "format": "QDQ",
+                "variant": name,
+                "calibration_sentences": len(calibration_texts),
+            }
             variants.append(Variant(name, str(swapped_bundle(source, graph, work / f"v{k}", record))))
             seconds[name] = took
         models = {v.name: load(v) for v in variants}
         same = models[variants[0].name].predict(texts) == models[variants[4].name].predict(texts)  # entities and scores
         documents = [s.document for s in rows]
-        table = {v.name: {"f1": entity_scores(gold, models[v.name].predict_words(words, documents=documents)).f1,
-                          "mb": v.graph_path().stat().st_size / 1e6, "sps": [], "lat": []} for v in variants}
+        table = {
+            v.name: {
+                "f1": entity_scores(gold, models[v.name].predict_words(words, documents=documents)).f1,
+                "mb": v.graph_path().stat().st_size / 1e6,
+                "sps": [],
+                "lat": [],
+            }
+            for v in variants
+        }
         for name, speed in measure_speed(models, texts, rounds, latency_sentences).items():
             table[name].update(speed)
         del models
         fresh = {v.name: fresh_runs(v, work / "texts.json", cold_runs) if cold_runs else {} for v in variants}
-    lines = [f"Command: `{command}`" if command else "", f"{len(texts)} sentences of {data}; calibration: {len(calibration_texts)} sentences of {calibration}.", "",
-             "| variant | entity F1 | int8 graph MB | sent/s @32 (best of rounds) | p50 ms | session load ms | cold start s | peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `{command}`" if command else "",
+        f"{len(texts)} sentences of {data}; calibration: {len(calibration_texts)} sentences of {calibration}.",
+        "",
+        "| variant | entity F1 | int8 graph MB | sent/s @32 (best of rounds) | p50 ms | session load ms "
+        "| cold start s | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in table.items():
         f = fresh[name]
         cells = [f"{r['f1']:.4f}", f"{r['mb']:.1f}", f"{max(r['sps']):.0f}", f"{1000 * float(np.median(r['lat'])):.2f}"]
         cells += [f"{f['load_ms']:.0f}", f"{f['cold_s']:.2f}", f"{f['rss_mb']:.0f}"] if f else ["–"] * 3
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Pre-optimized graph: entities and scores {'identical to' if same else 'DIFFERENT from'} the bundle's on every sentence."]
+    lines += [
+        "",
+        f"Pre-optimized graph: entities and scores {'identical to' if same else 'DIFFERENT from'} "
+        "the bundle's on every sentence.",
+    ]
     if seconds:
-        lines += ["Quantization seconds (calibration included): " + ", ".join(f"{k}: {v:.1f}" for k, v in seconds.items())]
+        lines += [
+            "Quantization seconds (calibration included): " + ", ".join(f"{k}: {v:.1f}" for k, v in seconds.items())
+        ]
     return "\n".join(lines).lstrip("\n")
 
 
@@ -278,8 +346,18 @@ def main() -> None:
     command = "python -m ner_export.benchmarks.compare_static " + shlex.join(sys.argv[1:])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        markdown = compare(args.bundle, args.data, args.calibration, sentences=args.sentences, calibration_sentences=args.calibration_sentences,
-                           methods=methods, rounds=args.rounds, latency_sentences=args.latency_sentences, cold_runs=args.cold_runs, command=command)
+        markdown = compare(
+            args.bundle,
+            args.data,
+            args.calibration,
+            sentences=args.sentences,
+            calibration_sentences=args.calibration_sentences,
+            methods=methods,
+            rounds=args.rounds,
+            latency_sentences=args.latency_sentences,
+            cold_runs=args.cold_runs,
+            command=command,
+        )
     print(markdown)
     if args.out:
         Path(args.out).write_text(markdown + "\n", encoding="utf-8")

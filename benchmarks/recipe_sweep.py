@@ -51,11 +51,16 @@ def sweep_table(records: list[dict[str, Any]]) -> str:
         changes = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(defaults)"
         per_epoch = " / ".join(f"{e['dev_f1']:.4f}" for e in r["epochs"])
         seconds = sum(e["train_seconds"] for e in r["epochs"]) / max(1, len(r["epochs"]))
-        lines.append(f"| {r['name']} | {changes} | **{r['best_dev_f1']:.4f}** | {r['best_epoch']} | {per_epoch} | {r['train_seconds']:.0f} | {seconds:.0f} |")
+        lines.append(
+            f"| {r['name']} | {changes} | **{r['best_dev_f1']:.4f}** | {r['best_epoch']} | {per_epoch} "
+            f"| {r['train_seconds']:.0f} | {seconds:.0f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def run_sweep(train: str, dev: str, out: Path, runs: list[tuple[str, dict[str, Any]]], keep_checkpoints: bool = False) -> list[dict[str, Any]]:
+def run_sweep(
+    train: str, dev: str, out: Path, runs: list[tuple[str, dict[str, Any]]], keep_checkpoints: bool = False
+) -> list[dict[str, Any]]:
     """Run each (name, overrides) not yet in out/sweep.jsonl; return all records."""
     out.mkdir(parents=True, exist_ok=True)
     log = out / "sweep.jsonl"
@@ -66,7 +71,14 @@ def run_sweep(train: str, dev: str, out: Path, runs: list[tuple[str, dict[str, A
             continue
         target = out / name
         result = finetune(TrainConfig(train=train, dev=dev, out=str(target), force=True, **overrides))
-        record = {"name": name, "overrides": overrides, "best_dev_f1": result.best_dev_f1, "best_epoch": result.best_epoch, "train_seconds": result.train_seconds, "epochs": result.epochs}
+        record = {
+            "name": name,
+            "overrides": overrides,
+            "best_dev_f1": result.best_dev_f1,
+            "best_epoch": result.best_epoch,
+            "train_seconds": result.train_seconds,
+            "epochs": result.epochs,
+        }
         records.append(record)
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -9,8 +9,18 @@ from .exporter import (
     ExportResult,
     cpu_quantization_defaults,
     export_bundle,
+    third_party_warnings_silenced,
 )
 from .quantize import Int8Config, default_int8_ladder
 from .validate import ValidationReport
 
-__all__ = ["ExportConfig", "ExportResult", "Int8Config", "ValidationReport", "cpu_quantization_defaults", "default_int8_ladder", "export_bundle"]
+__all__ = [
+    "ExportConfig",
+    "ExportResult",
+    "Int8Config",
+    "ValidationReport",
+    "cpu_quantization_defaults",
+    "default_int8_ladder",
+    "export_bundle",
+    "third_party_warnings_silenced",
+]

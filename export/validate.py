@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from ner_export.runtime.errors import ValidationError
 from ner_export.runtime.labels import EntityScores, entity_scores, is_iob_label_set
 from ner_export.runtime.manifest import BundleManifest
@@ -99,8 +100,7 @@ class ValidationReport:
 
 def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple[str, list[Any]]:
     """The sentences to validate on: `data`, else the checkpoint's dev sample, else the packaged sample."""
-    from ner_export.finetune.conll import read_conll
-    from ner_export.finetune.train import DEV_SAMPLE_NAME
+    from ner_export.finetune import DEV_SAMPLE_NAME, read_conll
 
     if data:
         path = Path(data)
@@ -114,7 +114,8 @@ def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple
 def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
     import onnxruntime as ort
     import torch
-    from ner_export.finetune.train import checkpoint_casing, collate, encode_examples
+
+    from ner_export.finetune import checkpoint_casing, collate, encode_examples
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
     names = {i.name for i in session.get_inputs()}
@@ -149,7 +150,7 @@ class BundleValidator:
     """
 
     def __init__(self, model_dir: Path, config: ExportConfig) -> None:
-        from ner_export.finetune.train import load_checkpoint
+        from ner_export.finetune import load_checkpoint
 
         self.source, sentences = validation_sentences(Path(model_dir), config.validate_data, config.validate_sentences)
         self.words = [list(s.words) for s in sentences]
@@ -163,7 +164,7 @@ class BundleValidator:
 
     def check_fp32(self, bundle_dir: Path) -> None:
         """Compare the fp32 graph's logits with PyTorch's (ValidationError beyond `atol`), then tag with both."""
-        from ner_export.finetune.train import tag_words
+        from ner_export.finetune import tag_words
 
         manifest = BundleManifest.read(bundle_dir)
         fp32_graph = Path(bundle_dir) / manifest.graph_for("cpu", "fp32").file

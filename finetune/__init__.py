@@ -1,11 +1,29 @@
-"""ner_export.finetune: read CoNLL files and fine-tune a token-classification model (PyTorch).
+"""ner_export.finetune: fine-tune a token-classification model on CoNLL files, tag and score with PyTorch.
 
-Importing this package is cheap; torch and transformers load when training or tagging starts.
+Importing this package is cheap; torch and transformers load when training or tagging starts. The
+modules behind it are private (`_train`, `_checkpoint`, `_encoding`, `_batching`, `_tagging`,
+`_evaluate`, `_pipeline`): the names below are the package's API, the one other packages use.
+The CoNLL reader lives in the runtime (`ner_export.runtime.conll`, no torch) and is re-exported here.
 """
 
-from .conll import Sentence, TagRepairWarning, read_conll, write_conll
-from .pipeline import ner_pipeline
-from .train import TrainConfig, TrainResult, default_base_model, finetune, load_checkpoint, tag_words
+from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
+from ner_export.runtime.evaluate import EvalReport
+
+from ._batching import collate, shuffled_batches
+from ._checkpoint import (
+    DEV_SAMPLE_NAME,
+    add_casing_rows,
+    checkpoint_casing,
+    checkpoint_context,
+    default_base_model,
+    load_checkpoint,
+    load_tokenizer,
+)
+from ._encoding import encode_examples, first_subword_mask, group_sentences, special_tokens, training_features
+from ._evaluate import evaluate, evaluate_checkpoint
+from ._pipeline import ner_pipeline
+from ._tagging import tag_words
+from ._train import TrainConfig, TrainResult, finetune
 
 __all__ = [
     "Sentence",
@@ -17,6 +35,21 @@ __all__ = [
     "finetune",
     "default_base_model",
     "load_checkpoint",
+    "load_tokenizer",
+    "add_casing_rows",
+    "checkpoint_casing",
+    "checkpoint_context",
+    "DEV_SAMPLE_NAME",
     "tag_words",
     "ner_pipeline",
+    "special_tokens",
+    "first_subword_mask",
+    "encode_examples",
+    "group_sentences",
+    "training_features",
+    "shuffled_batches",
+    "collate",
+    "EvalReport",
+    "evaluate",
+    "evaluate_checkpoint",
 ]

@@ -1,8 +1,11 @@
 """The `ner-export` command line: parse, call one library function, print.
 
 Heavy stages (torch, transformers, optimum) are imported inside the commands that need them, so
-`ner-export predict` starts as fast as the runtime. Every `NerExportError` (and a missing file or a
-bad value) becomes a one-line message and exit status 1; set NER_EXPORT_DEBUG=1 to see tracebacks.
+`ner-export predict` starts as fast as the runtime. Option choices come from the library's own
+constants, so the CLI cannot offer what the library refuses. Every `NerExportError` and `OSError`
+(a missing or unreadable file) becomes a one-line message and exit status 1; a bad option is a click
+usage error (exit status 2); anything else is a bug and keeps its traceback. NER_EXPORT_DEBUG=1 shows
+the traceback of user errors too, with the exception that caused them.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ from typing import Any, TypeVar
 import click
 
 from ner_export import __version__
-from ner_export.runtime.errors import NerExportError, NerExportWarning
+from ner_export.benchmarks.systems import SYSTEMS
+from ner_export.runtime.context import CONTEXT_MODES
+from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
+from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
+from ner_export.runtime.manifest import DEVICES, PRECISIONS, is_bundle
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
-_USER_ERRORS = (NerExportError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError)
+_USER_ERRORS = (NerExportError, OSError)
 
 
 def _friendly(command: F) -> F:
@@ -48,9 +56,27 @@ def _friendly(command: F) -> F:
                 if os.environ.get("NER_EXPORT_DEBUG"):
                     raise
                 message = " ".join(str(exc).split()) or type(exc).__name__
-                raise click.ClickException(message) from None
+                raise click.ClickException(message) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def _config(cls: Callable[..., C], **fields: Any) -> C:
+    """A library config from option values; a combination it refuses is a usage error, like a bad option."""
+    try:
+        return cls(**fields)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    names = tuple(s.strip() for s in value.split(","))
+    unknown = [name for name in names if name not in SYSTEMS]
+    if unknown:
+        raise click.BadParameter(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    return names
 
 
 class _ExportByDefault(click.Group):
@@ -78,28 +104,82 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.argument("model_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Bundle directory [default: MODEL_DIR-bundle].")
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory.")
-@click.option("--validate-data", type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file to validate on [default: the checkpoint's dev sample].")
-@click.option("--validate-sentences", default=1000, show_default=True, type=click.IntRange(1), help="Sentences used for validation (the first N).")
-@click.option("--per-channel/--per-tensor", default=None, help="int8 weight scales per output channel [default] or per tensor.")
-@click.option("--reduce-range/--no-reduce-range", default=None, help="7-bit weights [default: only on x86 CPUs without VNNI].")
-@click.option("--quantize-embeddings/--no-quantize-embeddings", default=True, show_default=True, help="Also store the embedding table in int8.")
-@click.option("--fp32/--no-fp32", "include_fp32", default=True, show_default=True, help="Ship the fp32 graph too (CPU reference, CUDA).")
-@click.option("--fp16", "include_fp16", is_flag=True, help="Also ship an fp16 graph for CUDA.")
-@click.option("--atol", default=1e-3, show_default=True, type=float, help="Max |logit difference| allowed between fp32 ONNX and PyTorch.")
 @click.option(
-    "--max-f1-drop", default=0.3, show_default=True, type=click.FloatRange(0), metavar="POINTS",
-    help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
-    "beyond it safer int8 configs are tried (sensitive layers, then embeddings, kept in fp32), then the export is refused.",
+    "--validate-data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CoNLL file to validate on [default: the checkpoint's dev sample].",
 )
-@click.option("--max-length", type=click.IntRange(8), help="Token window of the runtime [default: the training max_length].")
+@click.option(
+    "--validate-sentences",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Sentences used for validation (the first N).",
+)
+@click.option(
+    "--per-channel/--per-tensor", default=None, help="int8 weight scales per output channel [default] or per tensor."
+)
+@click.option(
+    "--reduce-range/--no-reduce-range", default=None, help="7-bit weights [default: only on x86 CPUs without VNNI]."
+)
+@click.option(
+    "--quantize-embeddings/--no-quantize-embeddings",
+    default=True,
+    show_default=True,
+    help="Also store the embedding table in int8.",
+)
+@click.option(
+    "--fp32/--no-fp32",
+    "include_fp32",
+    default=True,
+    show_default=True,
+    help="Ship the fp32 graph too (CPU reference, CUDA).",
+)
+@click.option("--fp16", "include_fp16", is_flag=True, help="Also ship an fp16 graph for CUDA.")
+@click.option(
+    "--atol",
+    default=1e-3,
+    show_default=True,
+    type=float,
+    help="Max |logit difference| allowed between fp32 ONNX and PyTorch.",
+)
+@click.option(
+    "--max-f1-drop",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0),
+    metavar="POINTS",
+    help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
+    "beyond it safer int8 configs are tried (sensitive layers, then embeddings, kept in fp32), "
+    "then the export is refused.",
+)
+@click.option(
+    "--max-length", type=click.IntRange(8), help="Token window of the runtime [default: the training max_length]."
+)
 @_quiet
 @_friendly
-def export_command(model_dir: Path, out: Path | None, force: bool, validate_data: Path | None, validate_sentences: int, per_channel: bool | None, reduce_range: bool | None, quantize_embeddings: bool, include_fp32: bool, include_fp16: bool, atol: float, max_f1_drop: float, max_length: int | None, quiet: bool) -> None:
+def export_command(
+    model_dir: Path,
+    out: Path | None,
+    force: bool,
+    validate_data: Path | None,
+    validate_sentences: int,
+    per_channel: bool | None,
+    reduce_range: bool | None,
+    quantize_embeddings: bool,
+    include_fp32: bool,
+    include_fp16: bool,
+    atol: float,
+    max_f1_drop: float,
+    max_length: int | None,
+    quiet: bool,
+) -> None:
     """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
     from ner_export.export import ExportConfig, export_bundle
 
     result = export_bundle(
-        ExportConfig(
+        _config(
+            ExportConfig,
             model_dir=str(model_dir),
             out=str(out) if out else None,
             force=force,
@@ -120,7 +200,10 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
     click.echo(f"bundle written to {result.out}")
     for name, size in sorted(result.sizes_mb.items()):
         click.echo(f"  {name:<20} {size:8.2f} MB")
-    click.echo(f"validated on {v.sentences} sentences from {v.data}: fp32 max |Δlogit| {v.fp32_logits_max_abs_diff:.1e} (tolerance {v.atol:.0e})")
+    click.echo(
+        f"validated on {v.sentences} sentences from {v.data}: "
+        f"fp32 max |Δlogit| {v.fp32_logits_max_abs_diff:.1e} (tolerance {v.atol:.0e})"
+    )
     if v.pytorch_f1 is not None:
         click.echo(
             f"  entity F1: pytorch {v.pytorch_f1:.4f}  fp32 {v.fp32_f1:.4f}  int8 {v.int8_f1:.4f} "
@@ -129,55 +212,164 @@ def export_command(model_dir: Path, out: Path | None, force: bool, validate_data
     for attempt in v.int8_attempts:
         if attempt["drop"] is not None:
             verdict = "kept" if attempt["accepted"] else f"over the {v.max_f1_drop:.2f}-point limit"
-            click.echo(f"  int8 config {attempt['config']['name']}: entity F1 drop vs fp32 {attempt['drop']:.2f} points, {verdict}")
+            click.echo(
+                f"  int8 config {attempt['config']['name']}: "
+                f"entity F1 drop vs fp32 {attempt['drop']:.2f} points, {verdict}"
+            )
 
 
 @cli.command("finetune")
-@click.option("--train", "train_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Training file (CoNLL).")
-@click.option("--dev", "dev_file", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Dev file; picks the best epoch.")
-@click.option("--test", "test_file", type=click.Path(dir_okay=False, path_type=Path), help="Optional test file, scored once at the end.")
+@click.option(
+    "--train",
+    "train_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Training file (CoNLL).",
+)
+@click.option(
+    "--dev",
+    "dev_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Dev file; picks the best epoch.",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Optional test file, scored once at the end.",
+)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory to write.")
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--lr", default=1e-4, show_default=True, type=float, help="Peak learning rate (AdamW); 1e-4 won the CoNLL sweep on dev (benchmarks/results/recipe-sweep.md).")
-@click.option("--max-length", default=64, show_default=True, type=click.IntRange(8), help="Token window of one example: the sentence, plus its context with --context document.")
-@click.option("--context", default="document", show_default=True, type=click.Choice(["none", "document"]), help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, consecutive sentences). Stored in the checkpoint and the bundle.")
-@click.option("--casing/--no-casing", default=True, show_default=True, help="Feed each token's casing (lower / Capital / ALL CAPS) through token_type_ids: gives an uncased base back the capitalisation its tokenizer drops. Needs a model with token-type embeddings (BERT-like).")
-@click.option("--target-tokens", default=0, show_default=True, type=click.IntRange(0), help="With --context document: pack consecutive sentences into training targets of up to N tokens, all labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).")
-@click.option("--group-by-length/--no-group-by-length", default=False, show_default=True, help="Batch sentences of similar length: about 2x faster training without context, but -0.9 dev F1 in our sweep.")
+@click.option(
+    "--lr",
+    default=1e-4,
+    show_default=True,
+    type=float,
+    help="Peak learning rate (AdamW); 1e-4 won the CoNLL sweep on dev (benchmarks/results/recipe-sweep.md).",
+)
+@click.option(
+    "--max-length",
+    default=64,
+    show_default=True,
+    type=click.IntRange(8),
+    help="Token window of one example: the sentence, plus its context with --context document.",
+)
+@click.option(
+    "--context",
+    default="document",
+    show_default=True,
+    type=click.Choice(CONTEXT_MODES),
+    help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, "
+    "consecutive sentences). Stored in the checkpoint and the bundle.",
+)
+@click.option(
+    "--casing/--no-casing",
+    default=True,
+    show_default=True,
+    help="Feed each token's casing (lower / Capital / ALL CAPS) through token_type_ids: gives an uncased base "
+    "back the capitalisation its tokenizer drops. Needs a model with token-type embeddings (BERT-like).",
+)
+@click.option(
+    "--target-tokens",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="With --context document: pack consecutive sentences into training targets of up to N tokens, all "
+    "labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).",
+)
+@click.option(
+    "--group-by-length/--no-group-by-length",
+    default=False,
+    show_default=True,
+    help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep "
+    "(benchmarks/results/recipe-sweep.md).",
+)
 @click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--warmup-ratio", default=0.1, show_default=True, type=float)
+@click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_quiet
 @_friendly
-def finetune_command(train_file: Path, dev_file: Path, test_file: Path | None, out: Path, base_model: str | None, epochs: int, batch_size: int, lr: float, max_length: int, context: str, casing: bool, target_tokens: int, group_by_length: bool, seed: int, warmup_ratio: float, max_train_sentences: int | None, force: bool, quiet: bool) -> None:
+def finetune_command(
+    train_file: Path,
+    dev_file: Path,
+    test_file: Path | None,
+    out: Path,
+    base_model: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    max_length: int,
+    context: str,
+    casing: bool,
+    target_tokens: int,
+    group_by_length: bool,
+    seed: int,
+    warmup_ratio: float,
+    max_train_sentences: int | None,
+    force: bool,
+    quiet: bool,
+) -> None:
     """Fine-tune a token-classification model on CoNLL files."""
     from ner_export.finetune import TrainConfig, finetune
 
     result = finetune(
-        TrainConfig(
-            train=str(train_file), dev=str(dev_file), test=str(test_file) if test_file else None, out=str(out),
-            base_model=base_model, epochs=epochs, batch_size=batch_size, learning_rate=lr, max_length=max_length,
-            context=context, casing=casing, target_tokens=target_tokens, group_by_length=group_by_length, seed=seed, warmup_ratio=warmup_ratio, max_train_sentences=max_train_sentences, force=force, progress=not quiet,
+        _config(
+            TrainConfig,
+            train=str(train_file),
+            dev=str(dev_file),
+            test=str(test_file) if test_file else None,
+            out=str(out),
+            base_model=base_model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            max_length=max_length,
+            context=context,
+            casing=casing,
+            target_tokens=target_tokens,
+            group_by_length=group_by_length,
+            seed=seed,
+            warmup_ratio=warmup_ratio,
+            max_train_sentences=max_train_sentences,
+            force=force,
+            progress=not quiet,
         )
     )
-    click.echo(f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} (epoch {result.best_epoch}), {result.train_seconds:.0f} s")
+    click.echo(
+        f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} "
+        f"(epoch {result.best_epoch}), {result.train_seconds:.0f} s"
+    )
     if result.test_f1 is not None:
         click.echo(f"test F1 {result.test_f1:.4f}")
 
 
 @cli.command("eval")
 @click.argument("target", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file with gold tags.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON.")
+@click.option(
+    "--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL file with gold tags."
+)
+@click.option(
+    "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON."
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label.")
+@click.option(
+    "--decoding",
+    default=DECODINGS[0],
+    show_default=True,
+    type=click.Choice(DECODINGS),
+    help="Most probable valid IOB2 sequence, or each word's best label.",
+)
 @_friendly
 def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int, decoding: str) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
-    from ner_export.finetune.evaluate import evaluate
+    if is_bundle(target):  # scored by the runtime alone: works in an install without torch
+        from ner_export.runtime.evaluate import evaluate_bundle as evaluate
+    else:  # a checkpoint, or neither (finetune's evaluate says so)
+        from ner_export.finetune import evaluate
 
     report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
     click.echo(report.table())
@@ -191,7 +383,7 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
     raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     name = "<stdin>" if str(path) == "-" else str(path)
     if not raw.strip():
-        raise NerExportError(f"{name}: the input file is empty")
+        raise InputError(f"{name}: the input file is empty")
     jsonl = name.endswith((".jsonl", ".ndjson")) or raw.lstrip()[:1] == b"{"
     for number, line in enumerate(raw.splitlines(), start=1):
         try:
@@ -208,7 +400,7 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
         except (UnicodeDecodeError, ValueError) as exc:
             problem = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc).splitlines()[0]
             if not skip_bad:
-                raise NerExportError(f"{name}:{number}: {problem}") from None
+                raise InputError(f"{name}:{number}: {problem}") from exc
             click.echo(f"skipped {name}:{number}: {problem}", err=True)
             continue
         yield number, text
@@ -217,53 +409,139 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
 @cli.command("predict")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("texts", nargs=-1)
-@click.option("--input", "input_file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), help="Text file (one text a line) or JSONL with a \"text\" field; - for stdin.")
+@click.option(
+    "--input",
+    "input_file",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    help='Text file (one text a line) or JSONL with a "text" field; - for stdin.',
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]))
-@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]), help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.")
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).")
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
-@click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].")
+@click.option("--aggregation", default=STRATEGIES[0], show_default=True, type=click.Choice(STRATEGIES))
+@click.option(
+    "--word-split",
+    default=WORD_SPLITS[0],
+    show_default=True,
+    type=click.Choice(WORD_SPLITS),
+    help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.",
+)
+@click.option(
+    "--decoding",
+    default=DECODINGS[0],
+    show_default=True,
+    type=click.Choice(DECODINGS),
+    help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).",
+)
+@click.option("--device", default=DEVICES[0], show_default=True, type=click.Choice(DEVICES))
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].",
+)
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
 @click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
 @_friendly
-def predict_command(bundle: Path, texts: tuple[str, ...], input_file: Path | None, batch_size: int, aggregation: str, word_split: str, decoding: str, device: str, precision: str | None, threads: int | None, skip_bad: bool) -> None:
+def predict_command(
+    bundle: Path,
+    texts: tuple[str, ...],
+    input_file: Path | None,
+    batch_size: int,
+    aggregation: str,
+    word_split: str,
+    decoding: str,
+    device: str,
+    precision: str | None,
+    threads: int | None,
+    skip_bad: bool,
+) -> None:
     """Print one JSON line of entities per input text."""
     from ner_export.runtime import NerModel
 
     if not texts and input_file is None:
         raise click.UsageError("give TEXT arguments or --input FILE")
-    model = NerModel.load(bundle, device=device, threads=threads, precision=precision, aggregation=aggregation, word_split=word_split, decoding=decoding)
+    model = NerModel.load(
+        bundle,
+        device=device,
+        threads=threads,
+        precision=precision,
+        aggregation=aggregation,
+        word_split=word_split,
+        decoding=decoding,
+    )
     inputs = list(texts) + ([text for _, text in _read_inputs(input_file, skip_bad)] if input_file else [])
     for start in range(0, len(inputs), 1024):
         chunk = inputs[start : start + 1024]
-        for text, entities in zip(chunk, model.predict(chunk, batch_size=batch_size)):
+        for text, entities in zip(chunk, model.predict(chunk, batch_size=batch_size), strict=True):
             click.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False))
 
 
 @cli.command("bench")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--checkpoint", required=True, type=click.Path(file_okay=False, path_type=Path), help="The checkpoint the bundle was exported from.")
+@click.option(
+    "--checkpoint",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The checkpoint the bundle was exported from.",
+)
 @click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CoNLL test file.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bench-results"), show_default=True, help="Directory for the JSON, Markdown and PNG results.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-results"),
+    show_default=True,
+    help="Directory for the JSON, Markdown and PNG results.",
+)
 @click.option("--name", default="bench", show_default=True, help="File name stem of the results.")
 @click.option("--sentences", type=click.IntRange(1), help="Use only the first N sentences of --data.")
-@click.option("--latency-sentences", default=500, show_default=True, type=click.IntRange(1), help="Sentences timed one by one.")
-@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1), help="Rounds of the latency and throughput measurements.")
-@click.option("--systems", default="all", show_default=True, help="Comma-separated subset of pytorch,optimum_int8,runtime_fp32,runtime_int8,session_int8.")
+@click.option(
+    "--latency-sentences", default=500, show_default=True, type=click.IntRange(1), help="Sentences timed one by one."
+)
+@click.option(
+    "--repeats",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rounds of the latency and throughput measurements.",
+)
+@click.option(
+    "--systems",
+    default="all",
+    show_default=True,
+    callback=_systems,
+    help=f"Comma-separated subset of {','.join(SYSTEMS)}.",
+)
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold-start measurements.")
 @_quiet
 @_friendly
-def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: str, sentences: int | None, latency_sentences: int, repeats: int, systems: str, no_cold_start: bool, quiet: bool) -> None:
+def bench_command(
+    bundle: Path,
+    checkpoint: Path,
+    data: Path,
+    out: Path,
+    name: str,
+    sentences: int | None,
+    latency_sentences: int,
+    repeats: int,
+    systems: tuple[str, ...] | None,
+    no_cold_start: bool,
+    quiet: bool,
+) -> None:
     """Accuracy and speed of the bundle against PyTorch and Optimum, in one run."""
-    from ner_export.benchmarks.bench import BenchConfig, run_bench
+    from ner_export.benchmarks import BenchConfig, run_bench
 
     result = run_bench(
-        BenchConfig(
-            bundle=str(bundle), checkpoint=str(checkpoint), data=str(data), out=str(out), name=name,
-            sentences=sentences, latency_sentences=latency_sentences, repeats=repeats,
-            systems=tuple(s.strip() for s in systems.split(",")) if systems != "all" else None,
-            cold_start=not no_cold_start, progress=not quiet,
+        _config(
+            BenchConfig,
+            bundle=str(bundle),
+            checkpoint=str(checkpoint),
+            data=str(data),
+            out=str(out),
+            name=name,
+            sentences=sentences,
+            latency_sentences=latency_sentences,
+            repeats=repeats,
+            systems=systems,
+            cold_start=not no_cold_start,
+            progress=not quiet,
             command=" ".join(["ner-export", *sys.argv[1:]]),
         )
     )
@@ -272,14 +550,20 @@ def bench_command(bundle: Path, checkpoint: Path, data: Path, out: Path, name: s
 
 
 @cli.command("demo")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("ner-export-demo"), show_default=True, help="Where the demo checkpoint and bundle go.")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("ner-export-demo"),
+    show_default=True,
+    help="Where the demo checkpoint and bundle go.",
+)
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
 @click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
 @_quiet
 @_friendly
 def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool) -> None:
     """Fine-tune on the bundled sample, export, and compare PyTorch with the bundle."""
-    from ner_export.benchmarks.demo import run_demo
+    from ner_export.demo import run_demo
 
     run_demo(workdir, base_model=base_model, epochs=epochs, progress=not quiet, echo=click.echo)
 

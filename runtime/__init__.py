@@ -6,22 +6,34 @@
     [Entity(text='Angela Merkel', label='PER', start=0, end=13, score=0.99), ...]
 
 This package is the base layer of ner-export: it imports nothing from finetune/, export/ or
-benchmarks/, and they build on its errors, label schemes and bundle manifest.
+benchmarks/, and they build on its errors, label schemes, CoNLL reader, bundle manifest and session
+builder. Its modules are public and typed (`py.typed`): `model`, `session`, `manifest`, `decoding`,
+`labels`, `context`, `casing`, `conll`, `evaluate`, `machine`, `files`, `errors`.
 """
 
 from .errors import (
+    BenchError,
+    BenchMismatchError,
     BundleError,
     CheckpointError,
+    ColdStartError,
     DataFormatError,
+    DataNotFoundError,
     DeviceError,
     ExportError,
+    InputError,
+    LabelMismatchError,
     MissingDependencyError,
     NerExportError,
     NerExportWarning,
+    NotAModelError,
+    OutputExistsError,
+    TagRepairWarning,
     ValidationError,
 )
+from .machine import available_cpus
 from .manifest import BundleManifest, GraphSpec
-from .model import Entity, NerModel, available_cpus
+from .model import Entity, NerModel
 
 __all__ = [
     "NerModel",
@@ -30,12 +42,21 @@ __all__ = [
     "BundleManifest",
     "GraphSpec",
     "NerExportError",
+    "InputError",
     "DataFormatError",
+    "LabelMismatchError",
+    "DataNotFoundError",
+    "OutputExistsError",
+    "NotAModelError",
     "BundleError",
+    "CheckpointError",
     "ExportError",
     "ValidationError",
-    "CheckpointError",
+    "BenchError",
+    "BenchMismatchError",
+    "ColdStartError",
     "DeviceError",
     "MissingDependencyError",
     "NerExportWarning",
+    "TagRepairWarning",
 ]

@@ -30,7 +30,7 @@ __all__ = ["CASE_CLASSES", "case_class", "case_ids"]
 CASE_CLASSES = 3  # 0: no capital, 1: initial capital, 2: all capitals (two or more letters)
 
 
-@lru_cache(maxsize=1 << 16)  # tokens repeat: a cache hit costs a tenth of the scan, and this runs per token
+@lru_cache(maxsize=1 << 16)  # runs for every token, and tokens repeat: a hit skips the character scan
 def case_class(piece: str) -> int:
     """Casing class of one token's characters in the original text."""
     letters = [c for c in piece if c.isalpha()]
@@ -54,4 +54,7 @@ def case_ids(
         if not isinstance(source, str):
             raise TypeError("case_ids: pre-split words need their word_ids")
         return [case_class(source[start:end]) for start, end in offsets]
-    return [0 if word is None else case_class(source[word][start:end]) for word, (start, end) in zip(word_ids, offsets)]
+    return [
+        0 if word is None else case_class(source[word][start:end])
+        for word, (start, end) in zip(word_ids, offsets, strict=True)
+    ]

@@ -14,8 +14,8 @@ FLERT (Schweter & Akbik, 2020), chosen over whole-sentence context because it fi
   serve a context-trained model the same way it was trained.
 - A target longer than the window is cut to it, with no context, like a sentence-level model would.
 
-The cost is compute: an example costs a whole window instead of the sentence's own length (on
-CoNLL-2003 about 3x the tokens at a 64-token window, 6x at 128). Training can cut it by packing
+The cost is compute: an example costs a whole window instead of the sentence's own length (several
+times the tokens on news text; benchmarks/PERFORMANCE.md has the CoNLL-2003 figures). Training can cut it by packing
 several consecutive sentences of a document into one target (`finetune --target-tokens`), all of
 whose words are labelled; the packing goes through this same function, the packed run of sentences
 standing in for one sentence. Inference always reads one sentence per window.
@@ -43,7 +43,9 @@ class ContextWindow:
     target_end: int  # exclusive; target_end - target_start <= the target's token count
 
 
-def pack_with_context(sentence_ids: Sequence[Sequence[int]], documents: Sequence[int], budget: int) -> list[ContextWindow]:
+def pack_with_context(
+    sentence_ids: Sequence[Sequence[int]], documents: Sequence[int], budget: int
+) -> list[ContextWindow]:
     """One window per sentence: its tokens plus up to `budget` tokens in all from its document's neighbours.
 
     `sentence_ids[i]` are sentence i's token ids without special tokens, `documents[i]` its document id;

@@ -1,23 +1,31 @@
-"""Errors raised by ner-export.
+"""Errors and warnings raised by ner-export, as one tree rooted in `NerExportError`.
 
 Every error a user can cause is a subclass of `NerExportError`, so a service can catch one type and the
-CLI can turn any of them into a one-line message. Wrong argument *types* passed to the Python API stay
-plain `TypeError`/`ValueError`, as Python users expect.
+CLI can turn any of them into a one-line message; each condition has its own class, so a caller can
+tell them apart without reading messages. Classes that mean what a builtin means also derive from it
+(`DataNotFoundError` is a `FileNotFoundError`), so code written against the builtins keeps working.
+Wrong argument *types* or values passed to the Python API stay plain `TypeError`/`ValueError`, as
+Python users expect; the CLI validates its options before they reach the library.
 
     NerExportError
-    ├── InputError (ValueError)  a text or input record cannot be processed (names index / line and position)
-    │   └── DataFormatError      a data file is malformed (names file, line and content)
+    ├── InputError (ValueError)        a text, input record or data value cannot be processed (names where)
+    │   ├── DataFormatError            a data file is malformed (names file, line and content)
+    │   └── LabelMismatchError         a data file has labels the model or the training data lacks
     ├── DataNotFoundError (FileNotFoundError)  an input or data file does not exist (names the path)
-    ├── OutputExistsError      the output path exists and --force was not given (names the path)
-    ├── BundleError            a bundle cannot be loaded (names the file and the problem)
-    ├── ExportError            the checkpoint cannot be exported
-    │   └── ValidationError    the exported graph disagrees with the PyTorch model
-    ├── CheckpointError        a checkpoint or base model folder is unusable
-    ├── DeviceError            the requested device (CUDA) is not available
-    └── MissingDependencyError an optional dependency is not installed (names the extra)
+    ├── OutputExistsError (FileExistsError)    the output path exists and --force was not given
+    ├── NotAModelError                 a directory is neither a bundle nor a checkpoint
+    ├── BundleError                    a bundle cannot be loaded (names the file and the problem)
+    ├── CheckpointError                a checkpoint or base model folder is unusable
+    ├── ExportError                    the checkpoint cannot be exported
+    │   └── ValidationError            the exported graph disagrees with the PyTorch model
+    ├── BenchError                     a benchmark cannot be run
+    │   ├── BenchMismatchError         the checkpoint and the bundle are not the same model
+    │   └── ColdStartError             a system failed in its fresh cold-start process
+    ├── DeviceError                    the requested device (CUDA) is not available
+    └── MissingDependencyError (ImportError)  an optional dependency is not installed (names the extra)
 
-    NerExportWarning (UserWarning)  something was repaired or assumed, and the user should know
-    └── TagRepairWarning            finetune.conll: an IOB2 file had I- tags read as B-
+    NerExportWarning (UserWarning)     something was repaired or assumed, and the user should know
+    └── TagRepairWarning               an IOB2 file had I- tags read as B- (`runtime.conll`)
 """
 
 from __future__ import annotations
@@ -26,15 +34,21 @@ __all__ = [
     "NerExportError",
     "InputError",
     "DataFormatError",
+    "LabelMismatchError",
     "DataNotFoundError",
     "OutputExistsError",
+    "NotAModelError",
     "BundleError",
+    "CheckpointError",
     "ExportError",
     "ValidationError",
-    "CheckpointError",
+    "BenchError",
+    "BenchMismatchError",
+    "ColdStartError",
     "DeviceError",
     "MissingDependencyError",
     "NerExportWarning",
+    "TagRepairWarning",
 ]
 
 
@@ -65,6 +79,14 @@ class DataFormatError(InputError):
         super().__init__(f"{path}:{line_number}: {problem}: {line!r}")
 
 
+class LabelMismatchError(InputError):
+    """A data file holds labels that the model (or the training data) does not have; names them."""
+
+
+class NotAModelError(NerExportError):
+    """A directory is neither a bundle (bundle.json) nor a checkpoint (config.json)."""
+
+
 class BundleError(NerExportError):
     """A bundle directory is missing, incomplete, corrupted or of an unknown format."""
 
@@ -79,6 +101,18 @@ class ValidationError(ExportError):
 
 class CheckpointError(NerExportError):
     """A checkpoint or base-model folder is missing pieces (config, weights, tokenizer)."""
+
+
+class BenchError(NerExportError):
+    """A benchmark cannot be run as asked."""
+
+
+class BenchMismatchError(BenchError):
+    """The checkpoint and the bundle of a benchmark are not the same model (labels, casing, context)."""
+
+
+class ColdStartError(BenchError):
+    """A system failed in the fresh process that measures its cold start."""
 
 
 class DeviceError(NerExportError):
@@ -99,3 +133,7 @@ class MissingDependencyError(NerExportError, ImportError):
 
 class NerExportWarning(UserWarning):
     """Something in the input was repaired or assumed; the CLI prints these as one-line warnings."""
+
+
+class TagRepairWarning(NerExportWarning):
+    """An IOB2 file had an `I-X` tag that does not continue an `X` entity; it was read as `B-X`."""

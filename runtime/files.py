@@ -1,4 +1,4 @@
-"""Atomic directory writes shared by everything that produces a folder (checkpoints, bundles).
+"""File helpers shared by every stage: atomic directory writes, and JSON reads that fail as user errors.
 
 A folder is built under a hidden temporary name beside its destination and renamed into place at the
 end. Renames within one filesystem are atomic, so a reader (or a crash) sees the old folder or the
@@ -8,14 +8,26 @@ one in shows no folder at all.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["staged_directory"]
+from .errors import NerExportError
+
+__all__ = ["read_json", "staged_directory"]
+
+
+def read_json(path: Path, error: type[NerExportError]) -> Any:
+    """The parsed content of the JSON file `path`; `error` naming the file when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
 
 
 @contextmanager

@@ -102,7 +102,6 @@ class EntityScores:
     predicted_entities: int
     correct: int
 
-
     @classmethod
     def from_counts(cls, n_true: int, n_pred: int, n_correct: int) -> EntityScores:
         precision = n_correct / n_pred if n_pred else 0.0
@@ -116,7 +115,7 @@ def entity_report(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     if len(gold) != len(predicted):
         raise ValueError(f"{len(gold)} gold sentences but {len(predicted)} predicted ones")
     counts: dict[str, list[int]] = {}
-    for i, (g, p) in enumerate(zip(gold, predicted)):
+    for i, (g, p) in enumerate(zip(gold, predicted, strict=True)):
         if len(g) != len(p):
             raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted ones")
         true_set = set(entity_chunks(g))

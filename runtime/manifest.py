@@ -15,11 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BundleError
+from .files import read_json
 
-__all__ = ["FORMAT_VERSION", "MANIFEST_NAME", "GraphSpec", "BundleManifest", "sha256_file"]
+__all__ = [
+    "DEVICES",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "PRECISIONS",
+    "GraphSpec",
+    "BundleManifest",
+    "is_bundle",
+    "sha256_file",
+]
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("int8", "fp32", "fp16")
 
 
 def sha256_file(path: Path) -> str:
@@ -31,13 +43,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_bundle(path: str | Path) -> bool:
+    """True when `path` is a directory holding a bundle manifest (whether valid or not)."""
+    return (Path(path) / MANIFEST_NAME).is_file()
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """One ONNX graph of the bundle and what it is for."""
 
     file: str
-    device: str  # "cpu" or "cuda"
-    precision: str  # "int8", "fp32" or "fp16"
+    device: str  # one of DEVICES
+    precision: str  # one of PRECISIONS
     quantization: dict[str, Any] = field(default_factory=dict)
     # False when a text's result can depend on the other texts in its batch (dynamic int8 activation scales)
     batch_invariant: bool = True
@@ -98,10 +115,7 @@ class BundleManifest:
             raise BundleError(f"{bundle_dir}: not a directory (a bundle is a directory with {MANIFEST_NAME})")
         if not path.is_file():
             raise BundleError(f"{path}: missing; {bundle_dir} is not a ner-export bundle")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BundleError(f"{path}: not valid JSON ({exc})") from None
+        data = read_json(path, BundleError)
         if not isinstance(data, dict):
             raise BundleError(f"{path}: expected a JSON object, found {type(data).__name__}")
         version = data.get("format_version")

@@ -13,7 +13,6 @@ one instance can serve many threads.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,20 +31,20 @@ from .decoding import (
     aggregate_words,
     constrained_labels,
     decoding_transitions,
+    extend_initial,
     group_words,
     pipeline_word_starts,
-    extend_initial,
     softmax,
     text_word_spans,
     text_words,
 )
-from .errors import BundleError, DeviceError, MissingDependencyError
+from .errors import BundleError
 from .labels import is_iob_label_set, to_iob2
-from .manifest import BundleManifest
+from .machine import available_cpus
+from .manifest import DEVICES, BundleManifest
+from .session import batch_inputs, check_graph, create_session, load_tokenizer
 
 __all__ = ["Entity", "NerModel", "available_cpus"]
-
-DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -60,41 +59,6 @@ class Entity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
-
-
-def _cgroup_cpu_limit() -> float | None:
-    """CPUs allowed by a cgroup quota (v2 `cpu.max` or v1 `cfs_quota_us`), or None when unlimited."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        return quota_us / period_us if quota_us > 0 and period_us > 0 else None
-    except (OSError, ValueError):
-        return None
-
-
-def available_cpus() -> int:
-    """CPUs this process may actually use: its affinity mask, capped by a cgroup CPU quota."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        count = os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
-    if limit is not None:
-        count = min(count, max(1, math.ceil(limit)))
-    return max(1, count)
-
-
-def _import_onnxruntime() -> Any:
-    try:
-        import onnxruntime
-    except ImportError:
-        raise MissingDependencyError("onnxruntime", "cpu", "The ner-export runtime") from None
-    return onnxruntime
 
 
 def _check_texts(texts: Any, what: str) -> None:
@@ -212,34 +176,14 @@ class NerModel:
             raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads={threads!r} must be a positive integer or None")
-        ort = _import_onnxruntime()
         bundle = Path(bundle_dir)
         manifest = BundleManifest.read(bundle)
         graph = manifest.graph_for(device, precision)
         check = manifest.verify_file if verify else (lambda d, name: Path(d) / name)
         graph_path = check(bundle, graph.file)
-        tokenizer_path = check(bundle, manifest.tokenizer_file)
-        tokenizer = _load_tokenizer(tokenizer_path, manifest)
-        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise DeviceError(
-                "device='cuda' needs onnxruntime-gpu with a working CUDA setup "
-                f"(available providers: {', '.join(ort.get_available_providers())}); "
-                "install ner-export[gpu] or use device='cpu'"
-            )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or available_cpus()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
-        try:
-            session = ort.InferenceSession(str(graph_path), sess_options=options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own untyped errors for bad graphs
-            raise BundleError(f"{graph_path}: onnxruntime cannot load this graph ({_first_line(exc)})") from None
-        if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
-            raise DeviceError(f"onnxruntime did not place {graph.file} on CUDA (providers: {session.get_providers()})")
-        _check_graph(session, manifest, graph_path)
+        tokenizer = load_tokenizer(check(bundle, manifest.tokenizer_file), manifest.vocab_size)
+        session = create_session(graph_path, device=device, threads=threads)
+        check_graph(session, manifest, graph_path)
         return cls(
             session,
             tokenizer,
@@ -293,10 +237,17 @@ class NerModel:
         _check_texts(texts, "predict")
         strategy = self._strategy(aggregation)
         encodings = self._encode(list(texts))
-        types = [case_ids(text, enc.offsets) for text, enc in zip(texts, encodings)] if self.manifest.casing else None
+        types = (
+            [case_ids(text, enc.offsets) for text, enc in zip(texts, encodings, strict=True)]
+            if self.manifest.casing
+            else None
+        )
         token_logits = self.logits(encodings, batch_size, types)
         decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
-        return [decode(text, enc, logits, strategy) for text, enc, logits in zip(texts, encodings, token_logits)]
+        return [
+            decode(text, enc, logits, strategy)
+            for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
+        ]
 
     def predict_words(
         self,
@@ -320,18 +271,28 @@ class NerModel:
             raise ValueError(f"predict_words: {len(word_lists)} sentences but {len(documents)} document ids")
         words = [list(w) for w in word_lists]
         encodings = self._encode(words, is_pretokenized=True)
-        types = [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings)] if self.manifest.casing else None
+        types = (
+            [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings, strict=True)]
+            if self.manifest.casing
+            else None
+        )
         if self.manifest.context == "document":
             token_scores = self._context_scores(encodings, documents, batch_size, types)
         else:
             token_scores = [softmax(rows) for rows in self.logits(encodings, batch_size, types)]
-        return [self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores)]
+        return [
+            self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores, strict=True)
+        ]
 
     def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
         # a single input skips the batch encoder's thread pool, whose wake-up costs more than the work
         if len(inputs) == 1:
             return [self._tokenizer.encode(inputs[0], is_pretokenized=is_pretokenized, add_special_tokens=False)]
-        return self._tokenizer.encode_batch(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False) if inputs else []
+        return (
+            self._tokenizer.encode_batch(inputs, is_pretokenized=is_pretokenized, add_special_tokens=False)
+            if inputs
+            else []
+        )
 
     def _strategy(self, aggregation: str | None) -> str:
         strategy = self.aggregation if aggregation is None else aggregation
@@ -339,21 +300,32 @@ class NerModel:
             raise ValueError(f"aggregation={strategy!r} is not one of {', '.join(STRATEGIES)}")
         return strategy
 
-    def logits(self, encodings: Sequence[Encoding], batch_size: int = 32, types: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+    def logits(
+        self, encodings: Sequence[Encoding], batch_size: int = 32, types: Sequence[Sequence[int]] | None = None
+    ) -> list[np.ndarray]:
         """Raw per-token logits (tokens x labels) of encodings made without special tokens.
 
         A bundle trained with casing (`manifest.casing`) needs each encoding's token types, its
         `ner_export.runtime.casing.case_ids`; they cannot be recovered from the encoding alone.
         """
         if self.manifest.casing and types is None:
-            raise ValueError("this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] (ner_export.runtime.casing)")
+            raise ValueError(
+                "this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] "
+                "(ner_export.runtime.casing)"
+            )
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
-        type_rows = [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
+        type_rows = (
+            [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
+        )
         plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
         return self._windows_logits(ids, plans, batch_size, type_rows)
 
     def _windows_logits(
-        self, ids: list[np.ndarray], plans: list[list[tuple[int, int, int, int]]], batch_size: int, types: list[np.ndarray] | None = None
+        self,
+        ids: list[np.ndarray],
+        plans: list[list[tuple[int, int, int, int]]],
+        batch_size: int,
+        types: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
@@ -375,12 +347,16 @@ class NerModel:
             type_rows = [types[i][a:b] for i, a, b, _, _ in batch] if types is not None else None
             logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest, type_rows)
             offset = len(self._prefix)
-            for row, (i, a, _, own_a, own_b) in zip(logits, batch):
+            for row, (i, a, _, own_a, own_b) in zip(logits, batch, strict=True):
                 outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
         return outputs
 
     def _context_scores(
-        self, encodings: Sequence[Encoding], documents: Sequence[int] | None, batch_size: int, types: Sequence[Sequence[int]] | None = None
+        self,
+        encodings: Sequence[Encoding],
+        documents: Sequence[int] | None,
+        batch_size: int,
+        types: Sequence[Sequence[int]] | None = None,
     ) -> list[np.ndarray]:
         """Token scores of each sentence read inside its document's neighbours (`runtime.context`).
 
@@ -390,12 +366,13 @@ class NerModel:
         sentence_ids = [enc.ids for enc in encodings]
         document_ids = documents if documents is not None else [0] * len(encodings)
         windows = pack_with_context(sentence_ids, document_ids, self._window)
-        type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None  # cut like the ids
+        # token types are cut like the ids
+        type_windows = pack_with_context(types, document_ids, self._window) if types is not None else None
         rows, type_rows, plans, spans = [], [], [], []
-        for k, (own, window) in enumerate(zip(sentence_ids, windows)):
+        for k, (own, window) in enumerate(zip(sentence_ids, windows, strict=True)):
             long = len(own) > self._window  # no room for context: read in windows of its own
             rows.append(np.asarray(own if long else window.ids, dtype=np.int64))
-            if type_windows is not None:
+            if types is not None and type_windows is not None:
                 type_rows.append(np.asarray(types[k] if long else type_windows[k].ids, dtype=np.int64))
             if long:
                 plans.append(plan_windows(len(own), self._window, self.stride))
@@ -404,35 +381,30 @@ class NerModel:
                 plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
                 spans.append((window.target_start, window.target_end))
         logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None)
-        return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans)]
+        return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans, strict=True)]
 
     def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
         if self.pad_multiple > 1:
             width = max(width, min(-(-width // self.pad_multiple) * self.pad_multiple, self.manifest.max_length))
-        input_ids = np.full((len(rows), width), self.manifest.pad_token_id, dtype=np.int64)
-        attention = np.zeros((len(rows), width), dtype=np.int64)
-        head, tail = len(self._prefix), len(self._suffix)
-        for j, row in enumerate(rows):
-            end = head + len(row)
-            input_ids[j, :head] = self._prefix
-            input_ids[j, head:end] = row
-            input_ids[j, end : end + tail] = self._suffix
-            attention[j, : end + tail] = 1
-        feeds = {"input_ids": input_ids, "attention_mask": attention}
-        if "token_type_ids" in self._input_names:
-            token_types = np.zeros_like(input_ids)
-            if types is not None:
-                for j, row in enumerate(types):
-                    token_types[j, head : head + len(row)] = row
-            feeds["token_type_ids"] = token_types
+        feeds = batch_inputs(
+            rows,
+            pad_id=self.manifest.pad_token_id,
+            width=width,
+            prefix=self._prefix,
+            suffix=self._suffix,
+            types=types,
+            token_types="token_type_ids" in self._input_names,
+        )
         if not self.io_binding:
-            return self._session.run([self._output_name], feeds)[0]
+            logits: np.ndarray = self._session.run([self._output_name], feeds)[0]
+            return logits
         binding = self._session.io_binding()
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
         binding.bind_output(self._output_name, self.device)
         self._session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        bound: np.ndarray = binding.copy_outputs_to_cpu()[0]
+        return bound
 
     # ------------------------------------------------------------------ decoding
     def _entities_first(self, text: str, enc: Encoding, logits: np.ndarray, strategy: str = "first") -> list[Entity]:
@@ -496,41 +468,7 @@ class NerModel:
         starts = np.ones(len(word_ids), dtype=bool)
         starts[1:] = word_ids[1:] != word_ids[:-1]
         label_ids, _, first_token = aggregate_words(scores, starts, strategy, self._allowed)
-        for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist()):
+        for word, label in zip(word_ids[first_token].tolist(), label_ids.tolist(), strict=True):
             if word >= 0:
                 tags[word] = self.labels[label]
         return to_iob2(tags) if self._iob2 else tags
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
-
-
-def _load_tokenizer(path: Path, manifest: BundleManifest) -> Tokenizer:
-    try:
-        tokenizer = Tokenizer.from_file(str(path))
-    except Exception as exc:  # tokenizers raises a bare Exception for malformed files
-        raise BundleError(f"{path}: not a valid tokenizers file ({_first_line(exc)})") from None
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    if manifest.vocab_size and tokenizer.get_vocab_size() != manifest.vocab_size:
-        raise BundleError(
-            f"{path}: vocabulary of {tokenizer.get_vocab_size()} tokens does not match the manifest's "
-            f"{manifest.vocab_size}; the tokenizer belongs to another model"
-        )
-    return tokenizer
-
-
-def _check_graph(session: Any, manifest: BundleManifest, graph_path: Path) -> None:
-    names = {i.name for i in session.get_inputs()}
-    missing = {"input_ids", "attention_mask"} - names
-    if manifest.casing:
-        missing |= {"token_type_ids"} - names
-    if missing:
-        raise BundleError(f"{graph_path}: graph lacks the inputs {sorted(missing)} (it has {sorted(names)})")
-    width = session.get_outputs()[0].shape[-1]
-    if isinstance(width, int) and width != len(manifest.labels):
-        raise BundleError(
-            f"{graph_path}: graph outputs {width} labels but the manifest lists {len(manifest.labels)}"
-        )

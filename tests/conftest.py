@@ -3,6 +3,10 @@
 Nothing is downloaded. The classifier's weights are scaled up so the random model makes confident,
 varied predictions: that exercises every decoding path, and keeps argmax decisions far from ties, so
 PyTorch and ONNX agree on them despite float rounding.
+
+With NER_EXPORT_TEST_BUNDLES=DIR the bundle fixtures use the bundles `tests/make_test_bundle.py DIR`
+built beforehand, so the runtime tests run in an install without torch; there the fixtures and tests
+that need torch skip, saying so.
 """
 
 from __future__ import annotations
@@ -68,6 +72,15 @@ def _vocab() -> list[str]:
     return list(dict.fromkeys(vocab))
 
 
+PREBUILT = os.environ.get("NER_EXPORT_TEST_BUNDLES")
+
+
+def needs_torch() -> None:
+    """Skip the calling test or fixture when the train extra (torch, transformers) is not installed."""
+    for module in ("torch", "transformers"):
+        pytest.importorskip(module, reason=f"needs {module} (the train extra); this install has the runtime only")
+
+
 def make_tiny_checkpoint(folder: Path, labels: list[str] = LABELS, seed: int = 0, logit_scale: float = 40.0) -> Path:
     """Write a random 2-layer BERT token classifier and its tokenizer to `folder`."""
     import torch
@@ -103,12 +116,26 @@ def conll_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
+def make_casing_checkpoint(source: Path, out: Path) -> Path:
+    """`source` trained-with-casing style: three token-type rows, the new ones far apart."""
+    import torch
+
+    from ner_export.finetune import add_casing_rows, load_checkpoint
+
+    model, tokenizer = load_checkpoint(str(source))
+    add_casing_rows(model, str(source))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        rows = model.base_model.embeddings.token_type_embeddings.weight
+        rows[1:] += torch.randn_like(rows[1:]) * 2.0  # as if training had moved them: casing must matter
+    model.config.ner_export_casing = True
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
-def _export(checkpoint: Path, conll_file: Path, out: Path) -> Path:
+def export_tiny_bundle(checkpoint: Path, conll_file: Path, out: Path) -> Path:
+    """The bundle of a tiny checkpoint, validated on `conll_file`."""
     from ner_export.export import ExportConfig, export_bundle
 
     export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(conll_file), progress=False))
@@ -116,8 +143,23 @@ def _export(checkpoint: Path, conll_file: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _export(tiny_checkpoint, conll_file, tmp_path_factory.mktemp("bundle") / "bundle")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    needs_torch()
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint")
+
+
+def _bundle(name: str, checkpoint: str, request: pytest.FixtureRequest) -> Path:
+    """The prebuilt bundle `name` (NER_EXPORT_TEST_BUNDLES), else the export of the `checkpoint` fixture."""
+    if PREBUILT:
+        return Path(PREBUILT) / name
+    conll_file = request.getfixturevalue("conll_file")
+    out = request.getfixturevalue("tmp_path_factory").mktemp(name) / "bundle"
+    return export_tiny_bundle(request.getfixturevalue(checkpoint), conll_file, out)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(request: pytest.FixtureRequest) -> Path:
+    return _bundle("bundle", "tiny_checkpoint", request)
 
 
 @pytest.fixture(scope="session")
@@ -130,26 +172,12 @@ def tiny_model(tiny_bundle: Path):
 @pytest.fixture(scope="session")
 def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint trained-with-casing style: three token-type rows, the new ones far apart."""
-    import torch
-
-    from ner_export.finetune.train import add_casing_rows, load_checkpoint
-
-    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
-    add_casing_rows(model, str(tiny_checkpoint))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        rows = model.base_model.embeddings.token_type_embeddings.weight
-        rows[1:] += torch.randn_like(rows[1:]) * 2.0  # as if training had moved them: casing must matter
-    model.config.ner_export_casing = True
-    out = tmp_path_factory.mktemp("casing") / "checkpoint"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return make_casing_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("casing") / "checkpoint")
 
 
 @pytest.fixture(scope="session")
-def casing_bundle(casing_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _export(casing_checkpoint, conll_file, tmp_path_factory.mktemp("casing-bundle") / "bundle")
+def casing_bundle(request: pytest.FixtureRequest) -> Path:
+    return _bundle("casing-bundle", "casing_checkpoint", request)
 
 
 @pytest.fixture(scope="session")
@@ -163,8 +191,12 @@ def assert_same_entities():
         for text in texts:
             expected = reference(text)
             got = ours(text)
-            assert [(e["entity_group"], e["start"], e["end"]) for e in expected] == [(e.label, e.start, e.end) for e in got], text
-            np.testing.assert_allclose([e.score for e in got], [float(e["score"]) for e in expected], rtol=1e-4, atol=1e-5)
+            assert [(e["entity_group"], e["start"], e["end"]) for e in expected] == [
+                (e.label, e.start, e.end) for e in got
+            ], text
+            np.testing.assert_allclose(
+                [e.score for e in got], [float(e["score"]) for e in expected], rtol=1e-4, atol=1e-5
+            )
             compared += len(got)
         return compared
 

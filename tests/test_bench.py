@@ -4,27 +4,71 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ner_export.benchmarks.bench import SYSTEMS, BenchConfig, entities_to_word_tags, run_bench
-from ner_export.runtime import NerExportError
+from ner_export.benchmarks import SYSTEMS, BenchConfig, BenchResult, entities_to_word_tags, run_bench
+from ner_export.runtime import BenchMismatchError, DataNotFoundError
 
-SYSTEM_KEYS = {"f1_presplit", "f1_rawtext", "latency_ms", "throughput_sps", "cold_start_s", "peak_rss_mb", "model_mb", "imports_torch", "ratios_vs_pytorch"}
+SYSTEM_KEYS = {
+    "f1_presplit",
+    "f1_rawtext",
+    "latency_ms",
+    "throughput_sps",
+    "cold_start_s",
+    "peak_rss_mb",
+    "model_mb",
+    "imports_torch",
+    "ratios_vs_pytorch",
+}
+
+
+def _bench(bundle: Path, checkpoint: Path, data: Path, out: Path, **options: Any) -> BenchResult:
+    return run_bench(BenchConfig(str(bundle), str(checkpoint), str(data), out=str(out), progress=False, **options))
 
 
 def test_entities_to_word_tags() -> None:
     words = ["The", "U.S.", "Bank", "of", "Tokyo", "said"]
     # "The U.S. Bank of Tokyo said": U.S. = 4..8, Bank of Tokyo = 9..22
-    assert entities_to_word_tags(words, [("LOC", 4, 7), ("ORG", 9, 22)]) == ["O", "B-LOC", "B-ORG", "I-ORG", "I-ORG", "O"]
-    assert entities_to_word_tags(words, [("ORG", 4, 13), ("LOC", 14, 22)]) == ["O", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "O"]
+    assert entities_to_word_tags(words, [("LOC", 4, 7), ("ORG", 9, 22)]) == [
+        "O",
+        "B-LOC",
+        "B-ORG",
+        "I-ORG",
+        "I-ORG",
+        "O",
+    ]
+    assert entities_to_word_tags(words, [("ORG", 4, 13), ("LOC", 14, 22)]) == [
+        "O",
+        "B-ORG",
+        "I-ORG",
+        "B-LOC",
+        "I-LOC",
+        "O",
+    ]
     assert entities_to_word_tags([], []) == []
 
 
 @pytest.fixture(scope="module")
-def bench(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory):
+def self_tagged(tiny_bundle: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """conftest's sentences tagged with the tiny model's own fp32 predictions, so that a system running
+    the model correctly scores 1.0 and a broken one less (on the real tags the random model scores 0)."""
+    from ner_export.finetune import Sentence, read_conll, write_conll
+    from ner_export.runtime import NerModel
+
+    sentences = read_conll(conll_file)
+    tags = NerModel.load(tiny_bundle, precision="fp32").predict_words([list(s.words) for s in sentences])
+    assert sum(tag.startswith("B-") for row in tags for tag in row) >= 5
+    path = tmp_path_factory.mktemp("self-tagged") / "self.conll"
+    write_conll(path, [Sentence(s.words, tuple(t)) for s, t in zip(sentences, tags, strict=True)])
+    return path
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_bundle: Path, tiny_checkpoint: Path, self_tagged: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("bench")
-    return run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(out), latency_sentences=4, warmup=1, progress=False, command="test")), out
+    return _bench(tiny_bundle, tiny_checkpoint, self_tagged, out, latency_sentences=4, warmup=1, command="test"), out
 
 
 def test_json_schema_and_ratios(bench) -> None:
@@ -38,14 +82,77 @@ def test_json_schema_and_ratios(bench) -> None:
         assert SYSTEM_KEYS <= set(system), name
         assert set(system["latency_ms"]) == {"p50", "p95", "p99"}
         assert system["latency_ms"]["p50"] <= system["latency_ms"]["p95"] <= system["latency_ms"]["p99"]
-        assert system["ratios_vs_pytorch"]["latency_p50"] == pytest.approx(system["latency_ms"]["p50"] / base["latency_ms"]["p50"])
-        assert system["ratios_vs_pytorch"]["throughput"] == pytest.approx(system["throughput_sps"] / base["throughput_sps"])
+        assert system["ratios_vs_pytorch"]["latency_p50"] == pytest.approx(
+            system["latency_ms"]["p50"] / base["latency_ms"]["p50"]
+        )
+        assert system["ratios_vs_pytorch"]["throughput"] == pytest.approx(
+            system["throughput_sps"] / base["throughput_sps"]
+        )
         assert system["ratios_vs_pytorch"]["cold_start"] == pytest.approx(system["cold_start_s"] / base["cold_start_s"])
         assert system["model_mb"] > 0 and system["cold_start_s"] > 0 and system["peak_rss_mb"] > 0
     assert base["imports_torch"] is True and data["systems"]["optimum_int8"]["imports_torch"] is True
-    assert data["systems"]["runtime_int8"]["imports_torch"] is False and data["systems"]["session_int8"]["imports_torch"] is False
+    assert (
+        data["systems"]["runtime_int8"]["imports_torch"] is False
+        and data["systems"]["session_int8"]["imports_torch"] is False
+    )
     assert data["systems"]["session_int8"]["f1_rawtext"] is None
     assert {t["target"] for t in data["targets"]} >= {"p50 latency / pytorch", "throughput / pytorch", "cold start (s)"}
+
+
+def test_accuracy_figures_are_those_of_each_system(
+    bench, tiny_bundle: Path, tiny_checkpoint: Path, self_tagged: Path
+) -> None:
+    """Every F1 in the results is the one the system's own API gives on the same sentences."""
+    from ner_export.finetune import checkpoint_context, load_checkpoint, read_conll, tag_words
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
+
+    systems = bench[0].data["systems"]
+    sentences = read_conll(self_tagged)
+    words, gold = [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
+    documents = [s.document for s in sentences]
+    for precision in ("int8", "fp32"):
+        model = NerModel.load(tiny_bundle, precision=precision)
+        presplit = model.predict_words(words, batch_size=32, documents=documents)
+        assert systems[f"runtime_{precision}"]["f1_presplit"] == entity_scores(gold, presplit).f1
+        spans = [[(e.label, e.start, e.end) for e in row] for row in model.predict([" ".join(w) for w in words])]
+        rawtext = [entities_to_word_tags(w, row) for w, row in zip(words, spans, strict=True)]
+        assert systems[f"runtime_{precision}"]["f1_rawtext"] == entity_scores(gold, rawtext).f1
+    torch_model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    context, window = checkpoint_context(torch_model.config)
+    reference = tag_words(torch_model, tokenizer, words, 32, window, context, documents)
+    assert systems["pytorch"]["f1_presplit"] == entity_scores(gold, reference).f1
+    # the data holds the fp32 graph's own tags, which PyTorch agrees with
+    assert systems["runtime_fp32"]["f1_presplit"] == systems["pytorch"]["f1_presplit"] == 1.0
+    assert systems["optimum_int8"]["f1_presplit"] == systems["runtime_int8"]["f1_presplit"] > 0.5
+
+
+def test_sizes_hashes_and_goals_are_computed_from_the_run(bench, tiny_bundle: Path, self_tagged: Path) -> None:
+    import hashlib
+
+    from ner_export.benchmarks import TARGETS
+
+    data = bench[0].data
+    systems = data["systems"]
+    assert data["dataset"]["sha256"] == hashlib.sha256(self_tagged.read_bytes()).hexdigest()
+    assert data["dataset"]["tokens"] == 31  # the words of the four sentences of conftest.TRAIN_CONLL
+    for precision, graph in (("int8", "model_int8.onnx"), ("fp32", "model.onnx")):
+        assert systems[f"runtime_{precision}"]["model_mb"] == round((tiny_bundle / graph).stat().st_size / 1e6, 2)
+    assert systems["session_int8"]["model_mb"] == systems["runtime_int8"]["model_mb"]
+    for system in systems.values():
+        assert system["throughput_sps"] > 0 and 0 < system["latency_ms"]["p50"] < 10_000
+    goals = {t["target"]: t for t in data["targets"]}
+    assert set(goals) == {t.name for t in TARGETS}  # every goal applies to a full run
+    run, base = systems["runtime_int8"], systems["pytorch"]
+    gap = goals["F1 pre-split: pytorch - runtime_int8 (points)"]
+    assert gap["value"] == pytest.approx(100 * (base["f1_presplit"] - run["f1_presplit"]))
+    assert gap["met"] is (gap["value"] <= 0.3)
+    size = goals["int8 graph / fp32 graph size"]
+    assert (
+        size["value"] == pytest.approx(run["model_mb"] / systems["runtime_fp32"]["model_mb"]) and size["kind"] == "max"
+    )
+    speed = goals["throughput / pytorch"]
+    assert speed["value"] == run["ratios_vs_pytorch"]["throughput"] and speed["met"] is (speed["value"] >= 4.0)
 
 
 def test_markdown_and_chart(bench) -> None:
@@ -55,6 +162,10 @@ def test_markdown_and_chart(bench) -> None:
     for name in SYSTEMS:
         assert f"| {name} |" in markdown
     assert "Targets" in markdown
+    for name, system in result.data["systems"].items():  # the table shows the measured values
+        row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} | "))
+        assert row.startswith(f"| {name} | {system['f1_presplit']:.4f} | ")
+        assert f" {system['latency_ms']['p50']:.2f} | " in row and f" {system['throughput_sps']:.0f} | " in row
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -62,28 +173,43 @@ def test_labels_must_match(tiny_bundle: Path, conll_file: Path, tmp_path: Path) 
     from conftest import make_tiny_checkpoint
 
     other = make_tiny_checkpoint(tmp_path / "other", labels=["O", "B-X", "I-X"])
-    with pytest.raises(NerExportError, match="labels"):
-        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(other), data=str(conll_file), out=str(tmp_path / "o"), progress=False))
+    with pytest.raises(BenchMismatchError, match="labels"):
+        _bench(tiny_bundle, other, conll_file, tmp_path / "o")
 
 
-def test_unknown_system_and_missing_data(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+def test_unknown_system_and_missing_data(
+    tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
     with pytest.raises(ValueError, match="unknown system"):
-        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("pytorch", "tensorrt"), progress=False))
-    with pytest.raises(NerExportError, match="no such data file"):
-        run_bench(BenchConfig(bundle=str(tiny_bundle), checkpoint=str(tiny_checkpoint), data=str(tmp_path / "nope.txt"), out=str(tmp_path), progress=False))
+        _bench(tiny_bundle, tiny_checkpoint, conll_file, tmp_path, systems=("pytorch", "tensorrt"))
+    with pytest.raises(DataNotFoundError, match="no such file"):
+        _bench(tiny_bundle, tiny_checkpoint, tmp_path / "nope.txt", tmp_path)
 
 
 def test_compare_int8_table(tiny_bundle: Path, conll_file: Path) -> None:
     from ner_export.benchmarks.compare_int8 import compare
+    from ner_export.finetune import read_conll
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
 
     table = compare(str(conll_file), {"a": str(tiny_bundle), "b": str(tiny_bundle)}, rounds=1, latency_sentences=4)
     lines = table.splitlines()
     assert lines[0].startswith("| int8 variant |") and len(lines) == 4
-    assert lines[2].startswith("| a | ") and lines[3].startswith("| b | ")
+    sentences = read_conll(conll_file)
+    f1 = entity_scores(
+        [list(s.tags) for s in sentences], NerModel.load(tiny_bundle).predict_words([list(s.words) for s in sentences])
+    ).f1
+    mb = (tiny_bundle / "model_int8.onnx").stat().st_size / 1e6
+    for line, name in zip(lines[2:], "ab", strict=True):
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        assert cells[:3] == [name, f"{f1:.4f}", f"{mb:.1f}"]
+        assert float(cells[3]) > 0 and float(cells[4]) > 0  # sentences/s and p50 ms were measured
 
 
 @pytest.fixture(scope="module")
-def context_pair(tiny_bundle: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def context_pair(
+    tiny_bundle: Path, tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
     """The tiny checkpoint and bundle, both marked as trained with document context."""
     import dataclasses
     import shutil
@@ -101,10 +227,14 @@ def context_pair(tiny_bundle: Path, tiny_checkpoint: Path, tmp_path_factory: pyt
     return checkpoint, bundle
 
 
-def test_context_model_is_scored_with_documents(context_pair: tuple[Path, Path], conll_file: Path, tmp_path: Path) -> None:
+def test_context_model_is_scored_with_documents(
+    context_pair: tuple[Path, Path], conll_file: Path, tmp_path: Path
+) -> None:
     checkpoint, bundle = context_pair
     systems = ("pytorch", "runtime_fp32", "session_int8")
-    result = run_bench(BenchConfig(bundle=str(bundle), checkpoint=str(checkpoint), data=str(conll_file), out=str(tmp_path), latency_sentences=2, warmup=1, systems=systems, cold_start=False, progress=False))
+    result = _bench(
+        bundle, checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, systems=systems, cold_start=False
+    )
     assert result.data["settings"]["context"] == "document"
     measured = result.data["systems"]
     assert measured["pytorch"]["f1_rawtext"] is not None and measured["runtime_fp32"]["f1_rawtext"] is not None
@@ -112,28 +242,36 @@ def test_context_model_is_scored_with_documents(context_pair: tuple[Path, Path],
     assert "trained with document context" in result.markdown
 
 
-def test_context_mismatch_between_checkpoint_and_bundle_is_refused(context_pair: tuple[Path, Path], tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+def test_context_mismatch_between_checkpoint_and_bundle_is_refused(
+    context_pair: tuple[Path, Path], tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
     _, bundle = context_pair
-    with pytest.raises(NerExportError, match="trained with context 'none' but the bundle"):
-        run_bench(BenchConfig(bundle=str(bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))
+    with pytest.raises(BenchMismatchError, match="trained with context 'none' but the bundle"):
+        _bench(bundle, tiny_checkpoint, conll_file, tmp_path, systems=("runtime_int8",), cold_start=False)
 
 
 def test_documents_are_joined_and_split_back() -> None:
-    from ner_export.benchmarks.bench import _group_documents, _split_documents
+    from ner_export.benchmarks import group_documents, split_documents
 
     words = [["a", "b"], ["c"], ["d", "e", "f"], ["g"]]
-    doc_words, sizes = _group_documents(words, [0, 0, 1, 2])
+    doc_words, sizes = group_documents(words, [0, 0, 1, 2])
     assert doc_words == [["a", "b", "c"], ["d", "e", "f"], ["g"]]
-    assert _split_documents(doc_words, sizes) == words
+    assert split_documents(doc_words, sizes) == words
 
 
-def test_casing_model_is_fed_casing_by_every_system(casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
-    result = run_bench(BenchConfig(bundle=str(casing_bundle), checkpoint=str(casing_checkpoint), data=str(conll_file), out=str(tmp_path), latency_sentences=2, warmup=1, cold_start=False, progress=False))
+def test_casing_model_is_fed_casing_by_every_system(
+    casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    result = _bench(
+        casing_bundle, casing_checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, cold_start=False
+    )
     measured = result.data["systems"]
     assert measured["runtime_fp32"]["f1_presplit"] == measured["pytorch"]["f1_presplit"]
     assert measured["optimum_int8"]["f1_rawtext"] is not None
 
 
-def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(casing_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
-    with pytest.raises(NerExportError, match="without casing but the bundle"):
-        run_bench(BenchConfig(bundle=str(casing_bundle), checkpoint=str(tiny_checkpoint), data=str(conll_file), out=str(tmp_path), systems=("runtime_int8",), cold_start=False, progress=False))
+def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(
+    casing_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(BenchMismatchError, match="without casing but the bundle"):
+        _bench(casing_bundle, tiny_checkpoint, conll_file, tmp_path, systems=("runtime_int8",), cold_start=False)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from conftest import needs_torch
 
 from ner_export.cli import cli
 
@@ -37,7 +38,18 @@ def test_export_is_the_default_command(tiny_checkpoint: Path, conll_file: Path, 
     assert (out / "bundle.json").is_file()
     again = _run(tiny_checkpoint, "-o", out, "--quiet")
     _one_line_error(again, "--force")
-    forced = _run("export", tiny_checkpoint, "-o", out, "--force", "--per-tensor", "--no-fp32", "--validate-data", conll_file, "-q")
+    forced = _run(
+        "export",
+        tiny_checkpoint,
+        "-o",
+        out,
+        "--force",
+        "--per-tensor",
+        "--no-fp32",
+        "--validate-data",
+        conll_file,
+        "-q",
+    )
     assert forced.exit_code == 0, forced.output
     manifest = json.loads((out / "bundle.json").read_text())
     assert [g["precision"] for g in manifest["graphs"]] == ["int8"]
@@ -46,6 +58,7 @@ def test_export_is_the_default_command(tiny_checkpoint: Path, conll_file: Path, 
 
 
 def test_export_of_a_missing_folder(tmp_path: Path) -> None:
+    needs_torch()  # without the export stack, the missing extra is what the export reports first
     _one_line_error(_run(tmp_path / "nope"), "no such directory")
 
 
@@ -61,7 +74,9 @@ def test_predict_texts_and_input_file(tiny_bundle: Path, tmp_path: Path) -> None
     plain = tmp_path / "in.txt"
     plain.write_text("John Smith lives in Paris.\nMaria Lopez works for Reuters.\n", encoding="utf-8")
     assert len(_run("predict", tiny_bundle, "--input", plain, "--aggregation", "max").output.splitlines()) == 2
-    options = _run("predict", tiny_bundle, "John Smith", "--word-split", "pipeline", "--precision", "fp32", "--threads", 1)
+    options = _run(
+        "predict", tiny_bundle, "John Smith", "--word-split", "pipeline", "--precision", "fp32", "--threads", 1
+    )
     assert options.exit_code == 0 and json.loads(options.output)["text"] == "John Smith"
     _one_line_error(_run("predict", tiny_bundle, "x", "--precision", "fp16"), "no fp16 graph")
     jsonl = tmp_path / "in.jsonl"
@@ -97,14 +112,42 @@ def test_predict_user_mistakes(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_eval_bundle_and_checkpoint(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    """eval scores the model's own tags against the file's: the runtime's for a bundle, PyTorch's for a
+    checkpoint. On a file tagged with the model's own predictions it must report a perfect score."""
+    from ner_export.finetune import Sentence, checkpoint_context, load_checkpoint, read_conll, tag_words, write_conll
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_report
+
+    sentences = read_conll(conll_file)
+    words, gold = [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
+    bundle_tags = NerModel.load(tiny_bundle).predict_words(words)
+    expected = entity_report(gold, bundle_tags)
     report = tmp_path / "scores.json"
     result = _run("eval", tiny_bundle, "--data", conll_file, "--json", report)
     assert result.exit_code == 0, result.output
-    assert "entity-level micro F1" in result.output and "precision" in result.output
+    micro = expected["micro"]
+    assert micro.predicted_entities > 0  # the random tiny model tags entities (wrongly, on this file)
+    assert f"entity-level micro F1: {micro.f1:.4f}" in result.output
     scores = json.loads(report.read_text())
-    assert scores["kind"] == "bundle" and 0.0 <= scores["f1"] <= 1.0 and scores["sentences"] == 4
+    assert scores["kind"] == "bundle" and scores["sentences"] == 4 and scores["target"] == str(tiny_bundle)
+    assert (scores["f1"], scores["precision"], scores["recall"]) == (micro.f1, micro.precision, micro.recall)
+    assert scores["per_type"] == {k: v.__dict__ for k, v in expected.items() if k != "micro"}
+
+    own = tmp_path / "own.conll"
+    write_conll(own, [Sentence(tuple(w), tuple(t)) for w, t in zip(words, bundle_tags, strict=True)])
+    result = _run("eval", tiny_bundle, "--data", own, "--json", report)
+    assert result.exit_code == 0 and "entity-level micro F1: 1.0000" in result.output
+    assert json.loads(report.read_text())["per_type"]["PER"]["true_entities"] == expected["PER"].predicted_entities
+
+    model, tokenizer = load_checkpoint(str(tiny_checkpoint))
+    context, window = checkpoint_context(model.config)
+    pytorch_tags = tag_words(model, tokenizer, words, 32, window, context)
     result = _run("eval", tiny_checkpoint, "--data", conll_file)
-    assert result.exit_code == 0 and "micro" in result.output
+    assert result.exit_code == 0 and f"micro F1: {entity_report(gold, pytorch_tags)['micro'].f1:.4f}" in result.output
+    write_conll(own, [Sentence(tuple(w), tuple(t)) for w, t in zip(words, pytorch_tags, strict=True)])
+    result = _run("eval", tiny_checkpoint, "--data", own)
+    assert result.exit_code == 0 and "entity-level micro F1: 1.0000" in result.output
+
     _one_line_error(_run("eval", tmp_path, "--data", conll_file), "neither a bundle")
     bad = tmp_path / "bad.conll"
     bad.write_text("John B-PER\nlonely\n")
@@ -113,18 +156,52 @@ def test_eval_bundle_and_checkpoint(tiny_bundle: Path, tiny_checkpoint: Path, co
 
 def test_finetune_command(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "ft"
-    result = _run("finetune", "--train", conll_file, "--dev", conll_file, "--out", out, "--base-model", tiny_checkpoint, "--epochs", 1, "--batch-size", 2, "-q")
+    result = _run(
+        "finetune",
+        "--train",
+        conll_file,
+        "--dev",
+        conll_file,
+        "--out",
+        out,
+        "--base-model",
+        tiny_checkpoint,
+        "--epochs",
+        1,
+        "--batch-size",
+        2,
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert "checkpoint written to" in result.output and (out / "model.safetensors").is_file()
-    _one_line_error(_run("finetune", "--train", tmp_path / "none.txt", "--dev", conll_file, "--out", tmp_path / "x", "-q"), "no such file")
+    _one_line_error(
+        _run("finetune", "--train", tmp_path / "none.txt", "--dev", conll_file, "--out", tmp_path / "x", "-q"),
+        "no such file",
+    )
 
 
 def test_bench_command_small(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    result = _run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", conll_file, "--out", out, "--latency-sentences", 4, "--no-cold-start", "-q")
+    result = _run(
+        "bench",
+        tiny_bundle,
+        "--checkpoint",
+        tiny_checkpoint,
+        "--data",
+        conll_file,
+        "--out",
+        out,
+        "--latency-sentences",
+        4,
+        "--no-cold-start",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     assert (out / "bench.json").is_file() and (out / "bench.md").is_file() and (out / "bench.png").is_file()
-    _one_line_error(_run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", tmp_path / "absent.txt", "-q"), "absent.txt")
+    _one_line_error(
+        _run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", tmp_path / "absent.txt", "-q"),
+        "absent.txt",
+    )
 
 
 def test_demo_command_on_the_tiny_model(tiny_checkpoint: Path, tmp_path: Path) -> None:
@@ -154,17 +231,31 @@ def test_repaired_tags_are_a_one_line_warning(tiny_bundle: Path, tmp_path: Path)
     data.write_text("\n".join(["John B-PER", "x O", ""] * 5 + ["the O", "Paris I-LOC", ""]) + "\n")
     result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--data", str(data)])
     assert result.exit_code == 0, result.output
-    assert result.stderr.strip() == f"warning: {data}:17: an I- tag that does not continue an entity of its type was read as B-, as conlleval does (1 such tag(s) in the file)"
+    assert (
+        result.stderr.strip()
+        == f"warning: {data}:17: an I- tag that does not continue an entity of its type was read as B-, "
+        "as conlleval does (1 such tag(s) in the file)"
+    )
 
 
 def test_console_script_prints_usage_errors_as_one_line(tiny_bundle: Path) -> None:
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "x", "--batch-size", "0"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "x", "--batch-size", "0"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines() == ["Error: Invalid value for '--batch-size': 0 is not in the range x>=1. (see: ner-export predict --help)"]
-    done = subprocess.run([sys.executable, "-m", "ner_export", "predict", str(tiny_bundle / "absent"), "x"], capture_output=True, text=True)
+    assert done.stderr.strip().splitlines() == [
+        "Error: Invalid value for '--batch-size': 0 is not in the range x>=1. (see: ner-export predict --help)"
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "ner_export", "predict", str(tiny_bundle / "absent"), "x"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
 
 
@@ -180,9 +271,13 @@ def test_finetune_defaults_are_the_library_recipe() -> None:
     for param in cli.commands["finetune"].params:
         field = names.get(param.name, param.name)
         if field in library and field not in ("force", "progress"):
-            assert param.default == library[field], f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
+            assert param.default == library[field], (
+                f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
+            )
             checked += 1
-    assert checked == 10  # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio
+    assert (
+        checked == 10
+    )  # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio
 
 
 def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path) -> None:
@@ -200,8 +295,38 @@ def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkp
         result = _run("predict", tiny_bundle, *texts, "--decoding", decoding)
         assert result.exit_code == 0, result.output
         expected = NerModel.load(tiny_bundle, decoding=decoding).predict(texts)
-        assert [json.loads(line)["entities"] for line in result.output.splitlines()] == [[e.to_dict() for e in row] for row in expected]
-    assert _run("predict", tiny_bundle, *texts, "--decoding", "argmax").output != _run("predict", tiny_bundle, *texts).output
+        assert [json.loads(line)["entities"] for line in result.output.splitlines()] == [
+            [e.to_dict() for e in row] for row in expected
+        ]
+    assert (
+        _run("predict", tiny_bundle, *texts, "--decoding", "argmax").output
+        != _run("predict", tiny_bundle, *texts).output
+    )
     for target in (tiny_bundle, tiny_checkpoint):
         assert _run("eval", target, "--data", conll_file, "--decoding", "argmax").exit_code == 0
     assert _run("predict", tiny_bundle, "x", "--decoding", "viterbi").exit_code != 0
+
+
+def test_an_option_combination_the_library_refuses_is_a_usage_error(conll_file: Path, tmp_path: Path) -> None:
+    args = ["--train", conll_file, "--dev", conll_file, "--out", tmp_path / "o", "--context", "none"]
+    result = _run("finetune", *args, "--target-tokens", 16)
+    assert result.exit_code == 2 and "needs context='document'" in result.output
+    result = _run("bench", tmp_path, "--checkpoint", tmp_path, "--data", conll_file, "--systems", "pytorch,tensorrt")
+    assert result.exit_code == 2 and "unknown system(s) tensorrt" in result.output
+    assert _run("finetune", *args, "--warmup-ratio", 1.5).exit_code == 2
+
+
+def test_debug_mode_shows_the_traceback_and_its_cause(tiny_bundle: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n", encoding="utf-8")
+    argv = [sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "--input", str(bad)]
+    quiet = subprocess.run(argv, capture_output=True, text=True)
+    lines = quiet.stderr.strip().splitlines()
+    assert quiet.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {bad}:1: ")
+    debug = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NER_EXPORT_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.InputError" in debug.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ner_export.benchmarks.compare_static import compare, quantize_static_variants
-from ner_export.finetune.conll import read_conll
+from ner_export.runtime.conll import read_conll
 
 
 def test_static_graph_quantizes_matmul_activations(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
@@ -13,7 +13,10 @@ def test_static_graph_quantizes_matmul_activations(tiny_bundle: Path, conll_file
 
     texts = [" ".join(s.words) for s in read_conll(conll_file)]
     graphs = quantize_static_variants(tiny_bundle, texts, tmp_path, ("minmax",))
-    assert list(graphs) == ["static QDQ minmax MatMuls, rest fp32", "static QDQ minmax MatMuls, rest dynamic as the bundle"]
+    assert list(graphs) == [
+        "static QDQ minmax MatMuls, rest fp32",
+        "static QDQ minmax MatMuls, rest dynamic as the bundle",
+    ]
     nodes = onnx.load(str(graphs["static QDQ minmax MatMuls, rest fp32"][0])).graph.node
     assert sum(n.op_type == "QuantizeLinear" for n in nodes) == sum(n.op_type == "MatMul" for n in nodes) > 0
     # only MatMuls read dequantized activations; layer norms and the rest keep the float tensor
@@ -22,9 +25,20 @@ def test_static_graph_quantizes_matmul_activations(tiny_bundle: Path, conll_file
 
 
 def test_table_has_every_variant(tiny_bundle: Path, conll_file: Path) -> None:
-    table = compare(str(tiny_bundle), str(conll_file), str(conll_file), calibration_sentences=4, rounds=1, latency_sentences=4, cold_runs=1, command="cmd")
+    table = compare(
+        str(tiny_bundle),
+        str(conll_file),
+        str(conll_file),
+        calibration_sentences=4,
+        rounds=1,
+        latency_sentences=4,
+        cold_runs=1,
+        command="cmd",
+    )
     assert table.startswith("Command: `cmd`")
-    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")]
+    rows = [
+        line.split(" | ") for line in table.splitlines() if line.startswith("| ") and not line.startswith("| variant")
+    ]
     names = [row[0].removeprefix("| ") for row in rows]
     assert names[:5] == [
         "dynamic int8 (bundle), runtime defaults: arena on, mem pattern on",
@@ -33,7 +47,9 @@ def test_table_has_every_variant(tiny_bundle: Path, conll_file: Path) -> None:
         "dynamic, arena off, mem pattern off",
         "dynamic, pre-optimized graph loaded with ORT_DISABLE_ALL",
     ]
-    assert names[5:] == ["static QDQ minmax MatMuls, rest fp32"] + [f"static QDQ {m} MatMuls, rest dynamic as the bundle" for m in ("minmax", "percentile", "entropy")]
+    assert names[5:] == ["static QDQ minmax MatMuls, rest fp32"] + [
+        f"static QDQ {m} MatMuls, rest dynamic as the bundle" for m in ("minmax", "percentile", "entropy")
+    ]
     for row in rows:
         assert len(row) == 8 and "–" not in row, row  # every cell measured, fresh-process ones included
     # session options and a saved optimized graph change speed, never the output

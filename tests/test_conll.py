@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.finetune.conll import Sentence, TagRepairWarning, read_conll, write_conll
 from ner_export.runtime import DataFormatError
+from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
 
 
 def _write(tmp_path: Path, text: str | bytes, name: str = "data.conll") -> Path:
@@ -101,7 +101,7 @@ def test_write_then_read_round_trips(tmp_path: Path) -> None:
 
 
 def test_shipped_sample_is_valid_iob2_with_all_types() -> None:
-    from ner_export.benchmarks.demo import sample_path
+    from ner_export.demo import sample_path
 
     counts = {}
     for split, minimum in (("train", 400), ("dev", 100), ("test", 100)):

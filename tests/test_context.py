@@ -50,7 +50,7 @@ def test_every_window_fits_the_budget_and_holds_its_whole_target() -> None:
     ids = _sentences(7, 1, 0, 12, 5, 3, 9)
     documents = [0, 0, 0, 0, 1, 1, 2]
     for budget in (1, 4, 12, 13, 40):
-        for own, window in zip(ids, pack_with_context(ids, documents, budget)):
+        for own, window in zip(ids, pack_with_context(ids, documents, budget), strict=True):
             assert len(window.ids) <= budget
             assert window.ids[window.target_start : window.target_end] == tuple(own[:budget])
 
@@ -63,8 +63,7 @@ def test_bad_arguments_are_value_errors() -> None:
 
 
 def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None:
-    from ner_export.finetune import Sentence
-    from ner_export.finetune.train import _training_features, load_tokenizer
+    from ner_export.finetune import Sentence, load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -73,7 +72,7 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
         Sentence(("reuters",), ("B-ORG",)),
     ]
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
-    features = _training_features(tokenizer, sentences, label2id, 64, "document")
+    features = training_features(tokenizer, sentences, label2id, 64, "document")
     ids, labels, _ = features[1]
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
@@ -82,15 +81,14 @@ def test_training_labels_only_the_target_sentence(tiny_checkpoint: Path) -> None
 
 
 def test_sentences_are_grouped_within_their_document_up_to_the_target_size() -> None:
-    from ner_export.finetune.train import group_sentences
+    from ner_export.finetune import group_sentences
 
     assert group_sentences([3, 4, 10, 2, 2, 5], [0, 0, 0, 1, 1, 1], 8) == [[0, 1], [2], [3, 4], [5]]
     assert group_sentences([], [], 8) == []
 
 
 def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_checkpoint: Path) -> None:
-    from ner_export.finetune import Sentence
-    from ner_export.finetune.train import _training_features, load_tokenizer
+    from ner_export.finetune import Sentence, load_tokenizer, training_features
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentences = [
@@ -100,7 +98,7 @@ def test_packed_targets_label_every_word_once_and_read_the_rest_as_context(tiny_
         Sentence(("in", "berlin"), ("O", "B-LOC"), 1),
     ]
     label2id = {"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "B-ORG": 4}
-    features = _training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
+    features = training_features(tokenizer, sentences, label2id, 64, "document", target_tokens=4)
     assert len(features) == 3  # "john smith in paris" | "reuters" | "in berlin" (another document)
     ids, labels, _ = features[0]
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "john", "smith", "in", "paris", "reuters", "[SEP]"]
@@ -128,14 +126,18 @@ DOCUMENT = [
 ]
 
 
-def test_runtime_reads_sentences_with_their_neighbours_like_pytorch(tiny_checkpoint: Path, context_bundle: Path) -> None:
-    from ner_export.finetune.train import load_checkpoint, tag_words
+def test_runtime_reads_sentences_with_their_neighbours_like_pytorch(
+    tiny_checkpoint: Path, context_bundle: Path
+) -> None:
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     runtime = NerModel.load(context_bundle, precision="fp32")
     sentences = DOCUMENT * 3
     documents = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document", documents=documents)
+    expected = tag_words(
+        model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document", documents=documents
+    )
     alone = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length)
     assert expected != alone, "the tiny model must react to context, or this test proves nothing"
     assert runtime.predict_words(sentences, documents=documents) == expected
@@ -165,12 +167,20 @@ def test_context_model_reads_long_texts_with_half_window_overlap(context_bundle:
 def test_sentences_longer_than_the_window_are_read_in_windows_like_the_runtime(
     tiny_checkpoint: Path, tiny_bundle: Path, context_bundle: Path, with_context: bool
 ) -> None:
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     runtime = NerModel.load(context_bundle if with_context else tiny_bundle, precision="fp32")
     long_sentence = (DOCUMENT[0] + DOCUMENT[1] + DOCUMENT[2]) * 12  # 240 words, about twice the window
     sentences = [DOCUMENT[0], long_sentence, DOCUMENT[1]]
-    expected = tag_words(model, tokenizer, sentences, max_length=runtime.manifest.max_length, context="document" if with_context else "none")
-    assert len(expected[1]) == len(long_sentence) and any(tag != "O" for tag in expected[1][-20:]), "the tail must be read, not cut off"
+    expected = tag_words(
+        model,
+        tokenizer,
+        sentences,
+        max_length=runtime.manifest.max_length,
+        context="document" if with_context else "none",
+    )
+    assert len(expected[1]) == len(long_sentence) and any(tag != "O" for tag in expected[1][-20:]), (
+        "the tail must be read, not cut off"
+    )
     assert runtime.predict_words(sentences) == expected

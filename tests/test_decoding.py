@@ -7,7 +7,14 @@ import itertools
 import numpy as np
 import pytest
 
-from ner_export.runtime.decoding import LabelSpace, aggregate_words, allowed_transitions, constrained_labels, group_words, softmax
+from ner_export.runtime.decoding import (
+    LabelSpace,
+    aggregate_words,
+    allowed_transitions,
+    constrained_labels,
+    group_words,
+    softmax,
+)
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 SPACE = LabelSpace.from_labels(LABELS)
@@ -27,7 +34,15 @@ def test_softmax_rows_sum_to_one_and_survive_large_logits() -> None:
 
 def test_strategies_pick_word_labels() -> None:
     # word 0 = tokens 0,1 ; word 1 = tokens 2,3,4
-    scores = np.stack([_one_hot("B-PER", 0.6), _one_hot("O", 0.9), _one_hot("O", 0.5), _one_hot("B-LOC", 0.95), _one_hot("B-LOC", 0.6)])
+    scores = np.stack(
+        [
+            _one_hot("B-PER", 0.6),
+            _one_hot("O", 0.9),
+            _one_hot("O", 0.5),
+            _one_hot("B-LOC", 0.95),
+            _one_hot("B-LOC", 0.6),
+        ]
+    )
     starts = np.array([True, False, True, False, False])
     labels, word_scores, first = aggregate_words(scores, starts, "first")
     assert [LABELS[i] for i in labels] == ["B-PER", "O"] and first.tolist() == [0, 2]

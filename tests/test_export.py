@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from ner_export.runtime import BundleError, BundleManifest, NerExportError, NerModel
 from ner_export.runtime.manifest import MANIFEST_NAME, sha256_file
 
@@ -43,17 +44,23 @@ def test_fp32_graph_is_fused_and_int8_graph_is_quantized(tiny_bundle: Path) -> N
 
 def test_word_table_is_int8_and_the_small_tables_stay_fp32(tiny_bundle: Path) -> None:
     import onnx
+
     from ner_export.export.quantize import small_embedding_tables
 
     small = small_embedding_tables(tiny_bundle / "model.onnx")
-    assert sorted(small) == ["/bert/embeddings/position_embeddings/Gather", "/bert/embeddings/token_type_embeddings/Gather"]
+    assert sorted(small) == [
+        "/bert/embeddings/position_embeddings/Gather",
+        "/bert/embeddings/token_type_embeddings/Gather",
+    ]
     graph = onnx.load(str(tiny_bundle / "model_int8.onnx")).graph
     dtypes = {t.name: t.data_type for t in graph.initializer}
     gathers = {n.name: n.input[0] for n in graph.node if n.op_type == "Gather" and n.input[0] in dtypes}
     assert all(dtypes[gathers[name]] == onnx.TensorProto.FLOAT for name in small)
     word_tables = [table for name, table in gathers.items() if name not in small]
     assert word_tables and all(dtypes[t] in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for t in word_tables)
-    assert set(BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").quantization["fp32_embedding_tables"]) == set(small)
+    assert set(BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").quantization["fp32_embedding_tables"]) == set(
+        small
+    )
 
 
 def test_validation_is_recorded(tiny_bundle: Path) -> None:
@@ -76,7 +83,7 @@ def test_fp32_onnx_logits_match_pytorch(tiny_checkpoint: Path, tiny_model: NerMo
     texts = ["john smith lives in paris .", "the bank of tokyo said on monday that germany agreed"]
     encodings = [tiny_model._tokenizer.encode(t, add_special_tokens=False) for t in texts]
     onnx_logits = tiny_model.logits(encodings)
-    for text, got in zip(texts, onnx_logits):
+    for text, got in zip(texts, onnx_logits, strict=True):
         batch = tokenizer(text, return_tensors="pt")
         with torch.inference_mode():
             expected = model(**batch).logits[0, 1:-1].numpy()
@@ -100,7 +107,11 @@ def test_failed_validation_leaves_no_partial_bundle(tiny_checkpoint: Path, conll
 
     out = tmp_path / "bundle"
     with pytest.raises(ValidationError, match="exceeds the tolerance"):
-        export_bundle(ExportConfig(model_dir=str(tiny_checkpoint), out=str(out), validate_data=str(conll_file), atol=0.0, progress=False))
+        export_bundle(
+            ExportConfig(
+                model_dir=str(tiny_checkpoint), out=str(out), validate_data=str(conll_file), atol=0.0, progress=False
+            )
+        )
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
 
@@ -120,7 +131,12 @@ def test_not_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         (lambda b: (b / "model_int8.onnx").write_bytes((b / "model_int8.onnx").read_bytes()[:1000]), "sha256"),
         (lambda b: (b / MANIFEST_NAME).unlink(), "not a ner-export bundle"),
         (lambda b: (b / MANIFEST_NAME).write_text("{not json"), "not valid JSON"),
-        (lambda b: (b / MANIFEST_NAME).write_text(json.dumps({**json.loads((b / MANIFEST_NAME).read_text()), "format_version": 99})), "format_version 99"),
+        (
+            lambda b: (b / MANIFEST_NAME).write_text(
+                json.dumps({**json.loads((b / MANIFEST_NAME).read_text()), "format_version": 99})
+            ),
+            "format_version 99",
+        ),
     ],
 )
 def test_damaged_bundle_gives_a_clear_error(tiny_bundle: Path, tmp_path: Path, damage, message: str) -> None:
@@ -152,10 +168,19 @@ def test_label_count_must_match_graph(tiny_bundle: Path, tmp_path: Path) -> None
 
 def test_fp16_graph_for_cuda_is_listed(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     import onnx
+
     from ner_export.export import ExportConfig, export_bundle
 
     out = tmp_path / "bundle"
-    export_bundle(ExportConfig(model_dir=str(tiny_checkpoint), out=str(out), include_fp16=True, validate_data=str(conll_file), progress=False))
+    export_bundle(
+        ExportConfig(
+            model_dir=str(tiny_checkpoint),
+            out=str(out),
+            include_fp16=True,
+            validate_data=str(conll_file),
+            progress=False,
+        )
+    )
     manifest = BundleManifest.read(out)
     assert manifest.graph_for("cuda").precision == "fp16"
     graph = onnx.load(str(out / manifest.graph_for("cuda").file))
@@ -178,9 +203,10 @@ def _edited_checkpoint(base: Path, folder: Path, edit) -> tuple[Path, Path]:
     from importlib import resources
 
     import torch
-    from ner_export.finetune.conll import read_conll
-    from ner_export.finetune.train import tag_words
     from transformers import BertForTokenClassification, BertTokenizerFast
+
+    from ner_export.finetune import tag_words
+    from ner_export.runtime.conll import read_conll
 
     model = BertForTokenClassification.from_pretrained(base).eval()
     tokenizer = BertTokenizerFast.from_pretrained(base)
@@ -189,10 +215,20 @@ def _edited_checkpoint(base: Path, folder: Path, edit) -> tuple[Path, Path]:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     sample = read_conll(Path(str(resources.files("ner_export.finetune") / "sample" / "dev.txt")))
-    words = [list(s.words) for s in sample if len(tokenizer(list(s.words), is_split_into_words=True, verbose=False)["input_ids"]) <= 100][:40]
+    words = [
+        list(s.words)
+        for s in sample
+        if len(tokenizer(list(s.words), is_split_into_words=True, verbose=False)["input_ids"]) <= 100
+    ][:40]
     tags = tag_words(model, tokenizer, words, max_length=128)
     data = folder / "own_predictions.conll"
-    data.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in zip(ws, ts)) for ws, ts in zip(words, tags)) + "\n", encoding="utf-8")
+    data.write_text(
+        "\n\n".join(
+            "\n".join(f"{w} {t}" for w, t in zip(ws, ts, strict=True)) for ws, ts in zip(words, tags, strict=True)
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     assert sum(t.startswith("B-") for ts in tags for t in ts) > 150  # enough entities for F1 to mean something
     return folder, data
 
@@ -214,12 +250,16 @@ def _outlier_in_first_layer(model) -> None:
 
 @pytest.fixture(scope="module")
 def bad_head(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _edited_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("bad_head") / "checkpoint", _outlier_in_classifier)
+    return _edited_checkpoint(
+        tiny_checkpoint, tmp_path_factory.mktemp("bad_head") / "checkpoint", _outlier_in_classifier
+    )
 
 
 @pytest.fixture(scope="module")
 def bad_body(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _edited_checkpoint(tiny_checkpoint, tmp_path_factory.mktemp("bad_body") / "checkpoint", _outlier_in_first_layer)
+    return _edited_checkpoint(
+        tiny_checkpoint, tmp_path_factory.mktemp("bad_body") / "checkpoint", _outlier_in_first_layer
+    )
 
 
 _TINY_SENSITIVE = (
@@ -233,15 +273,25 @@ _TINY_SENSITIVE = (
 def test_sensitive_nodes_are_the_classifier_and_the_last_layers_output_projections(tiny_bundle: Path) -> None:
     from ner_export.export.quantize import sensitive_nodes
 
-    assert sensitive_nodes(tiny_bundle / "model.onnx") == _TINY_SENSITIVE  # found by structure; the tiny model has 2 layers
+    assert (
+        sensitive_nodes(tiny_bundle / "model.onnx") == _TINY_SENSITIVE
+    )  # found by structure; the tiny model has 2 layers
 
 
 def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
     from ner_export.export import Int8Config, default_int8_ladder
 
     ladder = default_int8_ladder(Int8Config(per_channel=False, reduce_range=True))
-    assert [r.name for r in ladder] == ["requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32"]
-    assert [(r.per_channel, r.reduce_range, r.quantize_embeddings, r.quantize_attention, r.exclude_sensitive) for r in ladder] == [
+    assert [r.name for r in ladder] == [
+        "requested",
+        "sensitive-fp32",
+        "sensitive+embeddings-fp32",
+        "attention+embeddings-fp32",
+    ]
+    assert [
+        (r.per_channel, r.reduce_range, r.quantize_embeddings, r.quantize_attention, r.exclude_sensitive)
+        for r in ladder
+    ] == [
         (False, True, True, True, False),
         (True, True, True, True, True),
         (True, True, False, True, True),
@@ -249,7 +299,11 @@ def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
     ]
     assert "Attention" not in ladder[-1].op_types() and "Attention" in ladder[0].op_types()
     # a rung with the same settings as an earlier one is not tried twice
-    assert [r.name for r in default_int8_ladder(Int8Config(exclude_sensitive=True))] == ["requested", "sensitive+embeddings-fp32", "attention+embeddings-fp32"]
+    assert [r.name for r in default_int8_ladder(Int8Config(exclude_sensitive=True))] == [
+        "requested",
+        "sensitive+embeddings-fp32",
+        "attention+embeddings-fp32",
+    ]
     assert [(r.name, r.quantize_embeddings) for r in default_int8_ladder(Int8Config(quantize_embeddings=False))] == [
         ("requested", False),
         ("sensitive-fp32", False),
@@ -271,7 +325,10 @@ def test_bad_int8_quantization_is_refused(bad_body: tuple[Path, Path], tmp_path:
     limit = float(re.search(r"the limit is ([0-9.]+) points", message).group(1))
     assert 0.3 <= limit < 1.0  # 0.3, or one entity's worth on these 40 sentences if that is more
     drops = [float(d) for d in re.findall(r"\(drop ([0-9.]+) points\)", message)]
-    assert [name in message for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32")] == [True] * 4
+    assert [
+        name in message
+        for name in ("requested", "sensitive-fp32", "sensitive+embeddings-fp32", "attention+embeddings-fp32")
+    ] == [True] * 4
     assert len(drops) == 4 and min(drops) > 5.0, message
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bundle")]
@@ -283,7 +340,9 @@ def test_gate_falls_back_to_a_safer_int8_config(bad_head: tuple[Path, Path], tmp
     checkpoint, data = bad_head
     out = tmp_path / "bundle"
     # the limit leaves room for the tiny random model's ordinary int8 noise, far below what the outlier costs
-    result = export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), max_f1_drop=5.0, progress=False))
+    result = export_bundle(
+        ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), max_f1_drop=5.0, progress=False)
+    )
     manifest = BundleManifest.read(out)
     attempts = manifest.validation["int8_attempts"]
     assert [(a["config"]["name"], a["accepted"]) for a in attempts] == [("requested", False), ("sensitive-fp32", True)]
@@ -306,25 +365,49 @@ def test_a_given_ladder_replaces_the_default_one(bad_head: tuple[Path, Path], tm
 
     checkpoint, data = bad_head
     out = tmp_path / "bundle"
-    only = Int8Config(name="mine", per_channel=True, quantize_embeddings=False, nodes_to_exclude=("/classifier/MatMul",))
-    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(out), validate_data=str(data), int8_ladder=(only,), max_f1_drop=5.0, progress=False))
+    only = Int8Config(
+        name="mine", per_channel=True, quantize_embeddings=False, nodes_to_exclude=("/classifier/MatMul",)
+    )
+    export_bundle(
+        ExportConfig(
+            model_dir=str(checkpoint),
+            out=str(out),
+            validate_data=str(data),
+            int8_ladder=(only,),
+            max_f1_drop=5.0,
+            progress=False,
+        )
+    )
     attempts = BundleManifest.read(out).validation["int8_attempts"]
-    assert [(a["config"]["name"], a["config"]["nodes_to_exclude"], a["accepted"]) for a in attempts] == [("mine", ["/classifier/MatMul"], True)]
+    assert [(a["config"]["name"], a["config"]["nodes_to_exclude"], a["accepted"]) for a in attempts] == [
+        ("mine", ["/classifier/MatMul"], True)
+    ]
 
 
 def test_labels_without_entity_f1_skip_the_gate(tmp_path: Path, conll_file: Path) -> None:
     from conftest import make_tiny_checkpoint
+
     from ner_export.export import ExportConfig, export_bundle
 
     checkpoint = make_tiny_checkpoint(tmp_path / "bioes", labels=["O", "B-PER", "E-PER", "S-PER"])
-    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(tmp_path / "bundle"), validate_data=str(conll_file), max_f1_drop=0.0, progress=False))
+    export_bundle(
+        ExportConfig(
+            model_dir=str(checkpoint),
+            out=str(tmp_path / "bundle"),
+            validate_data=str(conll_file),
+            max_f1_drop=0.0,
+            progress=False,
+        )
+    )
     validation = BundleManifest.read(tmp_path / "bundle").validation
     assert validation["int8_f1"] is None and validation["int8_config"] == "requested"
     [attempt] = validation["int8_attempts"]
     assert attempt["int8_f1"] is None and attempt["drop"] is None and attempt["accepted"] is True
 
 
-def test_document_context_is_copied_into_the_manifest(tiny_checkpoint: Path, conll_file: Path, tiny_bundle: Path, tmp_path: Path) -> None:
+def test_document_context_is_copied_into_the_manifest(
+    tiny_checkpoint: Path, conll_file: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
     from ner_export.export import ExportConfig, export_bundle
     from ner_export.runtime import CheckpointError
 
@@ -333,7 +416,11 @@ def test_document_context_is_copied_into_the_manifest(tiny_checkpoint: Path, con
     shutil.copytree(tiny_checkpoint, checkpoint)
     config = json.loads((checkpoint / "config.json").read_text())
     (checkpoint / "config.json").write_text(json.dumps({**config, "ner_export_context": "document"}))
-    export_bundle(ExportConfig(model_dir=str(checkpoint), out=str(tmp_path / "bundle"), validate_data=str(conll_file), progress=False))
+    export_bundle(
+        ExportConfig(
+            model_dir=str(checkpoint), out=str(tmp_path / "bundle"), validate_data=str(conll_file), progress=False
+        )
+    )
     assert BundleManifest.read(tmp_path / "bundle").context == "document"
     (checkpoint / "config.json").write_text(json.dumps({**config, "ner_export_context": "page"}))
     with pytest.raises(CheckpointError, match="ner_export_context 'page'"):
@@ -353,7 +440,9 @@ def test_cli_max_f1_drop_reaches_the_gate(bad_body: tuple[Path, Path], tmp_path:
     assert lines[0].startswith("Error: int8 quantization loses too much accuracy") and "--max-f1-drop" in lines[0]
     assert not out.exists()
     needed = re.search(r"--max-f1-drop ([0-9.]+)", lines[0]).group(1)
-    accepted = CliRunner().invoke(cli, ["export", str(checkpoint), "-o", str(out), "--validate-data", str(data), "--max-f1-drop", needed, "-q"])
+    accepted = CliRunner().invoke(
+        cli, ["export", str(checkpoint), "-o", str(out), "--validate-data", str(data), "--max-f1-drop", needed, "-q"]
+    )
     assert accepted.exit_code == 0, accepted.output
     validation = BundleManifest.read(out).validation
     assert validation["max_f1_drop"] == float(needed) and validation["int8_attempts"][-1]["accepted"] is True

@@ -19,15 +19,32 @@ def test_split_tag() -> None:
 
 
 def test_to_iob2() -> None:
-    assert to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == ["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "B-ORG"]
-    assert to_iob2(["S-PER", "B-LOC", "E-LOC", "B-ORG", "I-ORG", "E-ORG"], "BIOES") == ["B-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "I-ORG"]
+    assert to_iob2(["I-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG"]) == [
+        "B-PER",
+        "I-PER",
+        "O",
+        "B-LOC",
+        "B-LOC",
+        "B-ORG",
+    ]
+    assert to_iob2(["S-PER", "B-LOC", "E-LOC", "B-ORG", "I-ORG", "E-ORG"], "BIOES") == [
+        "B-PER",
+        "B-LOC",
+        "I-LOC",
+        "B-ORG",
+        "I-ORG",
+        "I-ORG",
+    ]
     with pytest.raises(ValueError, match="BIOES"):
         to_iob2(["S-PER"], "IOB2")
 
 
 def test_entity_chunks() -> None:
     assert entity_chunks(["B-PER", "I-PER", "O", "I-LOC", "I-ORG", "B-ORG", "I-ORG"]) == [
-        ("PER", 0, 2), ("LOC", 3, 4), ("ORG", 4, 5), ("ORG", 5, 7)
+        ("PER", 0, 2),
+        ("LOC", 3, 4),
+        ("ORG", 4, 5),
+        ("ORG", 5, 7),
     ]
 
 

@@ -26,9 +26,41 @@ SENTENCES = [
     "U.S. corp said the world cup in Germany was new.",
 ]
 ODD_PIECES = [
-    "🙂", "👩‍👩‍👧", "🇫🇷", "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "東京", "北京市", "한국어", "e\u0301", "Cafe\u0301", "Zoë", "Müller",
-    "\u200d", "\u200b", "\u00a0", "\u2003", "\u3000", "\t", "\n", "\r\n", "\x00", "\x07", "\x1b[0m",
-    "مرحبا", "שָׁלוֹם", "\u202e", "ﬁ", "Å", "ǅ", "İstanbul", "ß", "\ufeff", "\U0010ffff", "\ud7ff", "—", "…",
+    "🙂",
+    "👩‍👩‍👧",
+    "🇫🇷",
+    "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+    "東京",
+    "北京市",
+    "한국어",
+    "e\u0301",
+    "Cafe\u0301",
+    "Zoë",
+    "Müller",
+    "\u200d",
+    "\u200b",
+    "\u00a0",
+    "\u2003",
+    "\u3000",
+    "\t",
+    "\n",
+    "\r\n",
+    "\x00",
+    "\x07",
+    "\x1b[0m",
+    "مرحبا",
+    "שָׁלוֹם",
+    "\u202e",
+    "ﬁ",
+    "Å",
+    "ǅ",
+    "İstanbul",
+    "ß",
+    "\ufeff",
+    "\U0010ffff",
+    "\ud7ff",
+    "—",
+    "…",
 ]
 
 
@@ -41,7 +73,9 @@ def _check_offsets(text, entities) -> None:
         previous_end = entity.end
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(
     st.lists(
         st.one_of(st.sampled_from(SENTENCES), st.sampled_from(ODD_PIECES), st.text(min_size=0, max_size=12)),
@@ -58,7 +92,7 @@ def test_offsets_hold_on_any_unicode(tiny_model: NerModel, pieces: list[str], se
 
 def test_offsets_hold_on_each_odd_piece_inside_sentences(tiny_model: NerModel) -> None:
     texts = [f"{piece}John{piece} Smith{piece} lives in {piece}Paris{piece}." for piece in ODD_PIECES]
-    for text, entities in zip(texts, tiny_model.predict(texts)):
+    for text, entities in zip(texts, tiny_model.predict(texts), strict=True):
         _check_offsets(text, entities)
 
 
@@ -105,11 +139,24 @@ def test_tokenizer_from_another_model_is_refused(tiny_bundle: Path, tmp_path: Pa
         NerModel.load(copy)
 
 
-def test_killed_export_leaves_the_previous_bundle(tiny_checkpoint: Path, tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
+def test_killed_export_leaves_the_previous_bundle(
+    tiny_checkpoint: Path, tiny_bundle: Path, conll_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, out)
     before = {p.name: sha256_file(p) for p in out.iterdir()}
-    command = [sys.executable, "-m", "ner_export", str(tiny_checkpoint), "-o", str(out), "--force", "--validate-data", str(conll_file), "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export",
+        str(tiny_checkpoint),
+        "-o",
+        str(out),
+        "--force",
+        "--validate-data",
+        str(conll_file),
+        "-q",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     for delay in (1.0, 2.5, 4.0):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -130,7 +177,7 @@ def test_one_megabyte_text_with_bounded_memory(tiny_bundle: Path) -> None:
     import resource
 
     model = NerModel.load(tiny_bundle)
-    text = " ".join(SENTENCES * 15000)[: 1_000_000]
+    text = " ".join(SENTENCES * 15000)[:1_000_000]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     entities = model(text)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024

@@ -38,7 +38,7 @@ def test_offsets_are_exact(tiny_model: NerModel) -> None:
     results = tiny_model.predict(TEXTS)
     assert len(results) == len(TEXTS)
     assert sum(len(r) for r in results) > 5, "the tiny model should find entities to check"
-    for text, entities in zip(TEXTS, results):
+    for text, entities in zip(TEXTS, results, strict=True):
         _check_offsets(text, entities)
     assert results[3] == [] and results[4] == []
 
@@ -47,14 +47,16 @@ def test_results_keep_input_order_and_do_not_depend_on_batching(tiny_model: NerM
     one_by_one = [tiny_model(text) for text in TEXTS]
     for batch_size in (1, 2, 3, 64):
         got = tiny_model.predict(TEXTS, batch_size=batch_size)
-        assert [[(e.label, e.start, e.end) for e in r] for r in got] == [[(e.label, e.start, e.end) for e in r] for r in one_by_one]
+        assert [[(e.label, e.start, e.end) for e in r] for r in got] == [
+            [(e.label, e.start, e.end) for e in r] for r in one_by_one
+        ]
     assert tiny_model.predict([]) == []
 
 
 def test_int8_graph_runs(tiny_bundle: Path) -> None:
     model = NerModel.load(tiny_bundle)
     assert model.precision == "int8"
-    for text, entities in zip(TEXTS, model.predict(TEXTS)):
+    for text, entities in zip(TEXTS, model.predict(TEXTS), strict=True):
         _check_offsets(text, entities)
 
 
@@ -92,7 +94,7 @@ def test_predict_words_returns_valid_iob2(tiny_model: NerModel) -> None:
     assert [len(t) for t in tags] == [6, 0, 3]
     assert tags[2][1] == "O"  # an empty word has no tokens
     for row in tags:
-        for previous, tag in zip(["O", *row], row):
+        for previous, tag in zip(["O", *row], row, strict=False):
             if tag.startswith("I-"):
                 assert previous[2:] == tag[2:], f"{tag} after {previous} is not IOB2"
 
@@ -181,11 +183,15 @@ def reference_pipeline(tiny_checkpoint: Path):
 
 
 @pytest.mark.parametrize("strategy", ["first", "average", "max", "simple"])
-def test_same_entities_as_transformers_pipeline(reference_pipeline, tiny_bundle: Path, strategy: str, assert_same_entities) -> None:
+def test_same_entities_as_transformers_pipeline(
+    reference_pipeline, tiny_bundle: Path, strategy: str, assert_same_entities
+) -> None:
     from transformers import pipeline
 
     model, tokenizer = reference_pipeline
-    reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
+    reference = pipeline(
+        "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu"
+    )
     ours = NerModel.load(tiny_bundle, precision="fp32", word_split="pipeline", aggregation=strategy, decoding="argmax")
     assert assert_same_entities(reference, ours, PARITY_TEXTS) > 5
 
@@ -198,7 +204,9 @@ def test_text_words_equal_pipeline_words_on_plain_text(reference_pipeline, tiny_
     from transformers import pipeline
 
     model, tokenizer = reference_pipeline
-    reference = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu")
+    reference = pipeline(
+        "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=strategy, device="cpu"
+    )
     ours = NerModel.load(tiny_bundle, precision="fp32", aggregation=strategy, decoding="argmax")
     compared = 0
     for text in (re.sub(r"[^\w\s]", "", t) for t in PARITY_TEXTS):
@@ -254,7 +262,9 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         logits = model.logits([encoding])[0]
         fast = model._entities_first(text, encoding, logits)
         general = model._entities(text, encoding, logits, "first")
-        assert [(e.label, e.start, e.end, e.text) for e in fast] == [(e.label, e.start, e.end, e.text) for e in general], text
+        assert [(e.label, e.start, e.end, e.text) for e in fast] == [
+            (e.label, e.start, e.end, e.text) for e in general
+        ], text
         np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
         compared += len(fast)
     assert compared > 10
@@ -262,14 +272,20 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
 
 def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -> None:
     """The CUDA defaults (IO binding, widths padded to a multiple of 16) checked on CPU against the plain path."""
-    texts = ["john smith went to paris .", "reuters", "the bank of tokyo said on monday that it was in london and paris"] * 3
+    texts = [
+        "john smith went to paris .",
+        "reuters",
+        "the bank of tokyo said on monday that it was in london and paris",
+    ] * 3
     plain = NerModel.load(tiny_bundle, precision="fp32")
     bound = NerModel.load(tiny_bundle, precision="fp32", io_binding=True, pad_multiple=16)
     assert bound.io_binding and bound.pad_multiple == 16 and not plain.io_binding and plain.pad_multiple == 1
     encodings = plain._encode(texts)
-    for a, b in zip(plain.logits(encodings), bound.logits(encodings)):
+    for a, b in zip(plain.logits(encodings), bound.logits(encodings), strict=True):
         assert np.allclose(a, b, atol=1e-4)
-    assert [[(e.label, e.start, e.end) for e in row] for row in bound.predict(texts)] == [[(e.label, e.start, e.end) for e in row] for row in plain.predict(texts)]
+    assert [[(e.label, e.start, e.end) for e in row] for row in bound.predict(texts)] == [
+        [(e.label, e.start, e.end) for e in row] for row in plain.predict(texts)
+    ]
     with pytest.raises(ValueError, match="pad_multiple"):
         NerModel.load(tiny_bundle, pad_multiple=0)
 
@@ -277,7 +293,7 @@ def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -
 @pytest.mark.parametrize("decoding", ["constrained", "argmax"])
 def test_runtime_decodes_words_as_pytorch_does(tiny_checkpoint: Path, tiny_bundle: Path, decoding: str) -> None:
     """Both decodings give the same tags in the runtime and in the training code's `tag_words`."""
-    from ner_export.finetune.train import load_checkpoint, tag_words
+    from ner_export.finetune import load_checkpoint, tag_words
 
     model, tokenizer = load_checkpoint(str(tiny_checkpoint))
     sentences = [text.split() for text in PARITY_TEXTS]

@@ -5,7 +5,6 @@ Run with `python -m pytest -m slow`; CI runs them after the default suite.
 
 from __future__ import annotations
 
-
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
-    from ner_export.benchmarks.demo import run_demo
+    from ner_export.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(tmp_path_factory.mktemp("demo"), progress=False, echo=lines.append)
@@ -34,7 +33,7 @@ def test_long_document_gives_the_entities_of_its_sentences(demo) -> None:
     neighbouring sentences (it was trained on single sentences), which can flip a few borderline words.
     Window boundaries must not add any: no entity may cross a sentence boundary, be cut or duplicated.
     """
-    from ner_export.benchmarks.demo import sample_path
+    from ner_export.demo import sample_path
     from ner_export.finetune import read_conll
     from ner_export.runtime import NerModel
 
@@ -54,11 +53,15 @@ def test_long_document_gives_the_entities_of_its_sentences(demo) -> None:
     assert len(document) >= 20_000
     assert len(model._tokenizer.encode(document, add_special_tokens=False).ids) > 50 * model.manifest.max_length
 
-    alone = {(e.label, s + e.start, s + e.end) for s, entities in zip(starts, model.predict(texts)) for e in entities}
+    alone = {
+        (e.label, s + e.start, s + e.end)
+        for s, entities in zip(starts, model.predict(texts), strict=True)
+        for e in entities
+    }
     together = model(document)
     spans = [(e.label, e.start, e.end) for e in together]
     assert len(spans) == len(set(spans)), "duplicated entities"
-    for a, b in zip(together, together[1:]):
+    for a, b in zip(together, together[1:], strict=False):
         assert a.end <= b.start, "overlapping or unsorted entities"
     bounds = set(starts[1:])
     for entity in together:

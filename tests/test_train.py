@@ -5,12 +5,25 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ner_export.finetune import TrainConfig, finetune
-from ner_export.finetune.train import _training_features, first_subword_mask, load_tokenizer
+from ner_export.finetune import (
+    TrainConfig,
+    TrainResult,
+    finetune,
+    first_subword_mask,
+    load_tokenizer,
+    training_features,
+)
 from ner_export.runtime import CheckpointError, NerExportError
+
+
+def _finetune(train: Path, dev: Path, out: Path, base: Path, test: Path | None = None, **options: Any) -> TrainResult:
+    """Fine-tune quietly on CoNLL files from a base model folder."""
+    files = {"train": str(train), "dev": str(dev), "out": str(out), "test": str(test) if test else None}
+    return finetune(TrainConfig(**files, base_model=str(base), progress=False, **options))
 
 
 def test_first_subword_mask() -> None:
@@ -22,7 +35,7 @@ def test_only_the_first_subword_carries_the_label(tiny_checkpoint: Path) -> None
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "Paris"), ("B-PER", "O", "B-LOC"))
-    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
+    ((ids, labels, types),) = training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64)
     tokens = tokenizer.convert_ids_to_tokens(ids)
     assert tokens[:4] == ["[CLS]", "smith", "##ing", "in"]
     assert labels[0] == -100 and labels[-1] == -100
@@ -36,7 +49,9 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 
     tokenizer = load_tokenizer(str(tiny_checkpoint))
     sentence = Sentence(("Smithing", "in", "PARIS", "paris"), ("B-PER", "O", "B-LOC", "B-LOC"))
-    (ids, labels, types), = _training_features(tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True)
+    ((ids, labels, types),) = training_features(
+        tokenizer, [sentence], {"O": 0, "B-PER": 1, "B-LOC": 2}, 64, casing=True
+    )
     assert tokenizer.convert_ids_to_tokens(ids) == ["[CLS]", "smith", "##ing", "in", "paris", "paris", "[SEP]"]
     assert types == [0, 1, 0, 0, 2, 0, 0]  # "Smith" capital, "ing" not, PARIS all capitals; specials 0
 
@@ -44,7 +59,17 @@ def test_casing_classes_follow_the_original_characters_of_each_token(tiny_checkp
 @pytest.fixture(scope="module")
 def trained(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("trained") / "model"
-    finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), test=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), epochs=10, batch_size=1, learning_rate=3e-3, warmup_ratio=0.0, progress=False))
+    _finetune(
+        conll_file,
+        conll_file,
+        out,
+        tiny_checkpoint,
+        test=conll_file,
+        epochs=10,
+        batch_size=1,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+    )
     return out
 
 
@@ -62,12 +87,30 @@ def test_training_lowers_the_loss_and_writes_metrics(trained: Path) -> None:
     assert config["id2label"]["0"] == "O" and config["label2id"]["B-PER"] > 0
 
 
-def test_checkpoint_loads_in_transformers_pipeline(trained: Path) -> None:
+def test_the_saved_checkpoint_tags_the_training_sentences_as_learned(trained: Path, conll_file: Path) -> None:
+    """The folder holds the best epoch's weights: scoring it again gives the best dev F1, and on four
+    sentences trained to a low loss that is nearly every entity (a model that finds none scores 0)."""
+    from ner_export.finetune import evaluate_checkpoint
+
+    metrics = json.loads((trained / "metrics.json").read_text())
+    report = evaluate_checkpoint(trained, conll_file)
+    assert report.f1 == pytest.approx(metrics["best_dev_f1"])
+    assert report.f1 >= 0.9, report.table()
+    assert report.scores["micro"].correct >= 9  # of the 10 entities in the file
+
+
+def test_checkpoint_loads_in_transformers_pipeline_and_finds_what_it_learned(trained: Path) -> None:
     from transformers import pipeline
 
-    tagger = pipeline("token-classification", model=str(trained), aggregation_strategy="first", device="cpu")
-    entities = tagger("john smith lives in paris .")
-    assert all(e["entity_group"] in {"PER", "LOC", "ORG", "MISC"} for e in entities)
+    from ner_export.finetune import ner_pipeline
+
+    stock = pipeline("token-classification", model=str(trained), aggregation_strategy="first", device="cpu")
+    assert isinstance(stock("John Smith lives in Paris ."), list)  # loads and runs as a plain HF folder
+    casing = ner_pipeline(
+        str(trained), aggregation_strategy="first", device="cpu"
+    )  # fed the casing it was trained with
+    found = [(e["entity_group"], e["start"], e["end"]) for e in casing("John Smith lives in Paris .")]
+    assert found == [("PER", 0, 10), ("LOC", 20, 25)]
 
 
 def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
@@ -75,7 +118,7 @@ def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tm
     out.mkdir()
     (out / "precious.txt").write_text("keep")
     with pytest.raises(NerExportError, match="--force"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(out), base_model=str(tiny_checkpoint), progress=False))
+        _finetune(conll_file, conll_file, out, tiny_checkpoint)
     assert (out / "precious.txt").read_text() == "keep"
 
 
@@ -85,17 +128,27 @@ def test_base_model_without_tokenizer_is_refused(tiny_checkpoint: Path, conll_fi
     for name in ("config.json", "model.safetensors"):
         shutil.copy(tiny_checkpoint / name, base / name)
     with pytest.raises(CheckpointError, match="no tokenizer files"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(conll_file), out=str(tmp_path / "o"), base_model=str(base), progress=False))
+        _finetune(conll_file, conll_file, tmp_path / "o", base)
 
 
 def test_dev_labels_unknown_to_training_are_refused(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     dev = tmp_path / "dev.conll"
     dev.write_text("x B-EVENT\n")
     with pytest.raises(NerExportError, match="B-EVENT"):
-        finetune(TrainConfig(train=str(conll_file), dev=str(dev), out=str(tmp_path / "o"), base_model=str(tiny_checkpoint), progress=False))
+        _finetune(conll_file, dev, tmp_path / "o", tiny_checkpoint)
 
 
-@pytest.mark.parametrize("field, value", [("epochs", 0), ("batch_size", 0), ("learning_rate", 0.0), ("max_length", 4), ("target_tokens", -1), ("target_tokens", 64)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("batch_size", 0),
+        ("learning_rate", 0.0),
+        ("max_length", 4),
+        ("target_tokens", -1),
+        ("target_tokens", 64),
+    ],
+)
 def test_bad_config_values(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):
         TrainConfig(train="t", dev="d", out="o", **{field: value})

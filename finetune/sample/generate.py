@@ -39,7 +39,9 @@ Highland Distillers|Ministry of Finance|Delta Harbour Authority|Nova Pictures|Sa
 Westbrook Athletic|Falcon Aerospace|Juniper Health|Institute of Marine Studies|Red Lantern Bank|
 Copperfield Textiles|Port Authority of Valdoro|Bluewater Airlines|Stonegate Rangers|Lakeside Academy|
 Evergreen Pension Fund|Nordic Wind Alliance|Ashford Wanderers|Crown Street Bank|Zenith Software|
-Open Roads Foundation|Ivory Coast Cocoa Board|Trident Defence|Sunrise Dairy|Marlow Brewing Company""".replace("\n", "").split("|")
+Open Roads Foundation|Ivory Coast Cocoa Board|Trident Defence|Sunrise Dairy|Marlow Brewing Company""".replace(
+    "\n", ""
+).split("|")
 LOCS = """Madrid|Toronto|Britain|Lisbon|Nairobi|Osaka|Lyon|Brazil|Norway|Cairo|Lima|Seoul|Chicago|
 New York|Buenos Aires|Hamburg|Mumbai|Poland|Vietnam|Kenya|Oslo|Sydney|Montreal|Prague|Ghana|
 Istanbul|Texas|Bavaria|Santiago|Finland|Hanoi|Morocco|Rotterdam|Peru|Denmark|Jakarta|Geneva|
@@ -152,8 +154,15 @@ def _date(rng: random.Random) -> list[str]:
     return [str(rng.randint(1, 28)), rng.choice(MONTHS), str(rng.randint(1990, 2024))]
 
 
-CHOICES = {"{O}": ("ORG", ORGS), "{L}": ("LOC", LOCS), "{A}": ("MISC", NATIONAL), "{G}": ("MISC", LANGUAGES),
-           "{E}": ("MISC", EVENTS), "{H}": ("MISC", HOLIDAYS), "{R}": ("MISC", PRODUCTS)}
+CHOICES = {
+    "{O}": ("ORG", ORGS),
+    "{L}": ("LOC", LOCS),
+    "{A}": ("MISC", NATIONAL),
+    "{G}": ("MISC", LANGUAGES),
+    "{E}": ("MISC", EVENTS),
+    "{H}": ("MISC", HOLIDAYS),
+    "{R}": ("MISC", PRODUCTS),
+}
 
 
 def sentence(rng: random.Random, templates: list[str]) -> list[tuple[str, str]]:

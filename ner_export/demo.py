@@ -3,7 +3,8 @@
 It fine-tunes the default base model on the small sample this project ships (synthetic sentences,
 written by the project), exports the int8 bundle, prints the entities the bundle finds in a few new
 sentences, and compares PyTorch with the bundle on the sample's test split: entity F1 from the same
-pre-split words, and single-sentence latency (transformers' pipeline vs `NerModel`, taking turns on blocks of sentences).
+pre-split words, and single-sentence latency (transformers' pipeline vs `NerModel`, taking turns on
+blocks of sentences). It lives in the package root because it drives every stage, as a user would.
 """
 
 from __future__ import annotations
@@ -48,11 +49,9 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
     """Fine-tune on the sample, export, predict and compare; returns the figures it printed."""
-    from ner_export.finetune.pipeline import ner_pipeline
-
-    from ner_export.benchmarks.bench import block_latencies
+    from ner_export.benchmarks import block_latencies
     from ner_export.export import ExportConfig, export_bundle
-    from ner_export.finetune import TrainConfig, finetune, load_checkpoint, read_conll, tag_words
+    from ner_export.finetune import TrainConfig, finetune, load_checkpoint, ner_pipeline, read_conll, tag_words
     from ner_export.runtime import NerModel
     from ner_export.runtime.labels import entity_scores
 
@@ -61,8 +60,16 @@ def run_demo(
     echo(f"1/3 fine-tuning on the packaged sample ({sample_path('train')})")
     trained = finetune(
         TrainConfig(
-            train=str(sample_path("train")), dev=str(sample_path("dev")), out=str(checkpoint), base_model=base_model,
-            epochs=epochs, batch_size=16, learning_rate=1e-4, max_length=64, force=True, progress=progress,
+            train=str(sample_path("train")),
+            dev=str(sample_path("dev")),
+            out=str(checkpoint),
+            base_model=base_model,
+            epochs=epochs,
+            batch_size=16,
+            learning_rate=1e-4,
+            max_length=64,
+            force=True,
+            progress=progress,
             context="none",  # the sample's sentences are independent: neighbours would only be noise
         )
     )
@@ -72,7 +79,7 @@ def run_demo(
     echo(f"    {bundle}: int8 graph {exported.sizes_mb.get('model_int8.onnx', 0):.1f} MB")
     echo("3/3 entities found by the bundle")
     model = NerModel.load(bundle)
-    for sentence, entities in zip(DEMO_SENTENCES, model.predict(list(DEMO_SENTENCES))):
+    for sentence, entities in zip(DEMO_SENTENCES, model.predict(list(DEMO_SENTENCES)), strict=True):
         found = ", ".join(f"{e.text} [{e.label}]" for e in entities) or "(none)"
         echo(f"  {sentence}\n    -> {found}")
 
@@ -84,11 +91,17 @@ def run_demo(
     bundle_f1 = entity_scores(gold, model.predict_words(words)).f1
     texts = [" ".join(w) for w in words]
     reference = ner_pipeline(torch_model, tokenizer, aggregation_strategy="first", device="cpu")
-    times = block_latencies({"torch": lambda i: reference(texts[i]), "bundle": lambda i: model(texts[i])}, len(texts), block=25)
+    times = block_latencies(
+        {"torch": lambda i: reference(texts[i]), "bundle": lambda i: model(texts[i])}, len(texts), block=25
+    )
     torch_times, bundle_times = times["torch"], times["bundle"]
     result = DemoResult(
-        str(checkpoint), str(bundle), pytorch_f1, bundle_f1,
-        1000 * statistics.median(torch_times), 1000 * statistics.median(bundle_times),
+        str(checkpoint),
+        str(bundle),
+        pytorch_f1,
+        bundle_f1,
+        1000 * statistics.median(torch_times),
+        1000 * statistics.median(bundle_times),
     )
     echo(f"\nOn the sample's {len(texts)} test sentences:")
     echo("| system              | entity F1 | p50 latency / sentence |")

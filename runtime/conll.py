@@ -1,4 +1,4 @@
-"""Reader for CoNLL-style NER files.
+"""Reader and writer of CoNLL-style NER files (standard library only, so any install can score data).
 
 One token per line with blank- or tab-separated columns, the tag in the last column; a blank line ends a
 sentence; `-DOCSTART-` lines start a new document. CRLF line ends and a UTF-8 BOM are accepted. Tags in
@@ -18,18 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ner_export.runtime.errors import DataFormatError, NerExportWarning
-from ner_export.runtime.labels import detect_scheme, split_tag, to_iob2
+from .errors import DataFormatError, DataNotFoundError, TagRepairWarning
+from .labels import detect_scheme, split_tag, to_iob2
 
 __all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning"]
 
 
 # Columns are separated by ASCII blanks only: a no-break or other Unicode space is part of a token.
 _COLUMNS = re.compile(r"[ \t\f\v]+")
-
-
-class TagRepairWarning(NerExportWarning):
-    """An IOB2 file had an `I-X` tag that does not continue an `X` entity; it was read as `B-X`."""
 
 
 @dataclass(frozen=True)
@@ -45,12 +41,12 @@ class Sentence:
 def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     """Read a CoNLL file into sentences with IOB2 tags.
 
-    Raises DataFormatError (file:line) for a line with one column, an unknown tag, undecodable bytes,
-    tags of two schemes in one file, or a file without any sentence.
+    Raises DataNotFoundError for a missing file, DataFormatError (file:line) for a line with one column,
+    an unknown tag, undecodable bytes, tags of two schemes in one file, or a file without any sentence.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+        raise DataNotFoundError(f"{path}: no such file")
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
@@ -107,12 +103,14 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
             if bad is not None:
                 number = line_numbers[bad]
                 raise DataFormatError(
-                    str(path), number, lines[number - 1],
+                    str(path),
+                    number,
+                    lines[number - 1],
                     "tags mix schemes: this file uses BIOES (E-/S- tags), but this tag does not fit a BIOES entity",
                 )
         iob2 = to_iob2(sentence_tags, scheme)
         if scheme == "IOB2" and not iob1:
-            repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2) if a != b)
+            repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2, strict=True) if a != b)
         sentences.append(Sentence(tuple(sentence_words), tuple(iob2), doc, line_numbers[0]))
     if repaired:
         warnings.warn(
@@ -164,6 +162,6 @@ def write_conll(path: str | Path, sentences: Sequence[Sentence]) -> None:
     for i, sentence in enumerate(sentences):
         if i and sentence.document != sentences[i - 1].document:
             lines.extend(["-DOCSTART- O", ""])
-        lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags))
+        lines.extend(f"{w} {t}" for w, t in zip(sentence.words, sentence.tags, strict=True))
         lines.append("")
     Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")

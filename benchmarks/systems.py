@@ -1,0 +1,293 @@
+"""The inference stacks the bench compares, behind one small interface, and their cold starts.
+
+Each system answers the same three questions: tags of pre-split words (accuracy), entities of one
+text (latency) and of a list of texts (throughput). `pytorch` and `optimum_int8` are transformers'
+pipeline on the checkpoint and on the bundle's int8 graph; `runtime_*` are `NerModel`; `session_int8`
+is a bare onnxruntime session fed pre-tokenized, length-sorted batches, the floor that the runtime's
+own overhead is measured against, built with the runtime's session and padding code so that the two
+differ only in what the runtime adds. Cold start runs a system's minimal script in a fresh process,
+because import and load cost is what a restarted service pays; `session_int8`'s script is the
+bare-library version on purpose, so it imports neither ner-export nor anything else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ner_export.runtime.casing import case_ids
+from ner_export.runtime.errors import BenchMismatchError, BundleError, ColdStartError
+from ner_export.runtime.labels import to_iob2
+from ner_export.runtime.manifest import BundleManifest
+from ner_export.runtime.session import batch_inputs, create_session, load_tokenizer
+
+__all__ = ["SYSTEMS", "System", "cold_start", "load_systems"]
+
+SYSTEMS = ("pytorch", "optimum_int8", "runtime_fp32", "runtime_int8", "session_int8")
+_SESSION_MAX_TOKENS = 512  # session_int8 cuts longer inputs: it has no windowing
+_SAME_MODEL = "bench a bundle against the checkpoint it was exported from"
+
+Spans = list[tuple[str, int, int]]  # (label, start, end) character spans of one text's entities
+
+
+class System:
+    """One inference stack: how it tags pre-split words, one text, and a whole list of texts."""
+
+    name: str
+    model_files: list[Path]
+    imports_torch: bool
+
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        raise NotImplementedError
+
+    def documents(self, texts: list[str]) -> list[Spans]:
+        """Entities of whole documents (long texts), for a model trained with document context."""
+        return self.batch(texts)
+
+    def single(self, text: str, index: int) -> Any:
+        raise NotImplementedError
+
+    def batch(self, texts: list[str]) -> list[Spans]:
+        raise NotImplementedError
+
+
+class _PipelineSystem(System):
+    def __init__(
+        self, name: str, model: Any, tokenizer: Any, files: list[Path], batch_size: int, context: tuple[str, int]
+    ) -> None:
+        from ner_export.finetune import ner_pipeline
+
+        self.name, self.model_files, self.imports_torch = name, files, True
+        self._model, self._tokenizer, self._batch_size = model, tokenizer, batch_size
+        self._context, self._window = context
+        self._pipe = ner_pipeline(model, tokenizer, aggregation_strategy="first", device="cpu")
+
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        # the model's own word tagging, as in training: each word labelled by its first sub-word
+        from ner_export.finetune import tag_words
+
+        return tag_words(self._model, self._tokenizer, words, self._batch_size, self._window, self._context, documents)
+
+    def documents(self, texts: list[str]) -> list[Spans]:
+        # the pipeline's own long-text mode: windows of the training length overlapping by half
+        saved = self._tokenizer.model_max_length
+        self._tokenizer.model_max_length = self._window
+        try:
+            results = self._pipe(texts, batch_size=self._batch_size, stride=(self._window - 2) // 2)
+        finally:
+            self._tokenizer.model_max_length = saved
+        return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in row] for row in results]
+
+    def single(self, text: str, index: int) -> Any:
+        return self._pipe(text)
+
+    def batch(self, texts: list[str]) -> list[Spans]:
+        results = self._pipe(texts, batch_size=self._batch_size)
+        return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in row] for row in results]
+
+
+class _RuntimeSystem(System):
+    def __init__(self, name: str, bundle: Path, precision: str, batch_size: int) -> None:
+        from ner_export.runtime import NerModel
+
+        self.name, self.imports_torch = name, False
+        self._model = NerModel.load(bundle, precision=precision)
+        self.model_files = [bundle / self._model.manifest.graph_for("cpu", precision).file]
+        self._batch_size = batch_size
+
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        return self._model.predict_words(words, batch_size=self._batch_size, documents=documents)
+
+    def single(self, text: str, index: int) -> Any:
+        return self._model(text)
+
+    def batch(self, texts: list[str]) -> list[Spans]:
+        rows = self._model.predict(texts, batch_size=self._batch_size)
+        return [[(e.label, e.start, e.end) for e in row] for row in rows]
+
+
+class _SessionSystem(System):
+    """A bare InferenceSession fed pre-tokenized input: no tokenization or decoding is timed."""
+
+    def __init__(self, bundle: Path, texts: list[str], batch_size: int) -> None:
+        self.name, self.imports_torch = "session_int8", False
+        manifest = BundleManifest.read(bundle)
+        graph = bundle / manifest.graph_for("cpu", "int8").file
+        self.model_files = [graph]
+        self._session = create_session(graph)
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = load_tokenizer(bundle / manifest.tokenizer_file)
+        self._labels = manifest.labels
+        self._casing = manifest.casing
+        self._pad_id = manifest.pad_token_id
+        self._batch_size = batch_size
+        rows = self._rows(texts)
+        self._single = [self._feeds([row]) for row in rows]
+        order = sorted(range(len(texts)), key=lambda i: len(rows[i][0]))
+        self._batches = [
+            self._feeds([rows[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)
+        ]
+
+    def _rows(self, texts: list[str]) -> list[tuple[list[int], list[int] | None]]:
+        """(ids, casing classes or None) of each text, with special tokens (whose class is 0)."""
+        cut = _SESSION_MAX_TOKENS
+        encodings = self._tokenizer.encode_batch(texts)
+        return [
+            (e.ids[:cut], case_ids(text, e.offsets[:cut]) if self._casing else None)
+            for text, e in zip(texts, encodings, strict=True)
+        ]
+
+    def _feeds(self, rows: list[tuple[list[int], list[int] | None]]) -> dict[str, np.ndarray]:
+        types = [t or [] for _, t in rows] if self._casing else None
+        with_types = "token_type_ids" in self._inputs
+        return batch_inputs([ids for ids, _ in rows], pad_id=self._pad_id, types=types, token_types=with_types)
+
+    def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
+        # sentences alone, whatever the model was trained with: the bare graph's floor, not its best F1
+        from ner_export.finetune import first_subword_mask
+
+        cut = _SESSION_MAX_TOKENS
+        out = []
+        for start in range(0, len(words), self._batch_size):
+            chunk = words[start : start + self._batch_size]
+            encodings = self._tokenizer.encode_batch(chunk, is_pretokenized=True)
+            rows = [
+                (e.ids[:cut], case_ids(w, e.offsets[:cut], e.word_ids[:cut]) if self._casing else None)
+                for e, w in zip(encodings, chunk, strict=True)
+            ]
+            logits = self._session.run(None, self._feeds(rows))[0]
+            for row, encoding, row_words in zip(logits.argmax(-1), encodings, chunk, strict=True):
+                tags = ["O"] * len(row_words)
+                word_ids = encoding.word_ids[:cut]
+                for token, (word, first) in enumerate(zip(word_ids, first_subword_mask(word_ids), strict=True)):
+                    if first:
+                        tags[word] = self._labels[int(row[token])]
+                out.append(to_iob2(tags))
+        return out
+
+    def single(self, text: str, index: int) -> Any:
+        return self._session.run(None, self._single[index])
+
+    def batch(self, texts: list[str]) -> list[Spans]:
+        for feeds in self._batches:
+            self._session.run(None, feeds)
+        return []
+
+
+def load_systems(
+    bundle: Path, checkpoint: Path, wanted: tuple[str, ...], texts: list[str], batch_size: int, skipped: dict[str, str]
+) -> list[System]:
+    """The `wanted` systems, ready to run; those that cannot run here are named in `skipped` with why.
+
+    BenchMismatchError when the checkpoint and the bundle are not the same model (labels, casing, context).
+    """
+    from ner_export.finetune import checkpoint_casing, checkpoint_context, load_checkpoint
+
+    unknown = sorted(set(wanted) - set(SYSTEMS))
+    if unknown:
+        raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    manifest = BundleManifest.read(bundle)
+    model, tokenizer = load_checkpoint(str(checkpoint))
+    checkpoint_labels = tuple(model.config.id2label[i] for i in range(len(model.config.id2label)))
+    if checkpoint_labels != manifest.labels:
+        raise BenchMismatchError(
+            f"{checkpoint} has labels {list(checkpoint_labels)} but the bundle {bundle} has {list(manifest.labels)}; "
+            + _SAME_MODEL
+        )
+    context = checkpoint_context(model.config)
+    casing = checkpoint_casing(model.config)
+    if casing != manifest.casing:
+        raise BenchMismatchError(
+            f"{checkpoint} was trained {'with' if casing else 'without'} casing but the bundle {bundle} "
+            f"says casing={manifest.casing}; " + _SAME_MODEL
+        )
+    if context[0] != manifest.context:
+        raise BenchMismatchError(
+            f"{checkpoint} was trained with context {context[0]!r} but the bundle {bundle} says "
+            f"{manifest.context!r}; " + _SAME_MODEL
+        )
+    weights = [p for p in (checkpoint / "model.safetensors", checkpoint / "pytorch_model.bin") if p.is_file()]
+    systems: list[System] = []
+    for name in wanted:
+        if name == "pytorch":
+            systems.append(_PipelineSystem("pytorch", model, tokenizer, weights, batch_size, context))
+        elif name == "optimum_int8":
+            try:
+                from optimum.onnxruntime import ORTModelForTokenClassification
+            except ImportError:
+                skipped[name] = "Optimum with ONNX Runtime is not installed (pip install 'ner-export[export]')"
+                continue
+            graph = manifest.graph_for("cpu", "int8").file
+            ort_model = ORTModelForTokenClassification.from_pretrained(bundle, file_name=graph, local_files_only=True)
+            systems.append(_PipelineSystem(name, ort_model, tokenizer, [bundle / graph], batch_size, context))
+        elif name == "runtime_fp32":
+            try:
+                manifest.graph_for("cpu", "fp32")
+            except BundleError:
+                skipped[name] = "the bundle has no fp32 graph (exported with --no-fp32)"
+                continue
+            systems.append(_RuntimeSystem(name, bundle, "fp32", batch_size))
+        elif name == "runtime_int8":
+            systems.append(_RuntimeSystem(name, bundle, "int8", batch_size))
+        elif name == "session_int8":
+            systems.append(_SessionSystem(bundle, texts, batch_size))
+    return systems
+
+
+_COLD_START = {
+    "pytorch": (
+        "from ner_export.finetune import ner_pipeline\n"
+        "p = ner_pipeline({checkpoint!r}, aggregation_strategy='first', device='cpu')\n"
+        "p({text!r})\n"
+    ),
+    "optimum_int8": (
+        "from optimum.onnxruntime import ORTModelForTokenClassification\n"
+        "from transformers import AutoTokenizer\n"
+        "from ner_export.finetune import ner_pipeline\n"
+        "m = ORTModelForTokenClassification.from_pretrained("
+        "{bundle!r}, file_name='model_int8.onnx', local_files_only=True)\n"
+        "p = ner_pipeline(m, AutoTokenizer.from_pretrained({checkpoint!r}),"
+        " aggregation_strategy='first', device='cpu')\n"
+        "p({text!r})\n"
+    ),
+    "runtime_fp32": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r}, precision='fp32')({text!r})\n",
+    "runtime_int8": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r})({text!r})\n",
+    "session_int8": (
+        "import numpy as np, onnxruntime as ort\n"
+        "from tokenizers import Tokenizer\n"
+        "t = Tokenizer.from_file({bundle!r} + '/tokenizer.json')\n"
+        "s = ort.InferenceSession({bundle!r} + '/model_int8.onnx', providers=['CPUExecutionProvider'])\n"
+        "ids = np.asarray([t.encode({text!r}).ids], dtype=np.int64)\n"
+        "s.run(None, {{'input_ids': ids, 'attention_mask': np.ones_like(ids), 'token_type_ids': np.zeros_like(ids)}})\n"
+    ),
+}
+"""The script each system runs in a fresh process: imports, load, and one prediction."""
+
+# VmHWM, not getrusage: Linux carries ru_maxrss over from the forking parent across exec.
+_COLD_START_TAIL = (
+    "import sys, json\n"
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+    "print(json.dumps({{'peak_rss_mb': int(hwm.split()[1]) / 1024, 'imports_torch': 'torch' in sys.modules}}))\n"
+)
+
+
+def cold_start(system: str, bundle: Path, checkpoint: Path, text: str) -> dict[str, Any]:
+    """Seconds from process start to the first prediction, peak RSS (MB) and whether torch was imported."""
+    code = _COLD_START[system].format(bundle=str(bundle), checkpoint=str(checkpoint), text=text)
+    code += _COLD_START_TAIL.format()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode
+        raise ColdStartError(f"cold start of {system} failed: {why}")
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"cold_start_s": seconds, **info}
