@@ -55,6 +55,7 @@ access_log = logging.getLogger("ner_export.serve.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 _HEAVY = ("torch", "transformers", "optimum")
+_INLINE_CHARS = 20_000  # above this many characters a request's token count is taken in a thread
 _WARMUP_TEXTS = ("a", "John Smith lives in Paris .", " ".join(["word"] * 60))
 
 
@@ -328,7 +329,14 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             return _error(RequestError(503, "server is shutting down", "unavailable", "unavailable", {"Retry-After": "1"}), service)
         assert service.counter is not None  # set before ready
         loop = asyncio.get_running_loop()
-        job = Job(call.texts, [service.counter.cost(t) for t in call.texts], call.aggregation, loop.create_future(), loop)
+        counter = service.counter
+        if sum(map(len, call.texts)) > _INLINE_CHARS:  # long texts: tokenize off the event loop, which serves everyone
+            costs = await loop.run_in_executor(None, lambda: [counter.cost(t) for t in call.texts])
+            if service.draining:
+                return _error(RequestError(503, "server is shutting down", "unavailable", "unavailable", {"Retry-After": "1"}), service)
+        else:
+            costs = [counter.cost(t) for t in call.texts]
+        job = Job(call.texts, costs, call.aggregation, loop.create_future(), loop)
         if not service.batcher.submit(job):
             retry = service.batcher.retry_after()
             return _error(RequestError(

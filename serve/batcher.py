@@ -186,7 +186,7 @@ class Batcher:
                 if self._stopping:
                     return None
                 self._cond.wait()
-            if s.max_wait_ms > 0:
+            if s.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
                 while self._queue and len(self._queue) < s.max_batch_size and not self._stopping:
                     left = self._queue[0].job.enqueued_at + s.max_wait_ms / 1000 - time.perf_counter()
                     if left <= 0:

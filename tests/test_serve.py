@@ -288,6 +288,16 @@ def test_ignore_labels_and_empty_inputs(server: Server, offline: NerModel) -> No
     assert httpx.post(server.url + "/", json={"inputs": ["", "  "]}).json() == [[], []]
 
 
+def test_long_text_is_windowed_like_offline(server: Server, offline: NerModel) -> None:
+    """A text far beyond max_length (and beyond the size tokenized inline) equals offline predict."""
+    document = " ".join(TEXTS[:3] * 150)
+    assert len(document) > 20_000
+    before = sample(metrics(server.url), "ner_serve_batch_tokens_sum")
+    answer = httpx.post(server.url + "/predict", json={"inputs": [document, TEXTS[0]]}, timeout=60)
+    assert answer.status_code == 200 and answer.json() == expected(offline, [document, TEXTS[0]], None, False)
+    assert sample(metrics(server.url), "ner_serve_batch_tokens_sum") - before > 128 * 10, "the long text is read in many windows"
+
+
 def test_metrics_parse_and_count_requests(server: Server) -> None:
     before = metrics(server.url)
     for _ in range(5):
@@ -325,7 +335,7 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
     A long --max-wait-ms keeps queued texts waiting (the batch never fills), so each state is held
     while the test looks at it; the request timeout removes them before they would ever run.
     """
-    args = ("--payload-limit", 300, "--max-client-batch-size", 2, "--max-queued-texts", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
+    args = ("--precision", "fp32", "--payload-limit", 300, "--max-client-batch-size", 2, "--max-queued-texts", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
     with serving(tiny_bundle, *args, log=tmp_path / "limits.log") as srv:
         big = httpx.post(srv.url + "/predict", json={"inputs": "x" * 400})
         assert big.status_code == 413 and big.json()["error_type"] == "payload_too_large" and "--payload-limit" in big.json()["error"]
