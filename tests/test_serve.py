@@ -457,6 +457,37 @@ def test_no_cross_request_batching_on_a_batch_dependent_graph(tiny_bundle: Path,
         assert srv.stop() == 0
 
 
+def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path, tmp_path: Path) -> None:
+    """The default graph, batch-invariant or not: each request equals offline predict of its own texts."""
+    int8 = NerModel.load(tiny_bundle, threads=1)
+    rng = random.Random(3)
+    requests = [random_request(rng) for _ in range(24)]
+    with serving(tiny_bundle, "--max-wait-ms", 20, log=tmp_path / "int8.log") as srv:
+        info = httpx.get(srv.url + "/info").json()
+        assert info["graph"]["precision"] == "int8" and info["batch_invariant"] is int8.batch_invariant
+        assert info["batching"]["cross_request"] is int8.batch_invariant
+        if not int8.batch_invariant:
+            assert "not batch-invariant: batching only within each request" in srv.text()
+        answers: list[Any] = [None] * len(requests)
+        start = threading.Barrier(8)
+
+        def client(k: int) -> None:
+            with httpx.Client(timeout=30) as http:
+                start.wait(10)
+                for i in range(k, len(requests), 8):
+                    answers[i] = http.post(srv.url + "/predict", json=payload(*requests[i]))
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for (inputs, aggregation), answer in zip(requests, answers):
+            single = isinstance(inputs, str)
+            assert answer.json() == expected(int8, [inputs] if single else inputs, aggregation, single), (inputs, aggregation)
+        assert srv.stop() == 0
+
+
 # --------------------------------------------------------------------------- shutdown
 def test_sigterm_during_load_answers_every_accepted_request(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
     """SIGTERM under load: /ready and new requests turn 503, every accepted request is answered, exit 0."""
@@ -545,3 +576,40 @@ def test_bad_settings_and_bundles_fail_early(tiny_bundle: Path, tmp_path: Path) 
     assert result.exit_code == 1 and result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1, result.output
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--precision", "fp16", "--port", "0"])
     assert result.exit_code == 1 and "no fp16 graph" in result.output, result.output
+
+
+def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+    """The Python entry point, driven in-process: 503 before its lifespan has loaded the model, exact
+    answers after; a bundle whose graph fails its checksum turns /health 503, and the CLI exits 1."""
+    import asyncio
+
+    from ner_export.serve import create_app
+
+    async def scenario(app: Any, broken: bool) -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve.test") as client:
+            ready = await client.get("/ready")
+            assert ready.status_code == 503 and ready.json() == {"status": "loading"}
+            refused = await client.post("/predict", json={"inputs": "Paris"})
+            assert refused.status_code == 503 and refused.json()["error_type"] == "unavailable" and refused.headers["retry-after"] == "1"
+            async with app.router.lifespan_context(app):
+                for _ in range(500):
+                    status = (await client.get("/ready")).json()["status"]
+                    if status != "loading":
+                        break
+                    await asyncio.sleep(0.02)
+                if broken:
+                    assert status == "failed"
+                    health = await client.get("/health")
+                    assert health.status_code == 503 and "sha256" in health.json()["error"]
+                else:
+                    assert status == "ready"
+                    answer = await client.post("/", json={"inputs": TEXTS[1]})
+                    assert answer.json() == expected(offline, [TEXTS[1]], None, True)
+
+    asyncio.run(scenario(create_app(tiny_bundle, precision="fp32", access_log=False), broken=False))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    asyncio.run(scenario(create_app(broken, precision="fp32", access_log=False), broken=True))
+    cli = subprocess.run([sys.executable, "-m", "ner_export", "serve", str(broken), "--precision", "fp32", "--port", "0"], capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 1 and cli.stderr.strip().splitlines()[-1].startswith("Error: cannot serve"), cli.stderr[-2000:]
