@@ -308,8 +308,7 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
     async def predict(request: Request) -> Response:
         s = service.settings
         if service.draining or not service.ready:
-            reason = "shutting down" if service.draining else f"not ready ({service.status()})"
-            return _error(RequestError(503, f"server is {reason}", "unavailable", "unavailable", {"Retry-After": "1"}), service)
+            return _unavailable(service)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > s.payload_limit:
             return _error(_too_large(int(length), s.payload_limit), service)
@@ -326,14 +325,14 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         if not call.texts:
             return _json(200, entities_json(call, []))
         if service.draining:
-            return _error(RequestError(503, "server is shutting down", "unavailable", "unavailable", {"Retry-After": "1"}), service)
+            return _unavailable(service)
         assert service.counter is not None  # set before ready
         loop = asyncio.get_running_loop()
         counter = service.counter
         if sum(map(len, call.texts)) > _INLINE_CHARS:  # long texts: tokenize off the event loop, which serves everyone
             costs = await loop.run_in_executor(None, lambda: [counter.cost(t) for t in call.texts])
             if service.draining:
-                return _error(RequestError(503, "server is shutting down", "unavailable", "unavailable", {"Retry-After": "1"}), service)
+                return _unavailable(service)
         else:
             costs = [counter.cost(t) for t in call.texts]
         job = Job(call.texts, costs, call.aggregation, loop.create_future(), loop)
@@ -412,6 +411,11 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
     app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(_AccessLog, service=service)
     return app
+
+
+def _unavailable(service: Service) -> Response:
+    reason = "shutting down" if service.draining else f"not ready ({service.status()})"
+    return _error(RequestError(503, f"server is {reason}", "unavailable", "unavailable", {"Retry-After": "1"}), service)
 
 
 def _too_large(size: int, limit: int) -> RequestError:

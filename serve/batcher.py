@@ -279,7 +279,7 @@ class Batcher:
 
 def _settle(job: Job) -> None:
     """On the event loop: resolve the job's future with its results, or its first error."""
-    if job.future.done():
+    if job.future.done() or job.cancelled:  # nobody awaits a cancelled job's future any more
         return
     error = next((r for r in job.results if isinstance(r, BaseException)), None)
     if error is not None:

@@ -255,6 +255,18 @@ def test_server_process_has_no_torch(server: Server) -> None:
     assert httpx.post(server.url + "/predict", json={"inputs": "John Smith"}).status_code == 200
 
 
+def test_serve_package_imports_only_the_runtime() -> None:
+    code = (
+        "import sys\n"
+        "import ner_export.serve\n"
+        "ours = sorted({m.split('.')[1] for m in sys.modules if m.startswith('ner_export.') and m.count('.') >= 1})\n"
+        "heavy = [m for m in ('torch', 'transformers', 'optimum') if m in sys.modules]\n"
+        "print(','.join(ours), '|', ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "runtime,serve |"
+
+
 def test_invalid_requests_are_422_naming_the_field(server: Server) -> None:
     cases = [
         (b"{not json", "body: not valid JSON"),
