@@ -65,10 +65,14 @@ class _Item:
 
 
 class TokenCounter:
-    """Padded tokens a text costs in a model call, from the bundle's own tokenizer.
+    """Padded tokens a text costs in a model call, estimated before it is queued.
 
-    Cheap next to inference (one tokenizer pass over a short text) and done on the event loop before
-    queueing, so the worker can respect `max_batch_tokens` without tokenizing twice in its own path.
+    A text of at most one window's worth of UTF-8 bytes is counted by its bytes: no WordPiece or
+    byte-level BPE tokenizer makes more tokens than that, so the estimate is an upper bound and costs
+    nothing, where tokenizing every text on the event loop (the runtime tokenizes it again) cost more
+    than all the rest of a request's handling there. Longer texts, which may need several windows, are
+    tokenized for an exact count. The runtime enforces its token budget exactly in any case; this only
+    steers how many texts the batcher takes.
     """
 
     def __init__(self, tokenizer: Any, max_length: int, stride: int) -> None:
@@ -82,6 +86,9 @@ class TokenCounter:
 
     def cost(self, text: str) -> tuple[int, int]:
         """(windows, padded width) of one text; an empty text costs nothing."""
+        size = len(text.encode("utf-8"))
+        if size <= self._window:
+            return (1, size + self._special) if size else (0, 0)
         n = len(self._tokenizer.encode(text, add_special_tokens=False).ids)
         windows = len(plan_windows(n, self._window, self._stride))
         return windows, (min(n, self._window) + self._special) if windows else 0

@@ -38,7 +38,10 @@ class Metrics:
         self.queue_wait = Histogram("ner_serve_queue_wait_seconds", "Time a text waited in the queue before its batch started", buckets=LATENCY_BUCKETS, registry=r)
         self.inference = Histogram("ner_serve_inference_duration_seconds", "Time of one batch's model call (tokenize, run, decode)", buckets=LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("ner_serve_batch_size", "Texts in one model call", buckets=BATCH_SIZE_BUCKETS, registry=r)
-        self.batch_tokens = Histogram("ner_serve_batch_tokens", "Padded tokens in one model call (windows x widest window)", buckets=BATCH_TOKEN_BUCKETS, registry=r)
+        self.batch_tokens = Histogram(
+            "ner_serve_batch_tokens", "Padded tokens in one model call (windows x widest window), as estimated when queued: "
+            "an upper bound (UTF-8 bytes) for a text shorter than one window, exact for longer ones", buckets=BATCH_TOKEN_BUCKETS, registry=r,
+        )
         self.queue_depth = Gauge("ner_serve_queue_depth", "Texts waiting for the model", registry=r)
         self.in_flight = Gauge("ner_serve_requests_in_flight", "Prediction requests accepted and not yet answered", registry=r)
         self.texts = Counter("ner_serve_texts", "Texts run through the model", registry=r)
