@@ -625,3 +625,78 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(tiny_bun
     asyncio.run(scenario(create_app(broken, precision="fp32", access_log=False), broken=True))
     cli = subprocess.run([sys.executable, "-m", "ner_export", "serve", str(broken), "--precision", "fp32", "--port", "0"], capture_output=True, text=True, timeout=60)
     assert cli.returncode == 1 and cli.stderr.strip().splitlines()[-1].startswith("Error: cannot serve"), cli.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- the batcher alone
+class _RecordingModel:
+    """Stands in for NerModel: records each predict call; a text "bad" makes the call fail."""
+
+    def __init__(self, batch_invariant: bool) -> None:
+        self.batch_invariant = batch_invariant
+        self.calls: list[tuple[list[str], str]] = []
+        self.gate = threading.Event()  # holds the first call until every job is queued (and one cancelled)
+
+    def predict(self, texts: list[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Any]]:
+        assert self.gate.wait(5)
+        self.calls.append((list(texts), aggregation))
+        if "bad" in texts:
+            raise ValueError("bad text")
+        return [[text.upper()] for text in texts]
+
+
+def _batch_calls(batch_invariant: bool, jobs: list[tuple[list[str], list[tuple[int, int]], str]], cancel: int | None = None) -> tuple[list, list]:
+    """Queue `jobs` at once into a Batcher (max 3 texts, 100 padded tokens, 50 ms wait); its model calls and the jobs' outcomes."""
+    import asyncio
+
+    from ner_export.serve.batcher import Batcher, Job
+    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.settings import ServeSettings
+
+    model = _RecordingModel(batch_invariant)
+    settings = ServeSettings(max_batch_size=3, max_batch_tokens=100, max_wait_ms=50)
+
+    async def scenario() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        loaded = threading.Event()
+        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
+        batcher.start()
+        assert loaded.wait(5)
+        queued = [Job(texts, costs, aggregation, loop.create_future(), loop) for texts, costs, aggregation in jobs]
+        for job in queued:
+            assert batcher.submit(job)
+        if cancel is not None:
+            assert batcher.cancel(queued[cancel]) == len(queued[cancel].texts)
+        model.gate.set()
+        waited = [job for k, job in enumerate(queued) if k != cancel]
+        outcomes = await asyncio.wait_for(asyncio.gather(*(job.future for job in waited), return_exceptions=True), 10)
+        batcher.stop(5)
+        return [repr(o) if isinstance(o, Exception) else o for o in outcomes]
+
+    outcomes = asyncio.run(scenario())
+    return model.calls, outcomes
+
+
+def test_batcher_takes_oldest_texts_of_one_aggregation_within_the_limits() -> None:
+    jobs = [
+        (["a0", "a1"], [(1, 30), (1, 30)], "first"),
+        (["b0"], [(1, 60)], "first"),  # with a0 and a1: 3 x 60 > 100 tokens
+        (["c0"], [(1, 10)], "max"),  # another aggregation: waits for its own batch, keeps its place
+        (["d0", "d1"], [(1, 10), (1, 10)], "first"),  # after b0: 3 x 60 > 100
+        (["e0"], [(1, 10)], "first"),
+    ]
+    calls, outcomes = _batch_calls(True, jobs, cancel=4)
+    assert calls == [(["a0", "a1"], "first"), (["b0"], "first"), (["c0"], "max"), (["d0", "d1"], "first")]
+    assert outcomes == [[["A0"], ["A1"]], [["B0"]], [["C0"]], [["D0"], ["D1"]]], "e0 was cancelled: never computed"
+
+
+def test_batcher_on_a_batch_dependent_graph_runs_each_request_alone() -> None:
+    jobs = [(["a0", "a1"], [(1, 5)] * 2, "first"), (["b0"], [(1, 5)], "first"), (["c0", "c1", "c2", "c3"], [(1, 5)] * 4, "first")]
+    calls, _ = _batch_calls(False, jobs)
+    assert calls == [(["a0", "a1"], "first"), (["b0"], "first"), (["c0", "c1", "c2", "c3"], "first")]
+
+
+def test_a_failing_batch_fails_only_the_request_with_the_bad_text() -> None:
+    jobs = [(["x"], [(1, 5)], "first"), (["bad"], [(1, 5)], "first"), (["y"], [(1, 5)], "first")]
+    calls, outcomes = _batch_calls(True, jobs)
+    assert calls[0] == (["x", "bad", "y"], "first") and len(calls) == 4  # the batch, then each request alone
+    assert outcomes[0] == [["X"]] and outcomes[2] == [["Y"]] and "bad text" in outcomes[1]
