@@ -565,10 +565,15 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
     from ner_export.cli import cli
     from ner_export.serve import ServeSettings
 
+    import inspect
+
     options = cli.commands["serve"].make_context("serve", ["bundle/"]).params  # what the command passes to run()
     options.pop("bundle")
     defaults = {f.name: f.default for f in fields(ServeSettings)}
     assert options == defaults
+    load = inspect.signature(NerModel.load).parameters
+    assert ServeSettings().max_batch_tokens == load["token_budget"].default, "--max-batch-tokens defaults to the runtime's token budget"
+    assert (ServeSettings().aggregation, ServeSettings().decoding, ServeSettings().word_split) == (load["aggregation"].default, load["decoding"].default, load["word_split"].default)
 
 
 def test_bad_settings_and_bundles_fail_early(tiny_bundle: Path, tmp_path: Path) -> None:
