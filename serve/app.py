@@ -51,7 +51,7 @@ from .batcher import Batcher, Job, TokenCounter
 from .metrics import CONTENT_TYPE_LATEST, Metrics
 from .protocol import EntityOut, ErrorOut, PredictRequest, RequestError, entities_json, error_body, parse_predict
 
-__all__ = ["create_app", "Service"]
+__all__ = ["create_app", "Service", "Abandoned"]
 
 log = logging.getLogger("ner_export.serve")
 access_log = logging.getLogger("ner_export.serve.access")
@@ -63,6 +63,10 @@ _ID_COUNTER = itertools.count(1)
 _HEAVY = ("torch", "transformers", "optimum")
 _INLINE_CHARS = 20_000  # above this many characters a request's token count is taken in a thread
 _WARMUP_TEXTS = ("a", "John Smith lives in Paris .", " ".join(["word"] * 60))
+
+
+class Abandoned(Exception):
+    """Set on a waiting request's future when the server stops before its answer (graceful timeout)."""
 
 
 class Service:
@@ -83,6 +87,7 @@ class Service:
         self.in_flight = 0
         self.started_at = time.time()
         self.on_failure: Any = None  # called (from the worker thread) when the model cannot load or the batcher dies
+        self.jobs: set[Job] = set()  # accepted and not yet answered
 
     # ------------------------------------------------------------------ lifecycle
     def _load(self) -> NerModel:
@@ -136,13 +141,23 @@ class Service:
 
     def stop(self) -> None:
         self.ready = False
-        self.batcher.stop(self.settings.graceful_timeout)
+        dropped = self.batcher.stop(self.settings.graceful_timeout)
+        if dropped:
+            log.warning("stopped with %d texts of abandoned requests still queued; they were not computed", dropped)
 
     def begin_drain(self) -> None:
         """Stop taking new work: /ready turns 503 and new prediction requests get 503."""
         self.draining = True
         self.ready = False
         self.metrics.ready.set(0)
+
+    def abandon_all(self) -> int:
+        """At the graceful timeout: answer every accepted request still waiting with 503; returns how many."""
+        jobs = [job for job in self.jobs if not job.future.done()]
+        for job in jobs:
+            self.batcher.cancel(job)
+            job.future.set_exception(Abandoned())
+        return len(jobs)
 
     @property
     def alive(self) -> bool:
@@ -349,6 +364,7 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
                 "overloaded", "queue_full", {"Retry-After": str(retry)},
             ), service)
         service.in_flight += 1
+        service.jobs.add(job)
         service.metrics.in_flight.inc()
         gone = asyncio.ensure_future(_disconnected(request.receive))
         try:
@@ -356,6 +372,11 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             if job.future in done:
                 try:
                     results = job.future.result()
+                except Abandoned:
+                    return _error(RequestError(
+                        503, f"server stopped before this request was answered (--graceful-timeout {s.graceful_timeout:g} s)",
+                        "unavailable", "shutdown",
+                    ), service)
                 except InputError as exc:
                     return _error(RequestError(422, " ".join(str(exc).split()), "validation", "invalid_request"), service)
                 except Exception as exc:  # noqa: BLE001 - the model failed on this request
@@ -373,7 +394,10 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             ), service)
         finally:
             gone.cancel()
+            if not job.future.done():  # cancelled (server stopping): its queued texts must not run
+                service.batcher.cancel(job)
             service.in_flight -= 1
+            service.jobs.discard(job)
             service.metrics.in_flight.dec()
 
     # Served as plain Starlette routes: FastAPI's per-request dependency machinery has nothing to do

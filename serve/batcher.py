@@ -124,13 +124,19 @@ class Batcher:
         self._thread = threading.Thread(target=self._main, name="ner-serve-batcher", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float) -> None:
-        """Finish the queue and stop the worker (waits at most `timeout` seconds)."""
+    def stop(self, timeout: float) -> int:
+        """Stop the worker after its current batch (waits at most `timeout` seconds); returns how many
+        queued texts were dropped. After a drain nothing is queued: what is left belongs to requests
+        already abandoned or cancelled, and is not computed."""
         with self._cond:
             self._stopping = True
+            dropped = len(self._queue)
+            self._queue.clear()
+            self._metrics.queue_depth.set(0)
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        return dropped
 
     @property
     def queued(self) -> int:
@@ -258,7 +264,7 @@ class Batcher:
             job.results[item.index] = result
             job.remaining -= 1
             if job.remaining == 0 or isinstance(result, BaseException):
-                job.loop.call_soon_threadsafe(_settle, job)
+                _post(job)
 
     def _run_each_job(self, model: NerModel, batch: list[_Item]) -> list[Any]:
         """After a failed batch: each request's texts alone; a request that fails again gets its error."""
@@ -281,7 +287,15 @@ class Batcher:
             items, self._queue = list(self._queue), deque()
         for item in items:
             item.job.results[item.index] = exc
-            item.job.loop.call_soon_threadsafe(_settle, item.job)
+            _post(item.job)
+
+
+def _post(job: Job) -> None:
+    """From the worker: settle the job on its event loop, unless that loop is gone (server stopped)."""
+    try:
+        job.loop.call_soon_threadsafe(_settle, job)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
 
 
 def _settle(job: Job) -> None:

@@ -33,7 +33,7 @@ class Metrics:
         self.failures = Counter(
             "ner_serve_failures", "Prediction requests not answered with entities, by reason "
             "(payload_too_large, too_many_texts, invalid_request, queue_full, timeout, client_disconnect, "
-            "unavailable, internal)", ["reason"], registry=r,
+            "unavailable, shutdown, internal)", ["reason"], registry=r,
         )
         self.queue_wait = Histogram("ner_serve_queue_wait_seconds", "Time a text waited in the queue before its batch started", buckets=LATENCY_BUCKETS, registry=r)
         self.inference = Histogram("ner_serve_inference_duration_seconds", "Time of one batch's model call (tokenize, run, decode)", buckets=LATENCY_BUCKETS, registry=r)

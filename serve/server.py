@@ -72,9 +72,12 @@ class _DrainingServer(uvicorn.Server):
         started = time.monotonic()
         while time.monotonic() - started < s.graceful_timeout and (service.in_flight > 0 or time.monotonic() - started < s.shutdown_delay):
             await asyncio.sleep(0.01)
-        self.abandoned = service.in_flight
-        if self.abandoned:
-            log.error("graceful timeout (%g s): %d requests still in flight are abandoned", s.graceful_timeout, self.abandoned)
+        if service.in_flight:
+            self.abandoned = service.abandon_all()
+            log.error("graceful timeout (%g s): %d requests still in flight are abandoned (answered 503)", s.graceful_timeout, self.abandoned)
+            waited = time.monotonic()
+            while service.in_flight > 0 and time.monotonic() - waited < 1.0:  # let their 503s go out
+                await asyncio.sleep(0.01)
         else:
             log.info("drained in %.2f s: every accepted request answered", time.monotonic() - started)
         self.should_exit = True
@@ -107,8 +110,8 @@ def _configure_logging(level: str) -> None:
 def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = None, **overrides: Any) -> None:
     """Serve a bundle until SIGTERM/SIGINT, then drain and return (exit status 0 from the CLI).
 
-    Raises `NerExportError` when the model cannot be loaded or requests were abandoned at the
-    graceful timeout, so the CLI exits non-zero with one line saying why.
+    Raises `NerExportError` when the model cannot be loaded or requests were still waiting at the
+    graceful timeout (they are answered 503), so the CLI exits non-zero with one line saying why.
     """
     settings = ServeSettings.from_kwargs(settings, **overrides)
     app = create_app(bundle_dir, settings)  # a bad bundle path fails here, before logging is set up

@@ -558,6 +558,31 @@ def test_sigterm_during_load_answers_every_accepted_request(tiny_bundle: Path, t
     assert "every accepted request answered" in log
 
 
+def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A request held in the queue (10 s batching wait) outlives a 0.5 s graceful timeout: exit 1, saying so."""
+    args = ("--precision", "fp32", "--max-wait-ms", 10000, "--graceful-timeout", 0.5, "--request-timeout", 30)
+    with serving(tiny_bundle, *args, log=tmp_path / "abandon.log") as srv:
+        outcome: list[Any] = []
+
+        def held() -> None:
+            try:
+                outcome.append(httpx.post(srv.url + "/predict", json={"inputs": "Paris"}, timeout=30).status_code)
+            except httpx.TransportError as exc:
+                outcome.append(type(exc).__name__)
+
+        holder = threading.Thread(target=held)
+        holder.start()
+        wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the held request")
+        started = time.monotonic()
+        assert srv.stop() == 1
+        assert time.monotonic() - started < 8, "the graceful timeout must bound the shutdown"
+        holder.join(10)
+    log = srv.text()
+    assert "graceful timeout (0.5 s): 1 requests still in flight are abandoned (answered 503)" in log
+    assert "Error: graceful timeout of 0.5 s: 1 accepted requests were abandoned" in log
+    assert "Traceback" not in log and outcome == [503], outcome
+
+
 # --------------------------------------------------------------------------- settings and CLI
 def test_cli_defaults_are_the_settings_defaults() -> None:
     from dataclasses import fields
