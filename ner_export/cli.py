@@ -568,6 +568,36 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     run_demo(workdir, base_model=base_model, epochs=epochs, progress=not quiet, echo=click.echo)
 
 
+@cli.command("serve")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port (the log names it).")
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
+@click.option("--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use].")
+@click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]), help="When a request names no aggregation_strategy.")
+@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]))
+@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]))
+@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call.")
+@click.option("--max-batch-tokens", default=16384, show_default=True, type=click.IntRange(1), help="Padded tokens in one model call.")
+@click.option("--max-wait-ms", default=0.0, show_default=True, type=click.FloatRange(0), help="How long a free model waits for more texts.")
+@click.option("--allow-batch-dependent", is_flag=True, help="Batch across requests even on a graph that is not batch-invariant.")
+@click.option("--payload-limit", default=2_000_000, show_default=True, type=click.IntRange(1), help="Largest request body, in bytes (413 beyond).")
+@click.option("--max-client-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Most texts in one request (413 beyond).")
+@click.option("--max-queued-texts", default=128, show_default=True, type=click.IntRange(1), help="Most texts waiting for the model (429 beyond).")
+@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds from acceptance to answer (504 beyond).")
+@click.option("--graceful-timeout", default=20.0, show_default=True, type=click.FloatRange(0), help="Seconds in-flight requests get to finish after SIGTERM/SIGINT.")
+@click.option("--shutdown-delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds /ready stays 503 after SIGTERM before the listener closes.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
+@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@_friendly
+def serve_command(bundle: Path, **settings: Any) -> None:
+    """Serve BUNDLE over HTTP (Hugging Face token-classification protocol) until SIGTERM/SIGINT."""
+    from ner_export.serve import run
+
+    run(bundle, **settings)
+
+
 def main() -> None:
     """Console entry point: every error, usage errors included, is one line on stderr."""
     try:

@@ -1,0 +1,19 @@
+"""ner_export.serve: the bundle as a production HTTP service (`ner-export serve BUNDLE`).
+
+    >>> from ner_export.serve import create_app
+    >>> app = create_app("bundle/", precision="fp32", max_wait_ms=2)   # any ASGI server can run it
+    >>> from ner_export.serve import run
+    >>> run("bundle/", port=8080)                                      # uvicorn, with the SIGTERM drain
+
+Hugging Face's token-classification protocol on `POST /` and `POST /predict`, dynamic micro-batching
+of concurrent requests through one shared `NerModel` (never changing an answer), limits with JSON
+errors, `/health`, `/ready`, `/info`, Prometheus `/metrics`, OpenAPI at `/openapi.json` and `/docs`, and
+a graceful drain on SIGTERM/SIGINT. It imports nothing from this project but `ner_export.runtime`, so
+a serving install (`ner-export[cpu,serve]`) has no torch. Needs the `serve` extra.
+"""
+
+from .app import Service, create_app
+from .server import run
+from .settings import ServeSettings
+
+__all__ = ["create_app", "run", "ServeSettings", "Service"]

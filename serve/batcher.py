@@ -1,0 +1,309 @@
+"""Dynamic micro-batching: concurrent requests' texts share model calls, and never change an answer.
+
+One worker thread owns the `NerModel` (it loads it, warms it, then runs every batch); the event loop
+only queues texts and awaits futures, so HTTP handling and inference overlap (onnxruntime and the
+tokenizer release the GIL). When the model is free the worker takes whatever is queued, oldest first,
+up to `max_batch_size` texts and `max_batch_tokens` padded tokens, optionally waiting `max_wait_ms`
+after the oldest text's arrival for more; with no traffic there is no added latency. Taking work in
+the worker, not in an asyncio task, means the next batch starts the moment the previous one ends,
+without a hop through a possibly busy event loop.
+
+Exactness: a text's entities must equal what an offline `model.predict` gives. On a batch-invariant
+graph any batching does; on one that is not (dynamic int8 activation scales), each request is run as
+one call of its own texts, exactly as offline `predict(texts)` would, unless cross-request batching is
+explicitly allowed. Texts are queued individually with the request's aggregation; one batch holds one
+aggregation. A failed batch is retried request by request, so one bad text fails only its request.
+A cancelled request (client gone, timed out) is removed from the queue and never computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ner_export.runtime import Entity, NerModel
+from ner_export.runtime.context import plan_windows
+
+from .metrics import Metrics
+from .settings import ServeSettings
+
+__all__ = ["Job", "Batcher", "TokenCounter"]
+
+log = logging.getLogger("ner_export.serve")
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's texts, waiting for their entities. Created and awaited on the event loop."""
+
+    texts: list[str]
+    costs: list[tuple[int, int]]  # per text: (windows, padded width of its widest window)
+    aggregation: str
+    future: asyncio.Future[list[list[Entity]]]
+    loop: asyncio.AbstractEventLoop
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    results: list[Any] = field(default_factory=list)
+    remaining: int = 0
+    cancelled: bool = False
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.texts)
+        self.remaining = len(self.texts)
+
+
+@dataclass(frozen=True)
+class _Item:
+    job: Job
+    index: int
+
+
+class TokenCounter:
+    """Padded tokens a text costs in a model call, estimated before it is queued.
+
+    A text of at most one window's worth of UTF-8 bytes is counted by its bytes: no WordPiece or
+    byte-level BPE tokenizer makes more tokens than that, so the estimate is an upper bound and costs
+    nothing, where tokenizing every text on the event loop (the runtime tokenizes it again) cost more
+    than all the rest of a request's handling there. Longer texts, which may need several windows, are
+    tokenized for an exact count. The runtime enforces its token budget exactly in any case; this only
+    steers how many texts the batcher takes.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, stride: int) -> None:
+        self._tokenizer = tokenizer
+        bare = tokenizer.encode("a", add_special_tokens=False).ids
+        full = tokenizer.encode("a", add_special_tokens=True).ids
+        self._special = max(0, len(full) - len(bare))
+        self._max_length = max_length
+        self._window = max_length - self._special
+        self._stride = stride
+
+    def cost(self, text: str) -> tuple[int, int]:
+        """(windows, padded width) of one text; an empty text costs nothing."""
+        size = len(text.encode("utf-8"))
+        if size <= self._window:
+            return (1, size + self._special) if size else (0, 0)
+        n = len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        windows = len(plan_windows(n, self._window, self._stride))
+        return windows, (min(n, self._window) + self._special) if windows else 0
+
+
+class Batcher:
+    """The queue and the worker thread that runs the model on it. Thread-safe; see the module docstring."""
+
+    def __init__(
+        self,
+        load: Callable[[], NerModel],
+        settings: ServeSettings,
+        metrics: Metrics,
+        on_ready: Callable[[NerModel], None],
+        on_failure: Callable[[BaseException], None],
+    ) -> None:
+        self._load = load
+        self._settings = settings
+        self._metrics = metrics
+        self._on_ready = on_ready
+        self._on_failure = on_failure
+        self._queue: deque[_Item] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.model: NerModel | None = None
+        self.cross_request = False  # decided once the model is loaded
+        self.texts_per_second = 0.0  # smoothed throughput, for Retry-After
+        self.alive = True
+
+    # ------------------------------------------------------------------ event-loop side
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="ner-serve-batcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> int:
+        """Stop the worker after its current batch (waits at most `timeout` seconds); returns how many
+        queued texts were dropped. After a drain nothing is queued: what is left belongs to requests
+        already abandoned or cancelled, and is not computed."""
+        with self._cond:
+            self._stopping = True
+            dropped = len(self._queue)
+            self._queue.clear()
+            self._metrics.queue_depth.set(0)
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return dropped
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def submit(self, job: Job) -> bool:
+        """Queue a job's texts; False (nothing queued) when they do not fit under `max_queued_texts`."""
+        with self._cond:
+            if len(self._queue) + len(job.texts) > self._settings.max_queued_texts:
+                return False
+            self._queue.extend(_Item(job, i) for i in range(len(job.texts)))
+            self._metrics.queue_depth.set(len(self._queue))
+            self._cond.notify()
+        return True
+
+    def cancel(self, job: Job) -> int:
+        """Drop a job's texts that are still queued; returns how many were dropped (never computed)."""
+        with self._cond:
+            job.cancelled = True
+            before = len(self._queue)
+            self._queue = deque(item for item in self._queue if item.job is not job)
+            self._metrics.queue_depth.set(len(self._queue))
+            return before - len(self._queue)
+
+    def retry_after(self) -> int:
+        """Seconds a client should wait before retrying: the queue's expected drain time, at least 1."""
+        rate = self.texts_per_second
+        seconds = len(self._queue) / rate if rate > 0 else 1.0
+        return max(1, min(60, math.ceil(seconds)))
+
+    # ------------------------------------------------------------------ worker side
+    def _main(self) -> None:
+        try:
+            model = self._load()
+            self.model = model
+            self.cross_request = model.batch_invariant or self._settings.allow_batch_dependent
+            self._on_ready(model)
+        except BaseException as exc:  # noqa: BLE001 - reported through /health, /ready and the log
+            self.alive = False
+            self._on_failure(exc)
+            return
+        try:
+            while True:
+                batch = self._take()
+                if batch is None:
+                    return
+                if batch:
+                    self._run(model, batch)
+        except BaseException as exc:  # noqa: BLE001 - a bug here must show in /health, not hang requests
+            self.alive = False
+            log.exception("the batcher stopped")
+            self._on_failure(exc)
+            self._fail_queued(exc)
+
+    def _take(self) -> list[_Item] | None:
+        """Wait for work and take one batch; None once stopping with an empty queue."""
+        s = self._settings
+        with self._cond:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            if s.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
+                while self._queue and len(self._queue) < s.max_batch_size and not self._stopping:
+                    left = self._queue[0].job.enqueued_at + s.max_wait_ms / 1000 - time.perf_counter()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._queue:
+                    return []  # everything waiting was cancelled
+            batch = self._take_cross() if self.cross_request else self._take_job()
+            self._metrics.queue_depth.set(len(self._queue))
+        return batch
+
+    def _take_job(self) -> list[_Item]:
+        """All texts of the oldest request (they are queued together): one request, one model call."""
+        job = self._queue[0].job
+        batch = []
+        while self._queue and self._queue[0].job is job:
+            batch.append(self._queue.popleft())
+        return batch
+
+    def _take_cross(self) -> list[_Item]:
+        """Oldest texts first, of the oldest text's aggregation, up to the size and token limits."""
+        s = self._settings
+        aggregation = self._queue[0].job.aggregation
+        taken: list[_Item] = []
+        kept: list[_Item] = []
+        windows = width = 0
+        while self._queue:
+            item = self._queue[0]
+            if item.job.aggregation != aggregation:
+                kept.append(self._queue.popleft())
+                continue
+            w, wd = item.job.costs[item.index]
+            if taken and (len(taken) + 1 > s.max_batch_size or (windows + w) * max(width, wd) > s.max_batch_tokens):
+                break
+            taken.append(self._queue.popleft())
+            windows, width = windows + w, max(width, wd)
+        self._queue.extendleft(reversed(kept))
+        return taken
+
+    def _run(self, model: NerModel, batch: list[_Item]) -> None:
+        s = self._settings
+        started = time.perf_counter()
+        for item in batch:
+            self._metrics.queue_wait.observe(started - item.job.enqueued_at)
+        texts = [item.job.texts[item.index] for item in batch]
+        aggregation = batch[0].job.aggregation
+        try:
+            results: list[Any] = model.predict(texts, batch_size=s.max_batch_size, aggregation=aggregation)
+        except Exception:  # noqa: BLE001 - isolate the failing request(s) below
+            results = self._run_each_job(model, batch)
+        elapsed = time.perf_counter() - started
+        windows = sum(item.job.costs[item.index][0] for item in batch)
+        width = max(item.job.costs[item.index][1] for item in batch)
+        self._metrics.inference.observe(elapsed)
+        self._metrics.batch_size.observe(len(batch))
+        self._metrics.batch_tokens.observe(windows * width)
+        self._metrics.texts.inc(len(batch))
+        rate = len(batch) / max(elapsed, 1e-6)
+        self.texts_per_second = rate if self.texts_per_second == 0 else 0.8 * self.texts_per_second + 0.2 * rate
+        for item, result in zip(batch, results):
+            job = item.job
+            job.results[item.index] = result
+            job.remaining -= 1
+            if job.remaining == 0 or isinstance(result, BaseException):
+                _post(job)
+
+    def _run_each_job(self, model: NerModel, batch: list[_Item]) -> list[Any]:
+        """After a failed batch: each request's texts alone; a request that fails again gets its error."""
+        by_job: dict[int, list[int]] = {}
+        for position, item in enumerate(batch):
+            by_job.setdefault(id(item.job), []).append(position)
+        results: list[Any] = [None] * len(batch)
+        for positions in by_job.values():
+            job = batch[positions[0]].job
+            try:
+                found = model.predict([job.texts[batch[p].index] for p in positions], batch_size=self._settings.max_batch_size, aggregation=job.aggregation)
+            except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
+                found = [exc] * len(positions)
+            for p, result in zip(positions, found):
+                results[p] = result
+        return results
+
+    def _fail_queued(self, exc: BaseException) -> None:
+        with self._cond:
+            items, self._queue = list(self._queue), deque()
+        for item in items:
+            item.job.results[item.index] = exc
+            _post(item.job)
+
+
+def _post(job: Job) -> None:
+    """From the worker: settle the job on its event loop, unless that loop is gone (server stopped)."""
+    try:
+        job.loop.call_soon_threadsafe(_settle, job)
+    except RuntimeError:  # the loop is closed: nobody is waiting any more
+        pass
+
+
+def _settle(job: Job) -> None:
+    """On the event loop: resolve the job's future with its results, or its first error."""
+    if job.future.done() or job.cancelled:  # nobody awaits a cancelled job's future any more
+        return
+    error = next((r for r in job.results if isinstance(r, BaseException)), None)
+    if error is not None:
+        job.future.set_exception(error)
+    elif job.remaining == 0:
+        job.future.set_result(job.results)

@@ -1,0 +1,169 @@
+"""The wire format: Hugging Face's token-classification protocol, parsed by hand.
+
+Requests are `{"inputs": str | [str], "parameters": {"aggregation_strategy": ..., "ignore_labels": [...]}}`
+and answers are, per text, a list of `{"entity_group", "score", "word", "start", "end"}` (a string input
+gets one list, a list input a list of lists, in order), so Hugging Face's `InferenceClient` and
+anything written for Inference Endpoints work unchanged. `word` is the text's own slice
+(`text[start:end]`), not the tokenizer's lowercased pieces.
+
+Parsing is done here, not by pydantic: every error must be one `{"error", "error_type"}` object naming
+the field and index (`inputs[3]`), which pydantic's error lists for a `str | list[str]` union do not give,
+and the stdlib JSON parser keeps a lone surrogate (`"\\ud800"`) as text we can then reject by position.
+The pydantic models below only describe the format for the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ner_export.runtime import Entity
+
+from .settings import AGGREGATIONS, ServeSettings
+
+__all__ = ["RequestError", "PredictCall", "parse_predict", "entities_json", "error_body"]
+
+PARAMETERS = ("aggregation_strategy", "ignore_labels", "stride")
+TOP_LEVEL = ("inputs", "parameters", "options")
+
+
+class RequestError(Exception):
+    """A request the service refuses; becomes `{"error": message, "error_type": error_type}` with `status`."""
+
+    def __init__(self, status: int, message: str, error_type: str, reason: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.reason = reason  # the ner_serve_failures label
+        self.headers = headers or {}
+
+
+def invalid(message: str) -> RequestError:
+    return RequestError(422, message, "validation", "invalid_request")
+
+
+@dataclass(frozen=True)
+class PredictCall:
+    """A parsed prediction request."""
+
+    texts: list[str]
+    single: bool  # `inputs` was one string: answer with one list, not a list of lists
+    aggregation: str
+    ignore_labels: frozenset[str]
+
+
+def _check_text(text: Any, field: str) -> str:
+    if not isinstance(text, str):
+        raise invalid(f"{field}: expected a string, got {_json_type(text)}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise invalid(f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character (it cannot be encoded as UTF-8)") from None
+    return text
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
+def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
+    """Parse and check a request body; raise RequestError (413 or 422) naming the problem."""
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise invalid("body: not valid UTF-8") from None
+    except ValueError as exc:
+        raise invalid(f"body: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise invalid(f'body: expected a JSON object with "inputs", got {_json_type(data)}')
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise invalid(f"{key}: unknown field (expected inputs, parameters and optionally options)")
+    if "inputs" not in data:
+        raise invalid('inputs: missing (send {"inputs": "some text"} or {"inputs": ["text", ...]})')
+    inputs = data["inputs"]
+    if isinstance(inputs, list):
+        if len(inputs) > settings.max_client_batch_size:
+            raise RequestError(
+                413, f"inputs: {len(inputs)} texts exceed the limit of {settings.max_client_batch_size} per request (--max-client-batch-size)",
+                "payload_too_large", "too_many_texts",
+            )
+        texts = [_check_text(text, f"inputs[{i}]") for i, text in enumerate(inputs)]
+        single = False
+    elif isinstance(inputs, str):
+        texts, single = [_check_text(inputs, "inputs")], True
+    else:
+        raise invalid(f"inputs: expected a string or an array of strings, got {_json_type(inputs)}")
+    parameters = data.get("parameters")
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise invalid(f"parameters: expected an object, got {_json_type(parameters)}")
+    for key in parameters:
+        if key not in PARAMETERS:
+            raise invalid(f"parameters.{key}: unknown parameter (supported: aggregation_strategy, ignore_labels)")
+    aggregation = parameters.get("aggregation_strategy")
+    if aggregation is None:
+        aggregation = settings.aggregation
+    elif aggregation not in AGGREGATIONS:
+        raise invalid(f"parameters.aggregation_strategy: {aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+    ignore = parameters.get("ignore_labels")
+    if ignore is None:
+        ignore = []
+    if not isinstance(ignore, list):
+        raise invalid(f"parameters.ignore_labels: expected an array of strings, got {_json_type(ignore)}")
+    for i, label in enumerate(ignore):
+        if not isinstance(label, str):
+            raise invalid(f"parameters.ignore_labels[{i}]: expected a string, got {_json_type(label)}")
+    if parameters.get("stride") is not None:
+        raise invalid("parameters.stride: not supported; long texts are read in windows with the bundle's own stride")
+    options = data.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise invalid(f"options: expected an object, got {_json_type(options)}")
+    return PredictCall(texts, single, aggregation, frozenset(ignore))
+
+
+def entities_json(call: PredictCall, results: list[list[Entity]]) -> bytes:
+    """The answer body: per text, its entities in the Hugging Face format."""
+    rows = [
+        [{"entity_group": e.label, "score": e.score, "word": e.text, "start": e.start, "end": e.end} for e in entities if e.label not in call.ignore_labels]
+        for entities in results
+    ]
+    return json.dumps(rows[0] if call.single else rows, ensure_ascii=False).encode("utf-8")
+
+
+def error_body(message: str, error_type: str) -> bytes:
+    return json.dumps({"error": message, "error_type": error_type}, ensure_ascii=False).encode("utf-8")
+
+
+# --------------------------------------------------------------------------- OpenAPI description only
+class Parameters(BaseModel):
+    aggregation_strategy: Literal["first", "average", "max", "simple"] | None = Field(
+        None, description="How tokens are grouped into words and entities (as in transformers' pipeline); default: the server's --aggregation"
+    )
+    ignore_labels: list[str] | None = Field(None, description="Entity groups to leave out of the answer")
+
+
+class PredictRequest(BaseModel):
+    inputs: str | list[str] = Field(description="One text, or a list of texts (at most --max-client-batch-size)")
+    parameters: Parameters | None = None
+    options: dict[str, Any] | None = Field(None, description="Accepted for compatibility with the Inference API, and ignored")
+
+
+class EntityOut(BaseModel):
+    entity_group: str = Field(description="Entity type, e.g. PER")
+    score: float = Field(description="Mean probability of the entity's words' labels")
+    word: str = Field(description="The entity's text, text[start:end]")
+    start: int = Field(description="Start offset in the text (code points)")
+    end: int = Field(description="End offset (exclusive)")
+
+
+class ErrorOut(BaseModel):
+    error: str
+    error_type: str

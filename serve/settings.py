@@ -1,0 +1,86 @@
+"""`ServeSettings`: every knob of `ner-export serve`, with its default, in one frozen dataclass.
+
+One place for the defaults: the CLI's options, `create_app(bundle_dir, **settings)` and the README
+table all name these fields (a test checks the CLI against them). Values are checked here, once, so
+a bad knob is a one-line `ValueError` naming it before anything loads. Sizes are plain numbers
+(bytes, milliseconds, seconds) rather than strings with units, so they compare and validate simply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+__all__ = ["ServeSettings", "AGGREGATIONS"]
+
+AGGREGATIONS = ("first", "average", "max", "simple")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the service loads its model, batches, limits and shuts down. Defaults are the CLI's."""
+
+    # where to listen (used by `run`; an app made by `create_app` is bound by your own ASGI server)
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 picks a free port; the startup log line names it
+    # the model
+    device: str = "cpu"
+    precision: str | None = None  # None: the device's default graph (int8 on cpu)
+    threads: int | None = None  # onnxruntime intra-op threads; None: the CPUs this process may use
+    aggregation: str = "first"  # when a request does not name an aggregation_strategy
+    decoding: str = "constrained"
+    word_split: str = "text"
+    # dynamic micro-batching
+    max_batch_size: int = 32  # texts in one model call
+    max_batch_tokens: int = 16384  # padded tokens in one model call (the runtime's token budget)
+    max_wait_ms: float = 0.0  # how long a free model waits for more texts before running a partial batch
+    allow_batch_dependent: bool = False  # batch across requests even on a graph that is not batch-invariant
+    # limits
+    payload_limit: int = 2_000_000  # bytes of request body
+    max_client_batch_size: int = 32  # texts in one request
+    max_queued_texts: int = 128  # texts waiting for the model; beyond it requests get 429
+    request_timeout: float = 10.0  # seconds from acceptance to answer; beyond it 504
+    # shutdown
+    graceful_timeout: float = 20.0  # seconds in-flight requests get to finish after SIGTERM/SIGINT
+    shutdown_delay: float = 0.0  # seconds /ready stays 503 (new requests 503) before the listener closes
+    # logging
+    access_log: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch_size", "max_batch_tokens", "payload_limit", "max_client_batch_size", "max_queued_texts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        for name in ("max_wait_ms", "graceful_timeout", "shutdown_delay"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name}={value!r} must be a number >= 0")
+        if not isinstance(self.request_timeout, (int, float)) or self.request_timeout <= 0:
+            raise ValueError(f"request_timeout={self.request_timeout!r} must be a number > 0")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"port={self.port!r} must be an integer between 0 and 65535")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"threads={self.threads!r} must be a positive integer or None")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation={self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+        if self.max_client_batch_size > self.max_queued_texts:
+            raise ValueError(
+                f"max_client_batch_size={self.max_client_batch_size} exceeds max_queued_texts={self.max_queued_texts}: "
+                "such a request could never be queued"
+            )
+        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
+            raise ValueError(f"log_level={self.log_level!r} is not one of critical, error, warning, info, debug")
+
+    @classmethod
+    def from_kwargs(cls, settings: ServeSettings | None = None, **overrides: Any) -> ServeSettings:
+        """`settings` (or the defaults) with `overrides` applied; an unknown name is a TypeError naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise TypeError(f"unknown serve setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        base = asdict(settings) if settings is not None else {}
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,40 @@
+"""The serve load benchmark in smoke mode on the tiny bundle: the script runs end to end (it measures nothing here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the load benchmark starts ner-export serve, which needs the serve extra")
+pytest.importorskip("matplotlib", reason="the load benchmark plots with matplotlib (the bench extra)")
+
+
+def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "load"
+    command = [sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle), "--data", str(conll_file),
+               "--out", str(out), "--smoke", "--precision", "fp32", "--threads", "1", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((out / "serve-cpu.json").read_text())
+    assert (out / "serve-cpu.md").read_text().startswith("# Serve load") and (out / "serve-cpu.png").stat().st_size > 0
+    assert results["smoke"] and results["offline"]["throughput_sps"] > 0
+    for key in ("a", "b"):
+        run = results["configs"][key]
+        assert run["exit_status"] == 0 and [s["offered_rps"] for s in run["steps"]] == [20.0, 40.0]
+        for step in run["steps"]:
+            assert step["sent"] > 0 and step["ok"] + step["status_429"] + step["status_5xx"] + step["transport_errors"] + step["unfinished"] == step["sent"]
+            assert step["server"]["batches"] >= 1 and step["server"]["rss_mb_after"] > 0
+    assert "--max-batch-size 1" in " ".join(results["configs"]["b"]["args"])
+    assert "overload" in results["configs"]["a"] and len(results["targets"]) == 7
+    assert "Smoke run" in done.stdout
+
+
+def test_serve_load_skips_without_data(tiny_bundle: Path, tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0 and "skipped: no CoNLL-2003 test file" in done.stderr, done.stderr
+    missing = subprocess.run([sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle), "--data", str(tmp_path / "absent.txt")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "absent.txt: no such file" in missing.stderr
