@@ -8,9 +8,17 @@ JSON arrays, Parquet; keyed records; bad records reported, never dropped). This 
 `ner_export.runtime` from the project; pyarrow, tqdm and ray load when a run needs them.
 """
 
+from .job import ENGINES, AnnotateConfig, AnnotateResult, annotate
+from .shards import OUTPUT_FORMATS, RESERVED
 from .sources import FORMATS, Position, Record, SourceScan, expand_inputs, read_records, resolve_format, scan_source
 
 __all__ = [
+    "annotate",
+    "AnnotateConfig",
+    "AnnotateResult",
+    "ENGINES",
+    "OUTPUT_FORMATS",
+    "RESERVED",
     "FORMATS",
     "Record",
     "Position",
