@@ -333,3 +333,73 @@ def test_local_engine_memory_is_flat(tiny_bundle: Path, tmp_path: Path) -> None:
         peaks[n] = int(done.stdout.split()[-1]) / 1024
     assert peaks[200_000] < peaks[20_000] + 40, peaks
 
+
+# --------------------------------------------------------------------------- the Ray engine
+@pytest.fixture(scope="module")
+def local_ray():
+    """A Ray of 2 CPUs on this machine, listening on 127.0.0.1 only, shared by the Ray tests."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ner-export[ray]')")
+    from ner_export.annotate.ray_engine import start_local_ray
+
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+    start_local_ray(2, quiet=True)
+    yield ray
+    ray.shutdown()
+
+
+def test_local_ray_listens_on_loopback_only(local_ray) -> None:
+    nodes = local_ray.nodes()
+    assert nodes and all(node["NodeManagerAddress"] == "127.0.0.1" for node in nodes)
+    assert local_ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert local_ray.cluster_resources()["CPU"] == 2
+
+
+@pytest.mark.parametrize(("fmt", "output_format"), [("jsonl", "parquet"), ("parquet", "jsonl"), ("text", "parquet"), ("json", "jsonl")])
+def test_ray_engine_gives_the_local_engines_output(local_ray, tiny_bundle: Path, tmp_path: Path, fmt: str, output_format: str) -> None:
+    """Both engines write the same bytes on a batch-invariant graph (fp32 today; int8 once it is)."""
+    path = _corpus(tmp_path / "in", fmt, 60)
+    options = dict(output_format=output_format, shard_size=16, precision="fp32")
+    local = annotate(_config(tiny_bundle, [path], tmp_path / "local", **options))
+    on_ray = annotate(_config(tiny_bundle, [path], tmp_path / "ray", engine="ray", actors=2, buffer_size=7, **options))
+    assert (on_ray.rows_in, on_ray.rows_out, on_ray.errors) == (local.rows_in, local.rows_out, local.errors)
+    assert on_ray.run["actors"] == 2 and on_ray.run["threads"] == 1
+    _same_folders(tmp_path / "local", tmp_path / "ray")
+
+
+def test_ray_engine_resumes_a_local_run(local_ray, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ner_export.annotate.job as job
+
+    path = _corpus(tmp_path / "in", "jsonl", 40)
+    full = tmp_path / "full"
+    annotate(_config(tiny_bundle, [path], full, shard_size=6, precision="fp32"))
+    real = job.write_shard
+    calls = []
+
+    def crashing(*args, **kw):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(job, "write_shard", crashing)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        annotate(_config(tiny_bundle, [path], out, shard_size=6, precision="fp32"))
+    monkeypatch.setattr(job, "write_shard", real)
+    resumed = annotate(_config(tiny_bundle, [path], out, shard_size=6, precision="fp32", engine="ray", actors=1, resume=True))
+    assert (resumed.shards_skipped, resumed.shards_written) == (2, 5)
+    _same_folders(out, full)
+
+
+@pytest.mark.slow
+def test_cli_starts_and_stops_its_own_ray(tiny_bundle: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ner-export[ray]')")
+    path = _corpus(tmp_path / "in", "jsonl", 30)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "ner_export", "annotate", str(tiny_bundle), "--input", str(path), "--output", str(out), "--engine", "ray", "--actors", "1", "-q"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "annotated 30 rows" in done.stdout and "ray engine" in done.stdout
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["run"]["ray_address"] == "local (127.0.0.1)" and manifest["run"]["ray_init_seconds"] > 0
