@@ -316,6 +316,21 @@ def test_progress_bar_reports_rows(tiny_bundle: Path, tmp_path: Path, capsys: py
     assert capsys.readouterr().err == ""
 
 
+def test_annotate_imports_no_torch(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A Ray worker or a slim install runs annotate with the runtime alone: no torch, no transformers."""
+    path = _corpus(tmp_path / "in", "jsonl", 14)
+    code = (
+        "import sys\n"
+        "from ner_export.annotate import AnnotateConfig, annotate\n"
+        "import ner_export.annotate.ray_engine\n"
+        f"annotate(AnnotateConfig(bundle={str(tiny_bundle)!r}, inputs=({str(path)!r},), output={str(tmp_path / 'out')!r}, progress=False))\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'optimum') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.slow
 def test_local_engine_memory_is_flat(tiny_bundle: Path, tmp_path: Path) -> None:
     """Peak RSS of a 200,000-line run stays within a few MB of a 20,000-line run's."""
