@@ -290,7 +290,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 @click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: shard files, _errors.jsonl, _manifest.json.")
 @click.option("--text-field", default="text", show_default=True, help="JSON field / Parquet column holding the text; every other field is passed through.")
 @click.option("--format", "input_format", default="auto", show_default=True, type=click.Choice(["auto", "text", "jsonl", "json", "parquet"]), help="Input format; auto goes by extension (.txt .jsonl/.ndjson .json .parquet), else text with a warning.")
-@click.option("--output-format", default="parquet", show_default=True, type=click.Choice(["parquet", "jsonl"]))
+@click.option("--output-format", default="parquet", show_default=True, type=click.Choice(["parquet", "jsonl"]), help="Shard file format.")
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="local: this process; ray: Ray Data, one model per actor.")
 @click.option("--address", help="Ray cluster to join (auto or ray://host:port) [default: start a local Ray on 127.0.0.1].")
 @click.option("--actors", type=click.IntRange(1), help="Ray actors, one model each [default: the cluster's CPUs / --threads].")
