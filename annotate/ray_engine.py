@@ -160,9 +160,15 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         started = True
     context = ray.data.DataContext.get_current()
     saved = (context.execution_options.preserve_order, context.enable_progress_bars)
+    data_logger = logging.getLogger("ray.data")
+    saved_level = data_logger.level
     try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        if not config.progress:
+            data_logger.setLevel(logging.ERROR)  # -q: no execution plans or "progress bars disabled" notes
+        cpus = int(ray.cluster_resources().get("CPU", 0))
         actors = config.actors or max(1, cpus // threads)
+        if actors * threads > cpus:  # the pool would wait for CPUs that never come
+            raise ValueError(f"{actors} actors x {threads} threads need {actors * threads} CPUs; the Ray cluster has {cpus}")
         context.execution_options.preserve_order = True
         context.enable_progress_bars = config.progress
         # reading is light next to inference: it takes no CPU slot, else actors holding every CPU starve it
@@ -199,5 +205,6 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         }
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
+        data_logger.setLevel(saved_level)
         if started:
             ray.shutdown()

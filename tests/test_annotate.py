@@ -382,6 +382,12 @@ def test_ray_engine_gives_the_local_engines_output(local_ray, tiny_bundle: Path,
     _same_folders(tmp_path / "local", tmp_path / "ray")
 
 
+def test_ray_engine_refuses_more_actors_than_cpus(local_ray, tiny_bundle: Path, tmp_path: Path) -> None:
+    path = _corpus(tmp_path / "in", "text", 10)
+    with pytest.raises(ValueError, match="3 actors x 1 threads need 3 CPUs; the Ray cluster has 2"):
+        annotate(_config(tiny_bundle, [path], tmp_path / "out", engine="ray", actors=3))
+
+
 def test_ray_engine_resumes_a_local_run(local_ray, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ner_export.annotate.job as job
 
