@@ -22,6 +22,7 @@ Design trade-offs:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -172,7 +173,9 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         context.execution_options.preserve_order = True
         context.enable_progress_bars = config.progress
         # reading is light next to inference: it takes no CPU slot, else actors holding every CPU starve it
-        dataset = ray.data.read_datasource(_datasource(todo, config.text_field), num_cpus=0)
+        # workers open absolute paths (their working directory is not the driver's); keys keep the names given
+        readable = [dataclasses.replace(shard, source=os.path.abspath(shard.source)) for shard in todo]
+        dataset = ray.data.read_datasource(_datasource(readable, config.text_field), num_cpus=0)
         dataset = dataset.map_batches(
             _Annotator,
             fn_constructor_kwargs={"bundle": str(Path(config.bundle).resolve()), "threads": threads, "batch_size": config.batch_size, "options": model_options(config)},

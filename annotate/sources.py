@@ -93,6 +93,11 @@ class Record:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def where(self) -> str:
+        """`file:line` for line formats, `file row N` (0-based) otherwise: for messages."""
+        return f"{self.source}:{self.line}" if self.line is not None else f"{self.source} row {self.row}"
+
     def error_dict(self) -> dict[str, Any]:
         """The error report of a bad record: file, row, line, reason and the start of its content."""
         return {"source": self.source, "row": self.row, "line": self.line, "reason": self.error, "excerpt": self.excerpt}
@@ -360,7 +365,7 @@ def _line_records(handle: IO[bytes], name: str, fmt: str, text_field: str, start
         lines = _lines(handle)
         if start.row:  # no offset known: walk to the row without parsing the lines before it
             skipped = 0
-            for line, offset, content in lines:
+            for _, _, content in lines:
                 if content.strip():
                     skipped += 1
                     if skipped == start.row:

@@ -372,9 +372,12 @@ def test_local_ray_listens_on_loopback_only(local_ray) -> None:
 
 @pytest.mark.parametrize(("fmt", "output_format"), [("jsonl", "parquet"), ("parquet", "jsonl"), ("text", "parquet"), ("json", "jsonl")])
 def test_ray_engine_gives_the_local_engines_output(local_ray, tiny_bundle: Path, tmp_path: Path, fmt: str, output_format: str) -> None:
-    """Both engines write the same bytes on a batch-invariant graph (fp32 today; int8 once it is)."""
+    """Both engines write the same bytes on a batch-invariant graph: the default one once it is, else fp32."""
+    from ner_export.runtime import BundleManifest
+
+    default_invariant = BundleManifest.read(tiny_bundle).graph_for("cpu").batch_invariant
     path = _corpus(tmp_path / "in", fmt, 60)
-    options = dict(output_format=output_format, shard_size=16, precision="fp32")
+    options = dict(output_format=output_format, shard_size=16, precision=None if default_invariant else "fp32")
     local = annotate(_config(tiny_bundle, [path], tmp_path / "local", **options))
     on_ray = annotate(_config(tiny_bundle, [path], tmp_path / "ray", engine="ray", actors=2, buffer_size=7, **options))
     assert (on_ray.rows_in, on_ray.rows_out, on_ray.errors) == (local.rows_in, local.rows_out, local.errors)

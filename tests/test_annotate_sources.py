@@ -72,6 +72,7 @@ def test_jsonl_records_keep_fields_rows_and_lines(tmp_path: Path) -> None:
     assert errors[6] == "expected a JSON object or string, found an array"
     assert errors[7].startswith("not valid JSON")
     bad = next(r for r in records if r.line == 7)
+    assert bad.where == f"{path}:7"
     assert bad.error_dict() == {"source": str(path), "row": 5, "line": 7, "reason": bad.error, "excerpt": '{"id": 10, "text": "broken'}
 
 
@@ -280,7 +281,7 @@ def test_parquet_records_and_types(tmp_path: Path) -> None:
     records = _read(path)
     assert [r.row for r in records] == list(range(20)) and all(r.line is None for r in records)
     assert records[3].text == "text 3" and records[3].fields == {"id": 3, "when": datetime.date(2024, 1, 4)}
-    assert records[5].error == "'text' is null, expected a string"
+    assert records[5].error == "'text' is null, expected a string" and records[5].where == f"{path} row 5"
     assert [r.row for r in read_records(str(path), start=Position(9), limit=6)] == list(range(9, 15))
     with pytest.raises(InputError, match="no column 'body'.*id, text, when"):
         _read(path, text_field="body")
