@@ -6,6 +6,7 @@ The packages, in the order data flows through them:
 - `ner_export.export`    checkpoint -> validated ONNX bundle (needs `train` and `export`)
 - `ner_export.runtime`   bundle -> entities, with onnxruntime + tokenizers + numpy only
 - `ner_export.serve`     the bundle as an HTTP service (needs the `serve` extra; imports only the runtime)
+- `ner_export.annotate`  bulk annotation of corpora (local or Ray) and the shared input reader
 - `ner_export.benchmarks` accuracy and speed comparisons, and the demo
 
 `NerModel` and `Entity` are re-exported here lazily, so importing this package stays cheap.

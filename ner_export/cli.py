@@ -598,6 +598,39 @@ def serve_command(bundle: Path, **settings: Any) -> None:
     run(bundle, **settings)
 
 
+@cli.command("annotate")
+@click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--input", "inputs", required=True, multiple=True, help="Input file, directory or glob pattern (quote it); repeatable.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: shard files, _errors.jsonl, _manifest.json.")
+@click.option("--text-field", default="text", show_default=True, help="JSON field / Parquet column holding the text; every other field is passed through.")
+@click.option("--format", "input_format", default="auto", show_default=True, type=click.Choice(["auto", "text", "jsonl", "json", "parquet"]), help="Input format; auto goes by extension (.txt .jsonl/.ndjson .json .parquet), else text with a warning.")
+@click.option("--output-format", default="parquet", show_default=True, type=click.Choice(["parquet", "jsonl"]), help="Shard file format.")
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="local: this process; ray: Ray Data, one model per actor.")
+@click.option("--address", help="Ray cluster to join (auto or ray://host:port) [default: start a local Ray on 127.0.0.1].")
+@click.option("--actors", type=click.IntRange(1), help="Ray actors, one model each [default: the cluster's CPUs / --threads].")
+@click.option("--resume", is_flag=True, help="Finish an interrupted run in --output: keep its complete shards, redo the rest.")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per onnxruntime run.")
+@click.option("--buffer-size", default=1024, show_default=True, type=click.IntRange(1), help="Texts per predict call, sorted by length inside it (the Ray map batch).")
+@click.option("--shard-size", default=10_000, show_default=True, type=click.IntRange(1), help="Input records per output file.")
+@click.option("--threads", type=click.IntRange(1), help="onnxruntime threads [default: all CPUs locally, 1 per Ray actor].")
+@click.option("--precision", type=click.Choice(["int8", "fp32"]), help="Graph to run [default: int8].")
+@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label.")
+@_quiet
+@_friendly
+def annotate_command(bundle: Path, inputs: tuple[str, ...], output: Path, text_field: str, input_format: str, output_format: str, engine: str, address: str | None, actors: int | None, resume: bool, batch_size: int, buffer_size: int, shard_size: int, threads: int | None, precision: str | None, decoding: str, quiet: bool) -> None:
+    """Annotate a corpus into sharded Parquet/JSONL files, resumable, locally or on Ray."""
+    from ner_export.annotate import AnnotateConfig, annotate
+
+    result = annotate(
+        AnnotateConfig(
+            bundle=str(bundle), inputs=inputs, output=str(output), text_field=text_field, input_format=input_format,
+            output_format=output_format, engine=engine, address=address, actors=actors, resume=resume, batch_size=batch_size,
+            buffer_size=buffer_size, shard_size=shard_size, threads=threads, precision=precision, decoding=decoding, progress=not quiet,
+        )
+    )
+    click.echo(result.summary())
+
+
 def main() -> None:
     """Console entry point: every error, usage errors included, is one line on stderr."""
     try:

@@ -1,0 +1,30 @@
+"""ner_export.annotate: bulk NER over corpora, streaming and resumable locally, scaled out on Ray Data.
+
+    >>> from ner_export.annotate import AnnotateConfig, annotate
+    >>> annotate(AnnotateConfig(bundle="bundle/", inputs=("corpus/*.jsonl",), output="annotated/"))
+
+`ner_export.annotate.sources` is the input reader every file-reading command shares (text, JSONL,
+JSON arrays, Parquet; keyed records; bad records reported, never dropped). This package imports only
+`ner_export.runtime` from the project; pyarrow, tqdm and ray load when a run needs them.
+"""
+
+from .job import ENGINES, AnnotateConfig, AnnotateResult, annotate
+from .shards import OUTPUT_FORMATS, RESERVED
+from .sources import FORMATS, Position, Record, SourceScan, expand_inputs, read_records, resolve_format, scan_source
+
+__all__ = [
+    "annotate",
+    "AnnotateConfig",
+    "AnnotateResult",
+    "ENGINES",
+    "OUTPUT_FORMATS",
+    "RESERVED",
+    "FORMATS",
+    "Record",
+    "Position",
+    "SourceScan",
+    "read_records",
+    "resolve_format",
+    "expand_inputs",
+    "scan_source",
+]
