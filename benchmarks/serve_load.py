@@ -6,7 +6,9 @@ answered, and latency is measured from the *scheduled* send time, so a server (o
 behind shows up as latency instead of silently lowering the load (no coordinated omission). It sweeps
 offered rates, for (a) the server with micro-batching, (b) the server with `--max-batch-size 1`, and
 (c) the offline `model.predict(batch_size=32)` throughput of the same bundle as the ceiling, then checks
-issue #14's targets for (a) and says by how much each misses.
+issue #14's targets for (a) and says by how much each misses. With `--ray` it also sweeps (r), the same
+settings on Ray Serve (`--engine ray`: a local Ray, one replica, `@serve.batch`), with the same
+generator, rates and data, and reports Ray Serve's overhead against (a).
 
 Trade-offs: the client and the server share this machine's cores, so the client is kept light (raw
 asyncio streams over a small keep-alive connection pool, bodies prebuilt, responses parsed only for
@@ -14,7 +16,8 @@ status and length, no torch: the CoNLL words are read by a ten-line reader rathe
 package) and the results record how many CPUs both had. Rates default to fractions of (c), so the sweep
 crosses saturation on any machine; the step count, each step's duration and its request count are
 bounded, and each step waits a bounded time for stragglers. The server's batch-size histogram and RSS
-come from its own `/metrics`. Servers bind 127.0.0.1 only.
+come from its own `/metrics` (for (r), which has none, from the replica's counters in `/info`; its RSS is
+the replica's alone, without Ray's proxy, controller and raylet). Servers bind 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class LoadConfig:
     progress: bool = True
     command: str = ""
     smoke: bool = False  # a plumbing check on tiny rates: its numbers measure nothing
+    ray: bool = False  # also (r): the same settings on Ray Serve (`ner-export serve --engine ray`, needs the ray extra)
 
 
 # --------------------------------------------------------------------------- data
@@ -99,12 +103,13 @@ def read_sentences(path: Path) -> list[str]:
 class ServerProcess:
     """`ner-export serve` in a subprocess on 127.0.0.1 with a free port; stopped with SIGTERM."""
 
-    def __init__(self, bundle: str, args: Sequence[str], log: Path) -> None:
+    def __init__(self, bundle: str, args: Sequence[str], log: Path, start_timeout: float = 60) -> None:
         command = [sys.executable, "-m", "ner_export", "serve", bundle, "--host", HOST, "--port", "0", "--no-access-log", *args]
         self.log = log
+        began = time.monotonic()
         with open(log, "wb") as sink:
             self.proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + start_timeout
         port = None
         while port is None:
             found = re.search(r"on http://127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))
@@ -121,13 +126,14 @@ class ServerProcess:
                 self.stop()
                 raise RuntimeError(f"the server never became ready:\n{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
+        self.ready_s = time.monotonic() - began  # process start to ready (model loaded; for ray: Ray and Serve started too)
 
     def metrics(self) -> dict[str, Any]:
         from prometheus_client.parser import text_string_to_metric_families
 
         status, body = _get(self.port, "/metrics")
         if status != 200:
-            return {}
+            return self._replica_counters()
         values: dict[str, Any] = {"batch_size_buckets": {}}
         for family in text_string_to_metric_families(body.decode()):
             for s in family.samples:
@@ -137,6 +143,21 @@ class ServerProcess:
                                 "ner_serve_inference_duration_seconds_sum", "ner_serve_queue_wait_seconds_sum", "ner_serve_queue_wait_seconds_count"):
                     values[s.name] = s.value
         return values
+
+    def _replica_counters(self) -> dict[str, Any]:
+        """The Ray engine has no /metrics: its replica's counters from /info, under the same names (one replica)."""
+        replica = self.info().get("replica")
+        if not replica:
+            return {}
+        return {
+            "batch_size_buckets": {},
+            "ner_serve_batch_size_count": replica["batches"],
+            "ner_serve_batch_size_sum": replica["texts"],
+            "ner_serve_inference_duration_seconds_sum": replica["inference_seconds"],
+            "ner_serve_queue_wait_seconds_sum": replica["queue_wait_seconds"],
+            "ner_serve_queue_wait_seconds_count": replica["texts"],
+            "process_resident_memory_bytes": replica["rss_bytes"] or 0,
+        }
 
     def info(self) -> dict[str, Any]:
         status, body = _get(self.port, "/info")
@@ -352,7 +373,8 @@ def _offline_throughput(config: LoadConfig, texts: list[str], say: Any) -> dict[
 
 
 def _sweep(config: LoadConfig, label: str, args: list[str], bodies: list[bytes], rates: list[float], out: Path, say: Any, extra: bool, saturation_hint: float) -> dict[str, Any]:
-    server = ServerProcess(config.bundle, args, out / f"{config.name}-{label}.log")
+    server = ServerProcess(config.bundle, args, out / f"{config.name}-{label}.log", start_timeout=240 if "ray" in args else 60)
+    say(f"({label}) ready in {server.ready_s:.1f} s")
     rng = random.Random(config.seed)
     steps: list[dict[str, Any]] = []
 
@@ -379,7 +401,10 @@ def _sweep(config: LoadConfig, label: str, args: list[str], bodies: list[bytes],
             if not good or not bad:
                 break
             steps.append(measure((max(good) + min(bad)) / 2, "refine"))
-        result: dict[str, Any] = {"args": args, "info": {k: info.get(k) for k in ("batch_invariant", "batching", "graph", "runtime")}, "steps": steps}
+        result: dict[str, Any] = {
+            "args": args, "info": {k: info.get(k) for k in ("batch_invariant", "batching", "graph", "runtime", "engine")}, "steps": steps,
+            "ready_s": server.ready_s,
+        }
         best = _best_rate(steps, limit)
         result["best_rate_p99_ok"] = best
         if extra:
@@ -427,6 +452,8 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         "a": _sweep(config, "a", common, requests, rates, out, say, extra=True, saturation_hint=0.0),
         "b": _sweep(config, "b", [*common, "--max-batch-size", "1"], requests, rates, out, say, extra=False, saturation_hint=0.0),
     }
+    if config.ray:  # the same settings, rates and data; --threads becomes the replica's num_cpus
+        configs["r"] = _sweep(config, "r", [*common, "--engine", "ray"], requests, rates, out, say, extra=False, saturation_hint=0.0)
     results = {
         "name": config.name,
         "command": config.command,
@@ -440,12 +467,34 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         "targets": _targets(offline, configs),
         "smoke": config.smoke,
     }
+    if "r" in configs:
+        results["ray_overhead"] = _ray_overhead(configs["a"], configs["r"])
     stem = out / config.name
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     stem.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
     plot(results, stem.with_suffix(".png"))
     results["files"] = [str(stem.with_suffix(x)) for x in (".json", ".md", ".png")]
     return results
+
+
+def _ray_overhead(a: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
+    """(r) Ray Serve against (a) ner-export serve: the best rates with p99 <= 50 ms, and latency at each common rate."""
+    best_a, best_r = a.get("best_rate_p99_ok"), r.get("best_rate_p99_ok")
+    by_rate = {s["offered_rps"]: s for s in r["steps"]}
+    rows = []
+    for step in sorted(a["steps"], key=lambda s: s["offered_rps"]):
+        other = by_rate.get(step["offered_rps"])
+        if other is not None:
+            rows.append({
+                "offered_rps": step["offered_rps"],
+                "a": {k: step["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": step["achieved_rps"]},
+                "r": {k: other["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": other["achieved_rps"]},
+            })
+    return {
+        "best_rate_p99_ok": {"a": best_a, "r": best_r, "r_over_a": best_r / best_a if best_a and best_r else None},
+        "ready_s": {"a": a.get("ready_s"), "r": r.get("ready_s")},
+        "by_rate": rows,
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -508,14 +557,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"(c) offline `model.predict(batch_size=32)`: **{offline['throughput_sps']:.0f} sentences/s**.",
         "",
     ]
-    titles = {"a": "(a) serve, micro-batching", "b": "(b) serve, --max-batch-size 1"}
+    titles = {"a": "(a) serve, micro-batching", "b": "(b) serve, --max-batch-size 1", "r": "(r) Ray Serve (--engine ray, one replica, @serve.batch)"}
     for key, run in configs.items():
         batching = (run.get("info") or {}).get("batching") or {}
         lines += [
             f"## {titles[key]}",
             "",
             f"Server arguments: `{' '.join(run['args'])}`; batching across requests: {batching.get('cross_request')}; "
-            f"highest offered rate with p99 <= 50 ms: **{_num(run.get('best_rate_p99_ok'))} req/s**; server exit status {run.get('exit_status')}.",
+            f"highest offered rate with p99 <= 50 ms: **{_num(run.get('best_rate_p99_ok'))} req/s**; ready {_num(run.get('ready_s'))} s after start; "
+            f"server exit status {run.get('exit_status')}.",
             "",
             "| step | offered req/s | achieved ok/s | p50 ms | p95 ms | p99 ms | p99.9 ms | 429 | 5xx | errors | 429 p99 ms | mean batch | client lag p99 ms | RSS MB before/after |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -528,6 +578,23 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {s['status_429']} | {s['status_5xx']} | {s['transport_errors'] + s['unfinished']} | {_ms(s['latency_429_ms']['p99'])} "
                 f"| {_num(srv['mean_batch_size'])} | {_ms(s['client_lag_ms']['p99'])} | {srv['rss_mb_before']:.0f}/{srv['rss_mb_after']:.0f} |"
             )
+        lines.append("")
+    overhead = results.get("ray_overhead")
+    if overhead:
+        best = overhead["best_rate_p99_ok"]
+        lines += [
+            "## Ray Serve against ner-export serve",
+            "",
+            f"Highest offered rate with p99 <= 50 ms: (a) ner-export serve **{_num(best['a'])} req/s**, (r) Ray Serve **{_num(best['r'])} req/s** "
+            f"(r/a = {_num(best['r_over_a'], '.2f')}); ready after start: (a) {_num(overhead['ready_s']['a'])} s, (r) {_num(overhead['ready_s']['r'])} s "
+            "(Ray and Serve start-up included). Same generator, rates and sentences; (r)'s RSS is its replica's alone.",
+            "",
+            "| offered req/s | (a) p50 ms | (r) p50 ms | (a) p99 ms | (r) p99 ms | (a) ok/s | (r) ok/s |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in overhead["by_rate"]:
+            a, r = row["a"], row["r"]
+            lines.append(f"| {row['offered_rps']:.1f} | {_ms(a['p50'])} | {_ms(r['p50'])} | {_ms(a['p99'])} | {_ms(r['p99'])} | {a['achieved_rps']:.1f} | {r['achieved_rps']:.1f} |")
         lines.append("")
     lines += ["## Targets (issue #14, for (a))", "", "| target | value | limit | holds | missed by | note |", "|---|---|---|---|---|---|"]
     for t in results["targets"]:
@@ -545,8 +612,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(8, 5))
-    colours = {"a": "#1f77b4", "b": "#ff7f0e"}
-    names = {"a": "(a) micro-batching", "b": "(b) --max-batch-size 1"}
+    colours = {"a": "#1f77b4", "b": "#ff7f0e", "r": "#9467bd"}
+    names = {"a": "(a) micro-batching", "b": "(b) --max-batch-size 1", "r": "(r) Ray Serve"}
     for key, run in results["configs"].items():
         steps = sorted((s for s in run["steps"] if s["latency_ms"]["p99"] is not None), key=lambda s: s["offered_rps"])
         rates = [s["offered_rps"] for s in steps]
@@ -584,8 +651,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int)
     parser.add_argument("--connections", type=int, default=256, help="most concurrent connections (keep above the server's --max-queued-texts)")
     parser.add_argument("--smoke", action="store_true", help="a few seconds on tiny rates: checks the script, measures nothing")
+    parser.add_argument("--ray", action="store_true", help="also (r): the same settings on Ray Serve (--engine ray; needs the ray extra)")
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.ray:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            print("serve_load: error: --ray needs Ray Serve: pip install 'ner-export[ray]'", file=sys.stderr)
+            return 1
     data = Path(args.data) if args.data else DEFAULT_DATA
     if not data.is_file():
         if args.data:
@@ -598,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_batch_dependent=args.allow_batch_dependent, max_wait_ms=args.max_wait_ms, max_queued_texts=args.max_queued_texts,
         rates=tuple(float(r) for r in args.rates.split(",")) if args.rates else None, step_seconds=args.step_seconds,
         max_requests_per_step=args.max_requests_per_step, refine=args.refine, offline_seconds=args.offline_seconds,
-        sentences=args.sentences, connections=args.connections, progress=not args.quiet,
+        sentences=args.sentences, connections=args.connections, progress=not args.quiet, ray=args.ray,
         command=" ".join(["python -m ner_export.benchmarks.serve_load", *(argv if argv is not None else sys.argv[1:])]),
     )
     if args.smoke:

@@ -590,12 +590,39 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 @click.option("--shutdown-delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds /ready stays 503 after SIGTERM before the listener closes.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="local: this process (uvicorn); ray: a Ray Serve application (ner-export[ray]).")
+@click.option("--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray].")
+@click.option("--num-replicas", type=click.IntRange(1), help="ray: replicas of the model [default: 1].")
+@click.option("--autoscaling-config", callback=lambda ctx, param, value: _json_object(value, param), help='ray: Ray Serve autoscaling as JSON, e.g. \'{"min_replicas": 1, "max_replicas": 4}\'.')
+@click.option("--num-cpus", type=click.FloatRange(0), help="ray: CPUs reserved per replica [default: --threads, else 1].")
+@click.option("--max-ongoing-requests", type=click.IntRange(1), help="ray: requests one replica takes at once [default: max-queued-texts + max-batch-size].")
 @_friendly
-def serve_command(bundle: Path, **settings: Any) -> None:
+def serve_command(bundle: Path, engine: str, address: str | None, **settings: Any) -> None:
     """Serve BUNDLE over HTTP (Hugging Face token-classification protocol) until SIGTERM/SIGINT."""
-    from ner_export.serve import run
+    ray_options = {name: settings.pop(name) for name in ("num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")}
+    if engine == "local":
+        given = [f"--{name.replace('_', '-')}" for name, value in {"address": address, **ray_options}.items() if value is not None]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only apply to --engine ray")
+        from ner_export.serve import run
 
-    run(bundle, **settings)
+        run(bundle, **settings)
+    else:
+        from ner_export.serve.ray_app import run as run_ray
+
+        run_ray(bundle, address=address, **{name: value for name, value in ray_options.items() if value is not None}, **settings)
+
+
+def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param=param) from None
+    if not isinstance(parsed, dict):
+        raise click.BadParameter("expected a JSON object", param=param)
+    return parsed
 
 
 @cli.command("annotate")

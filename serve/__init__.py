@@ -10,6 +10,10 @@ of concurrent requests through one shared `NerModel` (never changing an answer),
 errors, `/health`, `/ready`, `/info`, Prometheus `/metrics`, OpenAPI at `/openapi.json` and `/docs`, and
 a graceful drain on SIGTERM/SIGINT. It imports nothing from this project but `ner_export.runtime`, so
 a serving install (`ner-export[cpu,serve]`) has no torch. Needs the `serve` extra.
+
+For users on Ray, `ner_export.serve.ray_app.build_app(bundle_dir, **settings)` is the same HTTP API as a
+Ray Serve application (`ner-export serve --engine ray`; the `ray` extra); it is not imported here, so
+this package never needs Ray.
 """
 
 from .app import Service, create_app

@@ -20,13 +20,11 @@ import asyncio
 import hashlib
 import logging
 import os
-import platform
 import re
 import sys
 import time
 import itertools
 from contextlib import asynccontextmanager
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +47,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the serv
 
 from .batcher import Batcher, Job, TokenCounter
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .protocol import EntityOut, ErrorOut, PredictRequest, RequestError, entities_json, error_body, parse_predict
+from .protocol import EntityOut, ErrorOut, PredictRequest, RequestError, entities_json, error_body, info_body, parse_predict, versions
 
-__all__ = ["create_app", "Service", "Abandoned"]
+__all__ = ["create_app", "Service", "Abandoned", "warm_up", "log_batching_decision"]
 
 log = logging.getLogger("ner_export.serve")
 access_log = logging.getLogger("ner_export.serve.access")
@@ -67,6 +65,31 @@ _WARMUP_TEXTS = ("a", "John Smith lives in Paris .", " ".join(["word"] * 60))
 
 class Abandoned(Exception):
     """Set on a waiting request's future when the server stops before its answer (graceful timeout)."""
+
+
+def warm_up(model: NerModel, batch_size: int) -> None:
+    """Run a few texts, batched and alone, twice: first runs allocate onnxruntime's arenas for these shapes."""
+    for _ in range(2):
+        model.predict(list(_WARMUP_TEXTS), batch_size=batch_size)
+        for text in _WARMUP_TEXTS:
+            model.predict([text])
+
+
+def log_batching_decision(logger: logging.Logger, model: NerModel, allow_batch_dependent: bool) -> None:
+    """Say at start whether requests are batched together, and why (the graph's batch invariance)."""
+    if model.batch_invariant:
+        logger.info("micro-batching across requests: the %s graph is batch-invariant (a text's entities never depend on its batch)", model.precision)
+    elif allow_batch_dependent:
+        logger.warning(
+            "micro-batching across requests on the %s graph, which is NOT batch-invariant (--allow-batch-dependent): "
+            "a text's scores may shift slightly with the other texts in its batch", model.precision,
+        )
+    else:
+        logger.warning(
+            "the %s graph is not batch-invariant: batching only within each request, never across requests, so every "
+            "answer equals offline model.predict(texts); pass --allow-batch-dependent to batch across requests "
+            "(answers may then shift slightly), or serve a batch-invariant graph (e.g. --precision fp32)", model.precision,
+        )
 
 
 class Service:
@@ -103,28 +126,12 @@ class Service:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self.counter = TokenCounter(tokenizer, self.manifest.max_length, model.stride)
-        for _ in range(2):  # warm-up: first runs allocate onnxruntime's arenas for these shapes
-            model.predict(list(_WARMUP_TEXTS), batch_size=s.max_batch_size)
-            for text in _WARMUP_TEXTS:
-                model.predict([text])
+        warm_up(model, s.max_batch_size)
         log.info("model loaded and warmed in %.2f s (%s graph %s, %d threads)", time.perf_counter() - started, model.precision, self.graph.file, s.threads or available_cpus())
         return model
 
     def _loaded(self, model: NerModel) -> None:
-        s = self.settings
-        if model.batch_invariant:
-            log.info("micro-batching across requests: the %s graph is batch-invariant (a text's entities never depend on its batch)", model.precision)
-        elif s.allow_batch_dependent:
-            log.warning(
-                "micro-batching across requests on the %s graph, which is NOT batch-invariant (--allow-batch-dependent): "
-                "a text's scores may shift slightly with the other texts in its batch", model.precision,
-            )
-        else:
-            log.warning(
-                "the %s graph is not batch-invariant: batching only within each request, never across requests, so every "
-                "answer equals offline model.predict(texts); pass --allow-batch-dependent to batch across requests "
-                "(answers may then shift slightly), or serve a batch-invariant graph (e.g. --precision fp32)", model.precision,
-            )
+        log_batching_decision(log, model, self.settings.allow_batch_dependent)
         self.ready = True
         self.metrics.ready.set(1)
 
@@ -165,51 +172,14 @@ class Service:
 
     # ------------------------------------------------------------------ reports
     def info(self) -> dict[str, Any]:
-        m, s, g = self.manifest, self.settings, self.graph
         model = self.batcher.model
-        return {
-            "status": self.status(),
-            "model": {
-                "bundle": str(self.bundle_dir),
-                "bundle_sha256": self.bundle_sha256,
-                "labels": list(m.labels),
-                "entity_types": sorted({label.split("-", 1)[-1] for label in m.labels if label != "O"}),
-                "max_length": m.max_length,
-                "model_type": m.model_type,
-                "context": m.context,
-                "casing": m.casing,
-                "opset": m.opset,
-                "format_version": m.format_version,
-                "graphs": [{"file": x.file, "device": x.device, "precision": x.precision, "batch_invariant": x.batch_invariant} for x in m.graphs],
-                "validation": {k: v for k, v in m.validation.items() if not isinstance(v, (list, dict))},
-            },
-            "graph": {"file": g.file, "device": g.device, "precision": g.precision, "quantization": g.quantization},
-            "batch_invariant": g.batch_invariant,
-            "batching": {
-                "cross_request": g.batch_invariant or s.allow_batch_dependent,
-                "max_batch_size": s.max_batch_size,
-                "max_batch_tokens": s.max_batch_tokens,
-                "max_wait_ms": s.max_wait_ms,
-                "allow_batch_dependent": s.allow_batch_dependent,
-            },
-            "limits": {
-                "payload_limit": s.payload_limit,
-                "max_client_batch_size": s.max_client_batch_size,
-                "max_queued_texts": s.max_queued_texts,
-                "request_timeout": s.request_timeout,
-            },
-            "runtime": {
-                "device": s.device,
-                "threads": s.threads or available_cpus(),
-                "aggregation": s.aggregation,
-                "decoding": s.decoding,
-                "word_split": s.word_split,
-                "stride": model.stride if model is not None else None,
-            },
-            "settings": s.to_dict(),
-            "versions": _versions(),
-            "process": {"pid": os.getpid(), "started_at": self.started_at, "imported": {name: name in sys.modules for name in _HEAVY}},
-        }
+        body = info_body(
+            status=self.status(), bundle_dir=self.bundle_dir, manifest=self.manifest, graph=self.graph, bundle_sha256=self.bundle_sha256,
+            settings=self.settings, cross_request=self.graph.batch_invariant or self.settings.allow_batch_dependent,
+            threads=self.settings.threads, stride=model.stride if model is not None else None,
+        )
+        body["process"] = {"pid": os.getpid(), "started_at": self.started_at, "imported": {name: name in sys.modules for name in _HEAVY}}
+        return body
 
     def status(self) -> str:
         if self.load_error is not None or not self.batcher.alive:
@@ -217,16 +187,6 @@ class Service:
         if self.draining:
             return "draining"
         return "ready" if self.ready else "loading"
-
-
-def _versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in ("ner-export", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy", "fastapi", "starlette", "uvicorn", "prometheus-client"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
 
 
 def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -312,7 +272,7 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
 
     app = FastAPI(
         title="ner-export serve",
-        version=_versions().get("ner-export", "0"),
+        version=versions().get("ner-export", "0"),
         description="Named-entity recognition with a ner-export bundle, in Hugging Face's token-classification protocol.",
         lifespan=lifespan,
     )

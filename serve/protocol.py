@@ -6,6 +6,10 @@ gets one list, a list input a list of lists, in order), so Hugging Face's `Infer
 anything written for Inference Endpoints work unchanged. `word` is the text's own slice
 (`text[start:end]`), not the tokenizer's lowercased pieces.
 
+Both servers answer from here: `ner-export serve` (`app`) and the Ray Serve application (`ray_app`)
+parse with `parse_predict`, answer with `entities_json`/`error_body`, and describe themselves with
+`info_body`, so the two cannot drift apart.
+
 Parsing is done here, not by pydantic: every error must be one `{"error", "error_type"}` object naming
 the field and index (`inputs[3]`), which pydantic's error lists for a `str | list[str]` union do not give,
 and the stdlib JSON parser keeps a lone surrogate (`"\\ud800"`) as text we can then reject by position.
@@ -15,16 +19,20 @@ The pydantic models below only describe the format for the OpenAPI schema.
 from __future__ import annotations
 
 import json
+import platform
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ner_export.runtime import Entity
+from ner_export.runtime import Entity, available_cpus
+from ner_export.runtime.manifest import BundleManifest, GraphSpec
 
 from .settings import AGGREGATIONS, ServeSettings
 
-__all__ = ["RequestError", "PredictCall", "parse_predict", "entities_json", "error_body"]
+__all__ = ["RequestError", "PredictCall", "parse_predict", "entities_json", "error_body", "info_body", "versions"]
 
 PARAMETERS = ("aggregation_strategy", "ignore_labels", "stride")
 TOP_LEVEL = ("inputs", "parameters", "options")
@@ -140,6 +148,67 @@ def entities_json(call: PredictCall, results: list[list[Entity]]) -> bytes:
 
 def error_body(message: str, error_type: str) -> bytes:
     return json.dumps({"error": message, "error_type": error_type}, ensure_ascii=False).encode("utf-8")
+
+
+def info_body(
+    *, status: str, bundle_dir: Path, manifest: BundleManifest, graph: GraphSpec, bundle_sha256: str,
+    settings: ServeSettings, cross_request: bool, threads: int | None, stride: int | None, extra_versions: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The body of `GET /info`: the bundle, the graph, the batching decision, limits and versions."""
+    m, s, g = manifest, settings, graph
+    return {
+        "status": status,
+        "model": {
+            "bundle": str(bundle_dir),
+            "bundle_sha256": bundle_sha256,
+            "labels": list(m.labels),
+            "entity_types": sorted({label.split("-", 1)[-1] for label in m.labels if label != "O"}),
+            "max_length": m.max_length,
+            "model_type": m.model_type,
+            "context": m.context,
+            "casing": m.casing,
+            "opset": m.opset,
+            "format_version": m.format_version,
+            "graphs": [{"file": x.file, "device": x.device, "precision": x.precision, "batch_invariant": x.batch_invariant} for x in m.graphs],
+            "validation": {k: v for k, v in m.validation.items() if not isinstance(v, (list, dict))},
+        },
+        "graph": {"file": g.file, "device": g.device, "precision": g.precision, "quantization": g.quantization},
+        "batch_invariant": g.batch_invariant,
+        "batching": {
+            "cross_request": cross_request,
+            "max_batch_size": s.max_batch_size,
+            "max_batch_tokens": s.max_batch_tokens,
+            "max_wait_ms": s.max_wait_ms,
+            "allow_batch_dependent": s.allow_batch_dependent,
+        },
+        "limits": {
+            "payload_limit": s.payload_limit,
+            "max_client_batch_size": s.max_client_batch_size,
+            "max_queued_texts": s.max_queued_texts,
+            "request_timeout": s.request_timeout,
+        },
+        "runtime": {
+            "device": s.device,
+            "threads": threads or available_cpus(),
+            "aggregation": s.aggregation,
+            "decoding": s.decoding,
+            "word_split": s.word_split,
+            "stride": stride,
+        },
+        "settings": s.to_dict(),
+        "versions": versions(*extra_versions),
+    }
+
+
+def versions(*extra: str) -> dict[str, str]:
+    """Python's and the installed serving packages' versions (those not installed are left out)."""
+    found = {"python": platform.python_version()}
+    for dist in ("ner-export", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy", "fastapi", "starlette", "uvicorn", "prometheus-client", *extra):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
 
 
 # --------------------------------------------------------------------------- OpenAPI description only

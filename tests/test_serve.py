@@ -594,6 +594,8 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
 
     options = cli.commands["serve"].make_context("serve", ["bundle/"]).params  # what the command passes to run()
     options.pop("bundle")
+    engine = {name: options.pop(name) for name in ("engine", "address", "num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")}
+    assert engine == {"engine": "local", "address": None, "num_replicas": None, "autoscaling_config": None, "num_cpus": None, "max_ongoing_requests": None}
     defaults = {f.name: f.default for f in fields(ServeSettings)}
     assert options == defaults
     load = inspect.signature(NerModel.load).parameters
