@@ -44,7 +44,17 @@ from .shards import (
     write_atomic,
     write_shard,
 )
-from .sources import FORMATS, STDIN, Record, SourceScan, expand_inputs, parquet_passthrough_schema, read_records, resolve_format, scan_source
+from .sources import (
+    FORMATS,
+    STDIN,
+    Record,
+    SourceScan,
+    expand_inputs,
+    parquet_passthrough_schema,
+    read_records,
+    resolve_format,
+    scan_source,
+)
 
 __all__ = ["AnnotateConfig", "AnnotateResult", "annotate", "ENGINES", "predict_entities", "shard_records"]
 
@@ -102,7 +112,9 @@ class AnnotateConfig:
         if self.engine != "ray" and (self.address is not None or self.actors is not None):
             raise ValueError("--address and --actors apply to --engine ray only")
         if self.text_field in RESERVED or not self.text_field:
-            raise ValueError(f"--text-field {self.text_field!r} cannot be used: {', '.join(RESERVED)} are output key columns")
+            raise ValueError(
+                f"--text-field {self.text_field!r} cannot be used: {', '.join(RESERVED)} are output key columns"
+            )
         for name in ("batch_size", "buffer_size", "shard_size", "threads", "actors"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -127,8 +139,13 @@ class AnnotateResult:
     run: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
-        done = "already complete" if self.shards_written == 0 and self.shards_skipped == self.shards else (
-            f"{self.shards_written} shards written" + (f", {self.shards_skipped} kept from the interrupted run" if self.shards_skipped else "")
+        done = (
+            "already complete"
+            if self.shards_written == 0 and self.shards_skipped == self.shards
+            else (
+                f"{self.shards_written} shards written"
+                + (f", {self.shards_skipped} kept from the interrupted run" if self.shards_skipped else "")
+            )
         )
         return (
             f"annotated {self.rows_in} rows from {self.files} files into {self.output}: {self.rows_out} rows out, "
@@ -144,11 +161,21 @@ def shard_records(shard: Shard, text_field: str) -> Iterator[Record]:
     for record in read_records(shard.source, shard.format, text_field, start=shard.start, limit=shard.rows):
         clash = [name for name in RESERVED if name in record.fields] if record.ok else []
         if clash:
-            record = Record(record.source, record.row, record.line, None, {}, f"field {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it", None)
+            record = Record(
+                record.source,
+                record.row,
+                record.line,
+                None,
+                {},
+                f"field {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it",
+                None,
+            )
         count += 1
         yield record
     if count != shard.rows:
-        raise InputError(f"{shard.source}: changed while being read ({count} records where the scan counted {shard.rows} from row {shard.first_row})")
+        raise InputError(
+            f"{shard.source}: changed while being read ({count} records where the scan counted {shard.rows} from row {shard.first_row})"
+        )
 
 
 def predict_entities(model: Any, texts: list[str], batch_size: int) -> list[list[dict[str, Any]]]:
@@ -188,7 +215,9 @@ def _scan_inputs(config: AnnotateConfig) -> tuple[list[SourceScan], dict[str, An
             schema = parquet_passthrough_schema(path, config.text_field)
             clash = [name for name in RESERVED if name in schema.names]
             if clash:
-                raise InputError(f"{path}: column {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it")
+                raise InputError(
+                    f"{path}: column {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it"
+                )
             passthrough[path] = schema
         scans.append(scan_source(path, fmt, config.text_field, config.shard_size))
     return scans, passthrough
@@ -209,7 +238,17 @@ def _settings(config: AnnotateConfig, bundle: dict[str, Any]) -> dict[str, Any]:
 
 
 def _inputs(scans: list[SourceScan]) -> list[dict[str, Any]]:
-    return [{"path": s.path, "format": s.format, "rows": s.rows, "blank_lines": s.blank_lines, "size": s.size, "mtime_ns": s.mtime_ns} for s in scans]
+    return [
+        {
+            "path": s.path,
+            "format": s.format,
+            "rows": s.rows,
+            "blank_lines": s.blank_lines,
+            "size": s.size,
+            "mtime_ns": s.mtime_ns,
+        }
+        for s in scans
+    ]
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -232,7 +271,9 @@ def _prepare_folder(out: Path, pinned: dict[str, Any], resume: bool) -> str:
     manifest, run = out / MANIFEST_FILE, out / RUN_FILE
     if manifest.is_file():
         if not resume:
-            raise OutputExistsError(f"{out}: holds a finished annotation ({MANIFEST_FILE}); choose another --output or remove it")
+            raise OutputExistsError(
+                f"{out}: holds a finished annotation ({MANIFEST_FILE}); choose another --output or remove it"
+            )
         data = json.loads(manifest.read_text(encoding="utf-8"))
         previous = {"settings": data.get("settings"), "inputs": data.get("inputs")}
         if previous != pinned:
@@ -240,10 +281,15 @@ def _prepare_folder(out: Path, pinned: dict[str, Any], resume: bool) -> str:
         return "complete"
     if run.is_file():
         if not resume:
-            raise OutputExistsError(f"{out}: holds an interrupted annotation; pass --resume to finish it, or choose another --output")
+            raise OutputExistsError(
+                f"{out}: holds an interrupted annotation; pass --resume to finish it, or choose another --output"
+            )
         previous = json.loads(run.read_text(encoding="utf-8"))
         if previous != pinned:
-            raise InputError(f"{out}: was started with other settings, so --resume would mix two runs; " + "; ".join(_differences(previous, pinned)))
+            raise InputError(
+                f"{out}: was started with other settings, so --resume would mix two runs; "
+                + "; ".join(_differences(previous, pinned))
+            )
         for folder in (out, out / RECEIPTS):
             for stale in folder.glob(".*.tmp-*"):
                 stale.unlink()
@@ -264,7 +310,14 @@ def _version() -> str:
         return "unknown"
 
 
-def _seal(out: Path, config: AnnotateConfig, bundle: dict[str, Any], pinned: dict[str, Any], shards: list[Shard], run: dict[str, Any]) -> dict[str, Any]:
+def _seal(
+    out: Path,
+    config: AnnotateConfig,
+    bundle: dict[str, Any],
+    pinned: dict[str, Any],
+    shards: list[Shard],
+    run: dict[str, Any],
+) -> dict[str, Any]:
     """Write `_errors.jsonl`, then `_manifest.json` (last), then drop the per-shard receipts."""
     receipts = []
     for shard in shards:
@@ -313,10 +366,14 @@ def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
         from tqdm import tqdm
     except ImportError:
         raise MissingDependencyError("tqdm", "annotate", "The progress bar (-q turns it off)") from None
-    return tqdm(total=total, initial=initial, unit="rows", unit_scale=True, smoothing=0.05, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=initial, unit="rows", unit_scale=True, smoothing=0.05, file=sys.stderr, dynamic_ncols=True
+    )
 
 
-def _run_local(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: dict[str, Any], total: int, done: int) -> dict[str, Any]:
+def _run_local(
+    out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: dict[str, Any], total: int, done: int
+) -> dict[str, Any]:
     """Annotate shards one after another in this process: read a buffer, predict it, write the shard."""
     from ner_export.runtime import NerModel, available_cpus
 
@@ -341,7 +398,14 @@ def _run_local(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough
                 items.extend((r, next(found) if r.ok else None) for r in buffer)
                 if bar is not None:
                     bar.update(len(buffer))
-            write_shard(out, shard, items, output_format=config.output_format, text_field=config.text_field, passthrough=passthrough.get(shard.source))
+            write_shard(
+                out,
+                shard,
+                items,
+                output_format=config.output_format,
+                text_field=config.text_field,
+                passthrough=passthrough.get(shard.source),
+            )
     finally:
         if bar is not None:
             bar.close()
@@ -368,13 +432,30 @@ def annotate(config: AnnotateConfig) -> AnnotateResult:
     if state == "complete":
         data = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
         c = data["counts"]
-        return AnnotateResult(str(out), c["files"], c["rows_in"], c["rows_out"], c["errors"], c["blank_lines"], c["shards"], 0, c["shards"], time.perf_counter() - started, config.engine)
+        return AnnotateResult(
+            str(out),
+            c["files"],
+            c["rows_in"],
+            c["rows_out"],
+            c["errors"],
+            c["blank_lines"],
+            c["shards"],
+            0,
+            c["shards"],
+            time.perf_counter() - started,
+            config.engine,
+        )
     todo = [s for s in shards if read_receipt(out, s, config.output_format) is None]
     done_rows = sum(s.rows for s in shards) - sum(s.rows for s in todo)
     total = sum(s.rows for s in shards)
     for shard in todo:  # a data file whose receipt is missing or stale is not a committed shard
         shard_path(out, shard, config.output_format).unlink(missing_ok=True)
-    run: dict[str, Any] = {"engine": config.engine, "batch_size": config.batch_size, "buffer_size": config.buffer_size, "resumed": state == "resume"}
+    run: dict[str, Any] = {
+        "engine": config.engine,
+        "batch_size": config.batch_size,
+        "buffer_size": config.buffer_size,
+        "resumed": state == "resume",
+    }
     if todo:
         if config.engine == "local":
             run.update(_run_local(out, config, todo, passthrough, total, done_rows))
@@ -387,4 +468,17 @@ def annotate(config: AnnotateConfig) -> AnnotateResult:
     run["rows_per_second"] = round(sum(s.rows for s in todo) / seconds, 1) if todo and seconds > 0 else None
     manifest = _seal(out, config, bundle, pinned, shards, run)
     c = manifest["counts"]
-    return AnnotateResult(str(out), c["files"], c["rows_in"], c["rows_out"], c["errors"], c["blank_lines"], c["shards"], len(todo), len(shards) - len(todo), seconds, config.engine, run)
+    return AnnotateResult(
+        str(out),
+        c["files"],
+        c["rows_in"],
+        c["rows_out"],
+        c["errors"],
+        c["blank_lines"],
+        c["shards"],
+        len(todo),
+        len(shards) - len(todo),
+        seconds,
+        config.engine,
+        run,
+    )

@@ -85,7 +85,13 @@ def _read_shard(index: int, shard: Shard, text_field: str) -> Iterator[Any]:
                 "shard": pa.array([index] * len(rows), pa.int32()),
                 "row": pa.array([r.row for r in rows], pa.int64()),
                 "text": pa.array([r.text for r in rows], pa.string()),
-                "record": pa.array([pickle.dumps((r.line, r.fields, r.error, r.excerpt), protocol=pickle.HIGHEST_PROTOCOL) for r in rows], pa.binary()),
+                "record": pa.array(
+                    [
+                        pickle.dumps((r.line, r.fields, r.error, r.excerpt), protocol=pickle.HIGHEST_PROTOCOL)
+                        for r in rows
+                    ],
+                    pa.binary(),
+                ),
             }
         )
 
@@ -113,7 +119,12 @@ def _datasource(shards: list[Shard], text_field: str) -> Any:
             return [
                 ReadTask(
                     functools.partial(_read_shard, i, shard, text_field),
-                    BlockMetadata(num_rows=shard.rows, size_bytes=shard.rows * _ROW_BYTES, exec_stats=None, input_files=[shard.source]),
+                    BlockMetadata(
+                        num_rows=shard.rows,
+                        size_bytes=shard.rows * _ROW_BYTES,
+                        exec_stats=None,
+                        input_files=[shard.source],
+                    ),
                     per_task_row_limit=per_task_row_limit,
                 )
                 for i, shard in enumerate(shards)
@@ -154,7 +165,11 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
     if not ray.is_initialized():
         began = time.perf_counter()
         if config.address:
-            ray.init(address=config.address, log_to_driver=config.progress, logging_level=logging.INFO if config.progress else logging.WARNING)
+            ray.init(
+                address=config.address,
+                log_to_driver=config.progress,
+                logging_level=logging.INFO if config.progress else logging.WARNING,
+            )
         else:
             start_local_ray((config.actors or max(1, available_cpus() // threads)) * threads, quiet=not config.progress)
         init_seconds = time.perf_counter() - began
@@ -169,7 +184,9 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         cpus = int(ray.cluster_resources().get("CPU", 0))
         actors = config.actors or max(1, cpus // threads)
         if actors * threads > cpus:  # the pool would wait for CPUs that never come
-            raise ValueError(f"{actors} actors x {threads} threads need {actors * threads} CPUs; the Ray cluster has {cpus}")
+            raise ValueError(
+                f"{actors} actors x {threads} threads need {actors * threads} CPUs; the Ray cluster has {cpus}"
+            )
         context.execution_options.preserve_order = True
         context.enable_progress_bars = config.progress
         # reading is light next to inference: it takes no CPU slot, else actors holding every CPU starve it
@@ -178,7 +195,12 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         dataset = ray.data.read_datasource(_datasource(readable, config.text_field), num_cpus=0)
         dataset = dataset.map_batches(
             _Annotator,
-            fn_constructor_kwargs={"bundle": str(Path(config.bundle).resolve()), "threads": threads, "batch_size": config.batch_size, "options": model_options(config)},
+            fn_constructor_kwargs={
+                "bundle": str(Path(config.bundle).resolve()),
+                "threads": threads,
+                "batch_size": config.batch_size,
+                "options": model_options(config),
+            },
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=threads,
             batch_size=config.buffer_size,
@@ -195,7 +217,14 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
                 items.append((record, entities if record.ok else None))
                 if len(items) == shard.rows:
                     items.sort(key=lambda item: item[0].row)
-                    write_shard(out, shard, items, output_format=config.output_format, text_field=config.text_field, passthrough=passthrough.get(shard.source))
+                    write_shard(
+                        out,
+                        shard,
+                        items,
+                        output_format=config.output_format,
+                        text_field=config.text_field,
+                        passthrough=passthrough.get(shard.source),
+                    )
                     del pending[index]
         if pending:
             raise RuntimeError(f"Ray returned incomplete shards: {', '.join(todo[i].name for i in sorted(pending))}")

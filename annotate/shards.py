@@ -105,7 +105,17 @@ def _pyarrow() -> Any:
 
 def entity_arrow_type() -> Any:
     pa = _pyarrow()
-    return pa.list_(pa.struct([("text", pa.string()), ("label", pa.string()), ("start", pa.int64()), ("end", pa.int64()), ("score", pa.float64())]))
+    return pa.list_(
+        pa.struct(
+            [
+                ("text", pa.string()),
+                ("label", pa.string()),
+                ("start", pa.int64()),
+                ("end", pa.int64()),
+                ("score", pa.float64()),
+            ]
+        )
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -126,7 +136,14 @@ def _json_default(value: Any) -> Any:
 def _jsonl(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str) -> bytes:
     lines = []
     for record, entities in rows:
-        data = {"source": record.source, "row": record.row, "line": record.line, **record.fields, text_field: record.text, "entities": entities}
+        data = {
+            "source": record.source,
+            "row": record.row,
+            "line": record.line,
+            **record.fields,
+            text_field: record.text,
+            "entities": entities,
+        }
         lines.append(json.dumps(data, ensure_ascii=False, default=_json_default))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
@@ -143,7 +160,9 @@ def _parquet_writable(kind: Any) -> bool:
     return True
 
 
-def _parquet(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str, passthrough: Any | None) -> tuple[bytes, list[str]]:
+def _parquet(
+    rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str, passthrough: Any | None
+) -> tuple[bytes, list[str]]:
     """The shard as Parquet bytes, and the fields stored as JSON text because their types were mixed."""
     pa = _pyarrow()
     records = [r for r, _ in rows]
@@ -165,7 +184,9 @@ def _parquet(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: st
                 if not _parquet_writable(columns[name].type):
                     raise pa.ArrowNotImplementedError("an empty object has no Parquet type")
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
-                columns[name] = pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string())
+                columns[name] = pa.array(
+                    [None if v is None else json.dumps(v, ensure_ascii=False) for v in values], pa.string()
+                )
                 json_columns.append(name)
     columns[text_field] = pa.array([r.text for r in records], pa.string())
     columns["entities"] = pa.array([e for _, e in rows], entity_arrow_type())

@@ -100,7 +100,13 @@ class Record:
 
     def error_dict(self) -> dict[str, Any]:
         """The error report of a bad record: file, row, line, reason and the start of its content."""
-        return {"source": self.source, "row": self.row, "line": self.line, "reason": self.error, "excerpt": self.excerpt}
+        return {
+            "source": self.source,
+            "row": self.row,
+            "line": self.line,
+            "reason": self.error,
+            "excerpt": self.excerpt,
+        }
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,11 @@ def resolve_format(path: str, fmt: str = "auto") -> str:
     if fmt != "auto":
         return fmt
     if path == STDIN:
-        warnings.warn("reading stdin as text, one text a line; pass --format jsonl or json for JSON input", NerExportWarning, stacklevel=2)
+        warnings.warn(
+            "reading stdin as text, one text a line; pass --format jsonl or json for JSON input",
+            NerExportWarning,
+            stacklevel=2,
+        )
         return "text"
     suffix = Path(path).suffix.lower()
     if suffix in EXTENSIONS:
@@ -170,11 +180,16 @@ def expand_inputs(patterns: Sequence[str]) -> list[str]:
             found = [STDIN]
         elif os.path.isdir(pattern):
             found = sorted(
-                str(p) for p in Path(pattern).rglob("*")
-                if p.is_file() and p.suffix.lower() in EXTENSIONS and not any(part[:1] in "._" for part in p.relative_to(pattern).parts)
+                str(p)
+                for p in Path(pattern).rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in EXTENSIONS
+                and not any(part[:1] in "._" for part in p.relative_to(pattern).parts)
             )
             if not found:
-                raise DataNotFoundError(f"{pattern}: the directory holds no input file (known extensions: {', '.join(EXTENSIONS)})")
+                raise DataNotFoundError(
+                    f"{pattern}: the directory holds no input file (known extensions: {', '.join(EXTENSIONS)})"
+                )
         elif os.path.isfile(pattern):
             found = [pattern]
         elif _is_pattern(pattern):
@@ -230,7 +245,9 @@ def check_encoding(head: bytes, name: str) -> None:
     elif even > 0.5 and even > 2 * odd:
         guess, iconv = "UTF-16-BE", "UTF-16BE"
     else:
-        raise InputError(f"{name}: the file holds NUL bytes near its start: binary data, or text in an encoding other than UTF-8")
+        raise InputError(
+            f"{name}: the file holds NUL bytes near its start: binary data, or text in an encoding other than UTF-8"
+        )
     raise InputError(
         f"{name}: the file looks like {guess} without a byte order mark (NUL bytes between its characters); "
         f"ner-export reads UTF-8: convert it first, e.g. iconv -f {iconv} -t UTF-8 {name} > converted.txt"
@@ -244,7 +261,15 @@ def _excerpt(raw: bytes | str) -> str:
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -258,7 +283,9 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            found = _lone_surrogate(key, f"a key of {where}") or _lone_surrogate(item, f"field {key!r}" if where == "the record" else f"{where}.{key}")
+            found = _lone_surrogate(key, f"a key of {where}") or _lone_surrogate(
+                item, f"field {key!r}" if where == "the record" else f"{where}.{key}"
+            )
             if found:
                 return found
     elif isinstance(value, list):
@@ -303,7 +330,7 @@ def _lines(handle: IO[bytes], line: int = 1, offset: int = 0) -> Iterator[tuple[
         if content.endswith(b"\n"):
             content = content[:-2] if content.endswith(b"\r\n") else content[:-1]
         if offset == 0 and content.startswith(_BOM_UTF8):
-            content = content[len(_BOM_UTF8):]
+            content = content[len(_BOM_UTF8) :]
         yield line, offset, content
         line += 1
         offset += size
@@ -313,7 +340,15 @@ def _line_record(name: str, fmt: str, text_field: str, row: int, line: int, cont
     try:
         text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Record(name, row, line, None, {}, f"not valid UTF-8: byte 0x{content[exc.start]:02X} at byte {exc.start + 1} of the line", _excerpt(content))
+        return Record(
+            name,
+            row,
+            line,
+            None,
+            {},
+            f"not valid UTF-8: byte 0x{content[exc.start]:02X} at byte {exc.start + 1} of the line",
+            _excerpt(content),
+        )
     if fmt == "text":
         return Record(name, row, line, text, {})
     try:
@@ -356,7 +391,9 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _line_records(handle: IO[bytes], name: str, fmt: str, text_field: str, start: Position, limit: int | None) -> Iterator[Record]:
+def _line_records(
+    handle: IO[bytes], name: str, fmt: str, text_field: str, start: Position, limit: int | None
+) -> Iterator[Record]:
     row = start.row
     if start.offset:
         handle.seek(start.offset)
@@ -440,7 +477,9 @@ class _JsonArray:
             return
         if not first:
             raise InputError(f"{self._name}: the file is empty; a .json input holds a JSON array ([...])")
-        hint = " (one JSON object per line is JSONL: pass --format jsonl, or name the file .jsonl)" if first == "{" else ""
+        hint = (
+            " (one JSON object per line is JSONL: pass --format jsonl, or name the file .jsonl)" if first == "{" else ""
+        )
         raise InputError(f"{self._name}: expected a JSON array ('[') at the top level, found {first!r}{hint}")
 
     def elements(self) -> Iterator[tuple[Any, str]]:
@@ -490,7 +529,9 @@ class _JsonArray:
             raise _Malformed(f"unexpected data after the closing ']' at {self._where()}")
 
 
-def _json_array_records(handle: IO[bytes], name: str, text_field: str, start: Position, limit: int | None) -> Iterator[Record]:
+def _json_array_records(
+    handle: IO[bytes], name: str, text_field: str, start: Position, limit: int | None
+) -> Iterator[Record]:
     array = _JsonArray(handle, name)
     array.open()
     row = 0
@@ -503,7 +544,15 @@ def _json_array_records(handle: IO[bytes], name: str, text_field: str, start: Po
             return
         except _Malformed as exc:
             if row >= start.row:
-                yield Record(name, row, None, None, {}, f"the JSON array is malformed: {exc}; nothing after this point could be read", None)
+                yield Record(
+                    name,
+                    row,
+                    None,
+                    None,
+                    {},
+                    f"the JSON array is malformed: {exc}; nothing after this point could be read",
+                    None,
+                )
             return
         if row >= start.row:
             yield _json_record(name, row, None, value, text_field, raw)
@@ -539,7 +588,11 @@ def _parquet_file(path: str, text_field: str) -> Any:
     kind = schema.field(text_field).type
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or getattr(pa.types, "is_string_view", lambda _: False)(kind)):
+    if not (
+        pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or getattr(pa.types, "is_string_view", lambda _: False)(kind)
+    ):
         raise InputError(f"{path}: column {text_field!r} is {kind}, expected strings")
     return parquet
 
@@ -568,7 +621,9 @@ def _parquet_records(path: str, text_field: str, start: Position, limit: int | N
     others = [n for n in names if n != text_field]
     row = groups[0][1]
     try:
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, row_groups=[i for i, _ in groups], use_threads=False):
+        for batch in parquet.iter_batches(
+            batch_size=_PARQUET_BATCH, row_groups=[i for i, _ in groups], use_threads=False
+        ):
             begin, end = max(start.row - row, 0), min(batch.num_rows, stop - row)
             if end > begin:
                 part = batch.slice(begin, end - begin)

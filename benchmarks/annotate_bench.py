@@ -76,7 +76,11 @@ def build_corpus(data: Path, rows: int, folder: Path) -> dict[str, Any]:
         raise SystemExit(f"{data}: no sentences")
     texts = [sentences[i % len(sentences)] for i in range(rows)]
     folder.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"id": pa.array(range(rows), pa.int64()), "text": texts}), folder / "corpus.parquet", row_group_size=16_384)
+    pq.write_table(
+        pa.table({"id": pa.array(range(rows), pa.int64()), "text": texts}),
+        folder / "corpus.parquet",
+        row_group_size=16_384,
+    )
     with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
             handle.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
@@ -87,7 +91,10 @@ def build_corpus(data: Path, rows: int, folder: Path) -> dict[str, Any]:
         "rows": rows,
         "mean_words": round(statistics.fmean(words), 2),
         "mean_chars": round(statistics.fmean(len(t) for t in sentences), 1),
-        "files": {"parquet": (folder / "corpus.parquet").stat().st_size, "jsonl": (folder / "corpus.jsonl").stat().st_size},
+        "files": {
+            "parquet": (folder / "corpus.parquet").stat().st_size,
+            "jsonl": (folder / "corpus.jsonl").stat().st_size,
+        },
     }
 
 
@@ -161,15 +168,36 @@ def offline_rate(bundle: str, texts: list[str], batch_size: int, precision: str 
         started = time.perf_counter()
         model.predict(texts, batch_size=batch_size)
         best = min(best, time.perf_counter() - started)
-    return {"rows_per_s": round(len(texts) / best, 1), "seconds": round(best, 3), "batch_size": batch_size, "precision": model.precision}
+    return {
+        "rows_per_s": round(len(texts) / best, 1),
+        "seconds": round(best, 3),
+        "batch_size": batch_size,
+        "precision": model.precision,
+    }
 
 
 def run_engine(config: AnnotateBenchConfig, corpus: Path, out: Path, engine: str, actors: int | None) -> dict[str, Any]:
     """One fresh `ner-export annotate` process: wall time, rates, peak memory, its manifest's numbers."""
     from ner_export.runtime import available_cpus
 
-    command = [sys.executable, "-m", "ner_export", "annotate", config.bundle, "--input", str(corpus), "--output", str(out), "-q",
-               "--engine", engine, "--batch-size", str(config.batch_size), "--shard-size", str(config.shard_size)]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export",
+        "annotate",
+        config.bundle,
+        "--input",
+        str(corpus),
+        "--output",
+        str(out),
+        "-q",
+        "--engine",
+        engine,
+        "--batch-size",
+        str(config.batch_size),
+        "--shard-size",
+        str(config.shard_size),
+    ]
     if config.precision:
         command += ["--precision", config.precision]
     threads = None
@@ -214,7 +242,13 @@ def writer_rate(rows: int = 20_000) -> dict[str, Any]:
     from ner_export.annotate.sources import Position, Record
 
     entity = {"text": "Paris", "label": "LOC", "start": 10, "end": 15, "score": 0.99}
-    items = [(Record("corpus.parquet", i, None, "EU rejects German call to boycott British lamb in Paris .", {"id": i}), [entity, entity]) for i in range(rows)]
+    items = [
+        (
+            Record("corpus.parquet", i, None, "EU rejects German call to boycott British lamb in Paris .", {"id": i}),
+            [entity, entity],
+        )
+        for i in range(rows)
+    ]
     shard = Shard("part-00000-00000", "corpus.parquet", "parquet", 0, rows, Position(0))
     result = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -226,17 +260,24 @@ def writer_rate(rows: int = 20_000) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the projection
-def cost_model(runs: list[dict[str, Any]], offline: dict[str, Any], corpus: dict[str, Any], cpus: int, writer: dict[str, Any]) -> dict[str, Any]:
+def cost_model(
+    runs: list[dict[str, Any]], offline: dict[str, Any], corpus: dict[str, Any], cpus: int, writer: dict[str, Any]
+) -> dict[str, Any]:
     """Core-seconds per million sentences and the cluster for 1e9 sentences an hour, from measured rates."""
     best = max(runs, key=lambda r: r["rows_per_s"])
     ray_runs = [r for r in runs if r["engine"] == "ray"]
     per_core = {
         "offline_runtime": offline["rows_per_s"] / cpus,
-        f"best_engine ({best['engine']}, {best['format']}{', %s actors' % best['actors'] if best['actors'] else ''})": best["rows_per_s"] / cpus,
+        f"best_engine ({best['engine']}, {best['format']}{', %s actors' % best['actors'] if best['actors'] else ''})": best[
+            "rows_per_s"
+        ]
+        / cpus,
     }
     if ray_runs:
         best_ray = max(ray_runs, key=lambda r: r["rows_per_s_without_ray_start"] or r["rows_per_s"])
-        per_core["ray_steady (best Ray run, start-up excluded)"] = (best_ray["rows_per_s_without_ray_start"] or best_ray["rows_per_s"]) / cpus
+        per_core["ray_steady (best Ray run, start-up excluded)"] = (
+            best_ray["rows_per_s_without_ray_start"] or best_ray["rows_per_s"]
+        ) / cpus
     basis = {}
     for name, rate in per_core.items():
         core_s_per_million = 1e6 / rate
@@ -302,12 +343,19 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{r['ray_init_s'] if r['ray_init_s'] is not None else '-'} | {r['wall_s']:.1f} | {r['peak_pss_mb']:.0f} |"
         )
     model = data["cost_model"]
-    lines += ["", "Wall time runs from launching the process to its exit (start-up, scan, model load and Ray start-up included).", "",
-              f"## Cost model — {model['label']}", "",
-              f"| basis | sentences per core-second | core-seconds per million | core-hours per billion | cores for 1e9 in 1 h | {NODE_CORES}-core nodes |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Wall time runs from launching the process to its exit (start-up, scan, model load and Ray start-up included).",
+        "",
+        f"## Cost model — {model['label']}",
+        "",
+        f"| basis | sentences per core-second | core-seconds per million | core-hours per billion | cores for 1e9 in 1 h | {NODE_CORES}-core nodes |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, b in model["basis"].items():
-        lines.append(f"| {name} | {b['sentences_per_core_s']} | {b['core_seconds_per_million']} | {b['core_hours_per_billion']} | {b['cores_for_1e9_in_1h']} | {b[f'nodes_of_{NODE_CORES}_cores']} |")
+        lines.append(
+            f"| {name} | {b['sentences_per_core_s']} | {b['core_seconds_per_million']} | {b['core_hours_per_billion']} | {b['cores_for_1e9_in_1h']} | {b[f'nodes_of_{NODE_CORES}_cores']} |"
+        )
     lines += ["", "Assumptions:", ""] + [f"- {a}" for a in model["assumptions"]]
     return "\n".join(lines) + "\n"
 
@@ -317,7 +365,9 @@ def run_annotate_bench(config: AnnotateBenchConfig) -> dict[str, Any]:
     from ner_export.runtime import available_cpus
 
     if not Path(config.data).is_file():
-        raise SystemExit(f"{config.data}: no such CoNLL file (CoNLL-2003 lives in ../shared/data/conll2003/ beside the checkout)")
+        raise SystemExit(
+            f"{config.data}: no such CoNLL file (CoNLL-2003 lives in ../shared/data/conll2003/ beside the checkout)"
+        )
     with tempfile.TemporaryDirectory(prefix="annotate-bench-", dir=config.workdir) as tmp:
         folder = Path(tmp)
         _say(config, f"building a corpus of {config.rows} rows in {folder}")
@@ -330,7 +380,7 @@ def run_annotate_bench(config: AnnotateBenchConfig) -> dict[str, Any]:
         del texts
         runs = []
         for engine in config.engines:
-            for actors in (config.actors if engine == "ray" else (None,)):
+            for actors in config.actors if engine == "ray" else (None,):
                 for fmt in config.formats:
                     label = f"{engine}{'-%d' % actors if actors else ''}-{fmt}"
                     _say(config, f"run: {label}")
@@ -341,8 +391,15 @@ def run_annotate_bench(config: AnnotateBenchConfig) -> dict[str, Any]:
         writer = writer_rate()
     cpus = available_cpus()
     data = {
-        "command": " ".join(["python -m ner_export.benchmarks.annotate_bench", *sys.argv[1:]]) if config.extra.get("cli") else "run_annotate_bench(...)",
-        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpu": _cpu_name(), "cpus_available": cpus},
+        "command": " ".join(["python -m ner_export.benchmarks.annotate_bench", *sys.argv[1:]])
+        if config.extra.get("cli")
+        else "run_annotate_bench(...)",
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu": _cpu_name(),
+            "cpus_available": cpus,
+        },
         "bundle": config.bundle,
         "corpus": corpus,
         "offline": offline,
@@ -368,9 +425,13 @@ def _cpu_name() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ner_export.benchmarks.annotate_bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ner_export.benchmarks.annotate_bench", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--bundle", required=True, help="bundle directory")
-    parser.add_argument("--data", required=True, help="CoNLL file whose sentences make the corpus (CoNLL-2003 test.txt)")
+    parser.add_argument(
+        "--data", required=True, help="CoNLL file whose sentences make the corpus (CoNLL-2003 test.txt)"
+    )
     parser.add_argument("--out", default="benchmarks/results", help="folder for <name>.json and <name>.md")
     parser.add_argument("--name", default="annotate-cpu")
     parser.add_argument("--rows", type=int, default=100_000, help="corpus size (the sentences repeated)")
@@ -385,10 +446,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     config = AnnotateBenchConfig(
-        bundle=args.bundle, data=args.data, out=args.out, name=args.name, rows=args.rows,
-        engines=tuple(e for e in args.engines.split(",") if e), actors=tuple(int(a) for a in args.actors.split(",") if a),
-        formats=tuple(f for f in args.formats.split(",") if f), batch_size=args.batch_size, shard_size=args.shard_size,
-        precision=args.precision, timeout=args.timeout, progress=not args.quiet, workdir=args.workdir, extra={"cli": True},
+        bundle=args.bundle,
+        data=args.data,
+        out=args.out,
+        name=args.name,
+        rows=args.rows,
+        engines=tuple(e for e in args.engines.split(",") if e),
+        actors=tuple(int(a) for a in args.actors.split(",") if a),
+        formats=tuple(f for f in args.formats.split(",") if f),
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+        precision=args.precision,
+        timeout=args.timeout,
+        progress=not args.quiet,
+        workdir=args.workdir,
+        extra={"cli": True},
     )
     data = run_annotate_bench(config)
     if not args.quiet:

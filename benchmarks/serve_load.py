@@ -104,7 +104,19 @@ class ServerProcess:
     """`ner-export serve` in a subprocess on 127.0.0.1 with a free port; stopped with SIGTERM."""
 
     def __init__(self, bundle: str, args: Sequence[str], log: Path, start_timeout: float = 60) -> None:
-        command = [sys.executable, "-m", "ner_export", "serve", bundle, "--host", HOST, "--port", "0", "--no-access-log", *args]
+        command = [
+            sys.executable,
+            "-m",
+            "ner_export",
+            "serve",
+            bundle,
+            "--host",
+            HOST,
+            "--port",
+            "0",
+            "--no-access-log",
+            *args,
+        ]
         self.log = log
         began = time.monotonic()
         with open(log, "wb") as sink:
@@ -126,7 +138,9 @@ class ServerProcess:
                 self.stop()
                 raise RuntimeError(f"the server never became ready:\n{log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.05)
-        self.ready_s = time.monotonic() - began  # process start to ready (model loaded; for ray: Ray and Serve started too)
+        self.ready_s = (
+            time.monotonic() - began
+        )  # process start to ready (model loaded; for ray: Ray and Serve started too)
 
     def metrics(self) -> dict[str, Any]:
         from prometheus_client.parser import text_string_to_metric_families
@@ -139,8 +153,14 @@ class ServerProcess:
             for s in family.samples:
                 if s.name == "ner_serve_batch_size_bucket":
                     values["batch_size_buckets"][s.labels["le"]] = s.value
-                elif s.name in ("ner_serve_batch_size_sum", "ner_serve_batch_size_count", "process_resident_memory_bytes",
-                                "ner_serve_inference_duration_seconds_sum", "ner_serve_queue_wait_seconds_sum", "ner_serve_queue_wait_seconds_count"):
+                elif s.name in (
+                    "ner_serve_batch_size_sum",
+                    "ner_serve_batch_size_count",
+                    "process_resident_memory_bytes",
+                    "ner_serve_inference_duration_seconds_sum",
+                    "ner_serve_queue_wait_seconds_sum",
+                    "ner_serve_queue_wait_seconds_count",
+                ):
                     values[s.name] = s.value
         return values
 
@@ -254,7 +274,9 @@ async def _post(pool: _Pool, request: bytes) -> int:
     return status
 
 
-async def _step(port: int, bodies: list[bytes], rate: float, seconds: float, max_requests: int, connections: int, rng: random.Random) -> dict[str, Any]:
+async def _step(
+    port: int, bodies: list[bytes], rate: float, seconds: float, max_requests: int, connections: int, rng: random.Random
+) -> dict[str, Any]:
     """One offered rate: Poisson arrivals for `seconds` (at most `max_requests`), latency from schedule."""
     gaps = []
     total = 0.0
@@ -329,7 +351,10 @@ def _percentiles(values: np.ndarray) -> dict[str, float | None]:
 
 
 def _with_server_metrics(step: dict[str, Any], before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    buckets = {le: after["batch_size_buckets"].get(le, 0) - before["batch_size_buckets"].get(le, 0) for le in after.get("batch_size_buckets", {})}
+    buckets = {
+        le: after["batch_size_buckets"].get(le, 0) - before["batch_size_buckets"].get(le, 0)
+        for le in after.get("batch_size_buckets", {})
+    }
     batches = after.get("ner_serve_batch_size_count", 0) - before.get("ner_serve_batch_size_count", 0)
     texts = after.get("ner_serve_batch_size_sum", 0) - before.get("ner_serve_batch_size_sum", 0)
     waits = after.get("ner_serve_queue_wait_seconds_count", 0) - before.get("ner_serve_queue_wait_seconds_count", 0)
@@ -337,8 +362,19 @@ def _with_server_metrics(step: dict[str, Any], before: dict[str, Any], after: di
         "batches": batches,
         "mean_batch_size": texts / batches if batches else None,
         "batch_size_cumulative": buckets,  # Prometheus buckets: batches with size <= le
-        "mean_inference_ms": 1000 * (after.get("ner_serve_inference_duration_seconds_sum", 0) - before.get("ner_serve_inference_duration_seconds_sum", 0)) / batches if batches else None,
-        "mean_queue_wait_ms": 1000 * (after.get("ner_serve_queue_wait_seconds_sum", 0) - before.get("ner_serve_queue_wait_seconds_sum", 0)) / waits if waits else None,
+        "mean_inference_ms": 1000
+        * (
+            after.get("ner_serve_inference_duration_seconds_sum", 0)
+            - before.get("ner_serve_inference_duration_seconds_sum", 0)
+        )
+        / batches
+        if batches
+        else None,
+        "mean_queue_wait_ms": 1000
+        * (after.get("ner_serve_queue_wait_seconds_sum", 0) - before.get("ner_serve_queue_wait_seconds_sum", 0))
+        / waits
+        if waits
+        else None,
         "rss_mb_before": before.get("process_resident_memory_bytes", 0) / 2**20,
         "rss_mb_after": after.get("process_resident_memory_bytes", 0) / 2**20,
     }
@@ -347,7 +383,12 @@ def _with_server_metrics(step: dict[str, Any], before: dict[str, Any], after: di
 
 def _meets_p99(step: dict[str, Any], limit_ms: float) -> bool:
     p99 = step["latency_ms"]["p99"]
-    clean = step["status_429"] == 0 and step["status_5xx"] == 0 and step["transport_errors"] == 0 and step["unfinished"] == 0
+    clean = (
+        step["status_429"] == 0
+        and step["status_5xx"] == 0
+        and step["transport_errors"] == 0
+        and step["unfinished"] == 0
+    )
     return clean and p99 is not None and p99 <= limit_ms and step["achieved_rps"] >= 0.9 * step["offered_rps"]
 
 
@@ -369,18 +410,37 @@ def _offline_throughput(config: LoadConfig, texts: list[str], say: Any) -> dict[
         best = min(best, time.perf_counter() - began)
         rounds += 1
     say(f"(c) offline predict(batch_size=32): {len(texts) / best:.0f} sentences/s (best of {rounds})")
-    return {"throughput_sps": len(texts) / best, "rounds": rounds, "precision": model.precision, "batch_invariant": model.batch_invariant}
+    return {
+        "throughput_sps": len(texts) / best,
+        "rounds": rounds,
+        "precision": model.precision,
+        "batch_invariant": model.batch_invariant,
+    }
 
 
-def _sweep(config: LoadConfig, label: str, args: list[str], bodies: list[bytes], rates: list[float], out: Path, say: Any, extra: bool, saturation_hint: float) -> dict[str, Any]:
-    server = ServerProcess(config.bundle, args, out / f"{config.name}-{label}.log", start_timeout=240 if "ray" in args else 60)
+def _sweep(
+    config: LoadConfig,
+    label: str,
+    args: list[str],
+    bodies: list[bytes],
+    rates: list[float],
+    out: Path,
+    say: Any,
+    extra: bool,
+    saturation_hint: float,
+) -> dict[str, Any]:
+    server = ServerProcess(
+        config.bundle, args, out / f"{config.name}-{label}.log", start_timeout=240 if "ray" in args else 60
+    )
     say(f"({label}) ready in {server.ready_s:.1f} s")
     rng = random.Random(config.seed)
     steps: list[dict[str, Any]] = []
 
     def measure(rate: float, kind: str = "sweep") -> dict[str, Any]:
         before = server.metrics()
-        step = _run_async(_step(server.port, bodies, rate, config.step_seconds, config.max_requests_per_step, config.connections, rng))
+        step = _run_async(
+            _step(server.port, bodies, rate, config.step_seconds, config.max_requests_per_step, config.connections, rng)
+        )
         step = _with_server_metrics(step, before, server.metrics())
         step["kind"] = kind
         lat = step["latency_ms"]
@@ -397,12 +457,18 @@ def _sweep(config: LoadConfig, label: str, args: list[str], bodies: list[bytes],
         limit = TARGETS["p99_limit_ms"]
         for _ in range(config.refine):
             good = [s["offered_rps"] for s in steps if _meets_p99(s, limit)]
-            bad = [s["offered_rps"] for s in steps if not _meets_p99(s, limit) and (not good or s["offered_rps"] > max(good))]
+            bad = [
+                s["offered_rps"]
+                for s in steps
+                if not _meets_p99(s, limit) and (not good or s["offered_rps"] > max(good))
+            ]
             if not good or not bad:
                 break
             steps.append(measure((max(good) + min(bad)) / 2, "refine"))
         result: dict[str, Any] = {
-            "args": args, "info": {k: info.get(k) for k in ("batch_invariant", "batching", "graph", "runtime", "engine")}, "steps": steps,
+            "args": args,
+            "info": {k: info.get(k) for k in ("batch_invariant", "batching", "graph", "runtime", "engine")},
+            "steps": steps,
             "ready_s": server.ready_s,
         }
         best = _best_rate(steps, limit)
@@ -435,7 +501,11 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     bodies = [json.dumps({"inputs": t}, ensure_ascii=False).encode() for t in texts]
-    requests = [b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(b), b) for b in bodies]
+    requests = [
+        b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(b), b)
+        for b in bodies
+    ]
     threads = config.threads or available_cpus()
 
     offline = _offline_throughput(config, texts, say)
@@ -450,17 +520,25 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         common += ["--max-queued-texts", str(config.max_queued_texts)]
     configs = {
         "a": _sweep(config, "a", common, requests, rates, out, say, extra=True, saturation_hint=0.0),
-        "b": _sweep(config, "b", [*common, "--max-batch-size", "1"], requests, rates, out, say, extra=False, saturation_hint=0.0),
+        "b": _sweep(
+            config, "b", [*common, "--max-batch-size", "1"], requests, rates, out, say, extra=False, saturation_hint=0.0
+        ),
     }
     if config.ray:  # the same settings, rates and data; --threads becomes the replica's num_cpus
-        configs["r"] = _sweep(config, "r", [*common, "--engine", "ray"], requests, rates, out, say, extra=False, saturation_hint=0.0)
+        configs["r"] = _sweep(
+            config, "r", [*common, "--engine", "ray"], requests, rates, out, say, extra=False, saturation_hint=0.0
+        )
     results = {
         "name": config.name,
         "command": config.command,
         "config": asdict(config),
         "dataset": {"path": str(data), "sentences": len(texts)},
-        "machine": {"cpus_available": available_cpus(), "platform": platform.platform(), "python": platform.python_version(),
-                    "note": "client and server share these CPUs; the client is one asyncio process"},
+        "machine": {
+            "cpus_available": available_cpus(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "note": "client and server share these CPUs; the client is one asyncio process",
+        },
         "bundle": {"path": config.bundle, "bundle_json_sha256": _sha256(Path(config.bundle) / MANIFEST_NAME)},
         "offline": offline,
         "configs": configs,
@@ -485,11 +563,13 @@ def _ray_overhead(a: dict[str, Any], r: dict[str, Any]) -> dict[str, Any]:
     for step in sorted(a["steps"], key=lambda s: s["offered_rps"]):
         other = by_rate.get(step["offered_rps"])
         if other is not None:
-            rows.append({
-                "offered_rps": step["offered_rps"],
-                "a": {k: step["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": step["achieved_rps"]},
-                "r": {k: other["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": other["achieved_rps"]},
-            })
+            rows.append(
+                {
+                    "offered_rps": step["offered_rps"],
+                    "a": {k: step["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": step["achieved_rps"]},
+                    "r": {k: other["latency_ms"][k] for k in ("p50", "p99")} | {"achieved_rps": other["achieved_rps"]},
+                }
+            )
     return {
         "best_rate_p99_ok": {"a": best_a, "r": best_r, "r_over_a": best_r / best_a if best_a and best_r else None},
         "ready_s": {"a": a.get("ready_s"), "r": r.get("ready_s")},
@@ -512,21 +592,38 @@ def _targets(offline: dict[str, Any], configs: dict[str, Any]) -> list[dict[str,
     def add(name: str, value: float | None, limit: float, kind: str, why: str = "") -> None:
         holds = value is not None and (value >= limit if kind == "min" else value <= limit)
         miss = None if holds or value is None else (limit - value if kind == "min" else value - limit)
-        rows.append({"target": name, "value": value, "limit": limit, "kind": kind, "holds": holds, "miss_by": miss, "note": why})
+        rows.append(
+            {"target": name, "value": value, "limit": limit, "kind": kind, "holds": holds, "miss_by": miss, "note": why}
+        )
 
     ceiling = offline["throughput_sps"]
-    add("(a) best rate with p99 <= 50 ms / (c) offline throughput", best_a / ceiling if best_a else None, TARGETS["vs_offline"], "min",
-        "" if best_a else "no offered rate met p99 <= 50 ms")
-    add("(a) best rate with p99 <= 50 ms / (b) its own", best_a / best_b if best_a and best_b else None, TARGETS["vs_batch1"], "min",
-        "" if best_a and best_b else "a rate is missing: (a) or (b) met p99 <= 50 ms at no offered rate")
+    add(
+        "(a) best rate with p99 <= 50 ms / (c) offline throughput",
+        best_a / ceiling if best_a else None,
+        TARGETS["vs_offline"],
+        "min",
+        "" if best_a else "no offered rate met p99 <= 50 ms",
+    )
+    add(
+        "(a) best rate with p99 <= 50 ms / (b) its own",
+        best_a / best_b if best_a and best_b else None,
+        TARGETS["vs_batch1"],
+        "min",
+        "" if best_a and best_b else "a rate is missing: (a) or (b) met p99 <= 50 ms at no offered rate",
+    )
     low = a.get("low_load")
     add("(a) p50 ms at 10% of that rate", low["latency_ms"]["p50"] if low else None, TARGETS["p50_at_10pct_ms"], "max")
     over = a.get("overload")
     if over:
         add("(a) at 2x saturation: accepted p99 ms", over["latency_ms"]["p99"], TARGETS["overload_p99_ms"], "max")
         add("(a) at 2x saturation: 5xx responses", over["status_5xx"] + over["transport_errors"], 0, "max")
-        add("(a) at 2x saturation: 429 p99 ms (the excess refused fast)", over["latency_429_ms"]["p99"], TARGETS["fast_429_p99_ms"], "max",
-            "" if over["status_429"] else "no 429 at all: the offered load did not overflow the queue")
+        add(
+            "(a) at 2x saturation: 429 p99 ms (the excess refused fast)",
+            over["latency_429_ms"]["p99"],
+            TARGETS["fast_429_p99_ms"],
+            "max",
+            "" if over["status_429"] else "no 429 at all: the offered load did not overflow the queue",
+        )
         rss = over["server"]
         growth = (rss["rss_mb_after"] - rss["rss_mb_before"]) / rss["rss_mb_before"] if rss["rss_mb_before"] else None
         add("(a) at 2x saturation: RSS growth over the step", growth, TARGETS["rss_growth"], "max")
@@ -547,7 +644,11 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"# Serve load: {results['name']}",
         "",
-        *(["**Smoke run** (tiny rates, half-second steps): it checks the script and measures nothing.", ""] if results.get("smoke") else []),
+        *(
+            ["**Smoke run** (tiny rates, half-second steps): it checks the script and measures nothing.", ""]
+            if results.get("smoke")
+            else []
+        ),
         f"Bundle `{results['bundle']['path']}` (bundle.json sha256 {results['bundle']['bundle_json_sha256'][:12]}), "
         f"{offline['precision']} graph, batch_invariant {offline['batch_invariant']}; {results['dataset']['sentences']} sentences of "
         f"`{Path(results['dataset']['path']).name}`, one per request; {results['machine']['cpus_available']} CPUs shared by the "
@@ -557,7 +658,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"(c) offline `model.predict(batch_size=32)`: **{offline['throughput_sps']:.0f} sentences/s**.",
         "",
     ]
-    titles = {"a": "(a) serve, micro-batching", "b": "(b) serve, --max-batch-size 1", "r": "(r) Ray Serve (--engine ray, one replica, @serve.batch)"}
+    titles = {
+        "a": "(a) serve, micro-batching",
+        "b": "(b) serve, --max-batch-size 1",
+        "r": "(r) Ray Serve (--engine ray, one replica, @serve.batch)",
+    }
     for key, run in configs.items():
         batching = (run.get("info") or {}).get("batching") or {}
         lines += [
@@ -570,7 +675,9 @@ def markdown(results: dict[str, Any]) -> str:
             "| step | offered req/s | achieved ok/s | p50 ms | p95 ms | p99 ms | p99.9 ms | 429 | 5xx | errors | 429 p99 ms | mean batch | client lag p99 ms | RSS MB before/after |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        steps = sorted(run["steps"], key=lambda s: s["offered_rps"]) + [run[k] for k in ("low_load", "overload") if run.get(k)]
+        steps = sorted(run["steps"], key=lambda s: s["offered_rps"]) + [
+            run[k] for k in ("low_load", "overload") if run.get(k)
+        ]
         for s in steps:
             lat, srv = s["latency_ms"], s["server"]
             lines.append(
@@ -594,12 +701,21 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for row in overhead["by_rate"]:
             a, r = row["a"], row["r"]
-            lines.append(f"| {row['offered_rps']:.1f} | {_ms(a['p50'])} | {_ms(r['p50'])} | {_ms(a['p99'])} | {_ms(r['p99'])} | {a['achieved_rps']:.1f} | {r['achieved_rps']:.1f} |")
+            lines.append(
+                f"| {row['offered_rps']:.1f} | {_ms(a['p50'])} | {_ms(r['p50'])} | {_ms(a['p99'])} | {_ms(r['p99'])} | {a['achieved_rps']:.1f} | {r['achieved_rps']:.1f} |"
+            )
         lines.append("")
-    lines += ["## Targets (issue #14, for (a))", "", "| target | value | limit | holds | missed by | note |", "|---|---|---|---|---|---|"]
+    lines += [
+        "## Targets (issue #14, for (a))",
+        "",
+        "| target | value | limit | holds | missed by | note |",
+        "|---|---|---|---|---|---|",
+    ]
     for t in results["targets"]:
         sign = ">=" if t["kind"] == "min" else "<="
-        lines.append(f"| {t['target']} | {_num(t['value'], '.3f')} | {sign} {t['limit']:g} | {'yes' if t['holds'] else 'NO'} | {_num(t['miss_by'], '.3f')} | {t['note']} |")
+        lines.append(
+            f"| {t['target']} | {_num(t['value'], '.3f')} | {sign} {t['limit']:g} | {'yes' if t['holds'] else 'NO'} | {_num(t['miss_by'], '.3f')} | {t['note']} |"
+        )
     lines += ["", f"Command: `{results['command']}`", ""]
     return "\n".join(lines)
 
@@ -618,8 +734,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
         steps = sorted((s for s in run["steps"] if s["latency_ms"]["p99"] is not None), key=lambda s: s["offered_rps"])
         rates = [s["offered_rps"] for s in steps]
         axis.plot(rates, [s["latency_ms"]["p99"] for s in steps], "o-", color=colours[key], label=f"{names[key]} p99")
-        axis.plot(rates, [s["latency_ms"]["p50"] for s in steps], "s--", color=colours[key], alpha=0.6, label=f"{names[key]} p50")
-    axis.axvline(results["offline"]["throughput_sps"], color="#2ca02c", linestyle=":", label="(c) offline predict(batch_size=32)")
+        axis.plot(
+            rates,
+            [s["latency_ms"]["p50"] for s in steps],
+            "s--",
+            color=colours[key],
+            alpha=0.6,
+            label=f"{names[key]} p50",
+        )
+    axis.axvline(
+        results["offline"]["throughput_sps"], color="#2ca02c", linestyle=":", label="(c) offline predict(batch_size=32)"
+    )
     axis.axhline(TARGETS["p99_limit_ms"], color="grey", linestyle="-.", linewidth=0.8, label="p99 target 50 ms")
     axis.set_yscale("log")
     axis.set_xlabel("offered load (requests/s, one sentence each)")
@@ -633,7 +758,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 # --------------------------------------------------------------------------- CLI
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ner_export.benchmarks.serve_load", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ner_export.benchmarks.serve_load", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("bundle")
     parser.add_argument("--data", help=f"CoNLL file whose sentences are sent [default: {DEFAULT_DATA}]")
     parser.add_argument("--out", default="bench-results")
@@ -649,9 +776,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--refine", type=int, default=2)
     parser.add_argument("--offline-seconds", type=float, default=10.0)
     parser.add_argument("--sentences", type=int)
-    parser.add_argument("--connections", type=int, default=256, help="most concurrent connections (keep above the server's --max-queued-texts)")
-    parser.add_argument("--smoke", action="store_true", help="a few seconds on tiny rates: checks the script, measures nothing")
-    parser.add_argument("--ray", action="store_true", help="also (r): the same settings on Ray Serve (--engine ray; needs the ray extra)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=256,
+        help="most concurrent connections (keep above the server's --max-queued-texts)",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="a few seconds on tiny rates: checks the script, measures nothing"
+    )
+    parser.add_argument(
+        "--ray",
+        action="store_true",
+        help="also (r): the same settings on Ray Serve (--engine ray; needs the ray extra)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.ray:
@@ -668,16 +806,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"serve_load: skipped: no CoNLL-2003 test file at {data}; pass --data PATH", file=sys.stderr)
         return 0
     config = LoadConfig(
-        bundle=args.bundle, data=str(data), out=args.out, name=args.name, precision=args.precision, threads=args.threads,
-        allow_batch_dependent=args.allow_batch_dependent, max_wait_ms=args.max_wait_ms, max_queued_texts=args.max_queued_texts,
-        rates=tuple(float(r) for r in args.rates.split(",")) if args.rates else None, step_seconds=args.step_seconds,
-        max_requests_per_step=args.max_requests_per_step, refine=args.refine, offline_seconds=args.offline_seconds,
-        sentences=args.sentences, connections=args.connections, progress=not args.quiet, ray=args.ray,
+        bundle=args.bundle,
+        data=str(data),
+        out=args.out,
+        name=args.name,
+        precision=args.precision,
+        threads=args.threads,
+        allow_batch_dependent=args.allow_batch_dependent,
+        max_wait_ms=args.max_wait_ms,
+        max_queued_texts=args.max_queued_texts,
+        rates=tuple(float(r) for r in args.rates.split(",")) if args.rates else None,
+        step_seconds=args.step_seconds,
+        max_requests_per_step=args.max_requests_per_step,
+        refine=args.refine,
+        offline_seconds=args.offline_seconds,
+        sentences=args.sentences,
+        connections=args.connections,
+        progress=not args.quiet,
+        ray=args.ray,
         command=" ".join(["python -m ner_export.benchmarks.serve_load", *(argv if argv is not None else sys.argv[1:])]),
     )
     if args.smoke:
-        config = LoadConfig(**{**asdict(config), "smoke": True, "rates": config.rates or (20.0, 40.0), "step_seconds": min(config.step_seconds, 0.5),
-                                "max_requests_per_step": min(config.max_requests_per_step, 50), "refine": 0, "offline_seconds": 0.0})
+        config = LoadConfig(
+            **{
+                **asdict(config),
+                "smoke": True,
+                "rates": config.rates or (20.0, 40.0),
+                "step_seconds": min(config.step_seconds, 0.5),
+                "max_requests_per_step": min(config.max_requests_per_step, 50),
+                "refine": 0,
+                "offline_seconds": 0.0,
+            }
+        )
     results = run_load(config)
     print(markdown(results))
     print(f"results written to {', '.join(results['files'])}", file=sys.stderr)

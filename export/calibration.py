@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATION_METHODS", "ActivationRanges", "calibrate_activations", "dynamic_activation_inputs", "freeze_activation_scales"]
+__all__ = [
+    "CALIBRATION_METHODS",
+    "ActivationRanges",
+    "calibrate_activations",
+    "dynamic_activation_inputs",
+    "freeze_activation_scales",
+]
 
 CALIBRATION_METHODS = ("minmax", "percentile")
 _SAMPLE_PER_RUN = 4096  # values kept per tensor and run for percentiles: bounded memory on any sample size
@@ -42,7 +48,12 @@ class ActivationRanges:
     percentile: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"calibration": self.method, "calibration_runs": self.runs, "percentile": self.percentile, "activations": len(self.ranges)}
+        return {
+            "calibration": self.method,
+            "calibration_runs": self.runs,
+            "percentile": self.percentile,
+            "activations": len(self.ranges),
+        }
 
 
 def dynamic_activation_inputs(model: Any) -> list[str]:
@@ -51,7 +62,11 @@ def dynamic_activation_inputs(model: Any) -> list[str]:
 
 
 def calibrate_activations(
-    int8_graph: Path, feeds: Iterable[Mapping[str, np.ndarray]], method: str = "minmax", percentile: float = 99.999, seed: int = 0
+    int8_graph: Path,
+    feeds: Iterable[Mapping[str, np.ndarray]],
+    method: str = "minmax",
+    percentile: float = 99.999,
+    seed: int = 0,
 ) -> ActivationRanges:
     """Ranges of every dynamically quantized activation of `int8_graph` over `feeds` (one run each)."""
     import onnx
@@ -75,12 +90,14 @@ def calibrate_activations(
     runs = 0
     for feed in feeds:
         runs += 1
-        for name, value in zip(names, session.run(names, dict(feed))):
+        for name, value in zip(names, session.run(names, dict(feed)), strict=True):
             low[name] = min(low[name], float(value.min()))
             high[name] = max(high[name], float(value.max()))
             if method == "percentile":
                 flat = value.reshape(-1)
-                samples[name].append(flat if flat.size <= _SAMPLE_PER_RUN else rng.choice(flat, _SAMPLE_PER_RUN, replace=False))
+                samples[name].append(
+                    flat if flat.size <= _SAMPLE_PER_RUN else rng.choice(flat, _SAMPLE_PER_RUN, replace=False)
+                )
     if runs == 0:
         raise ValueError("calibration needs at least one input; the calibration sample is empty")
     ranges = {name: (low[name], high[name]) for name in names}
@@ -122,7 +139,9 @@ def freeze_activation_scales(int8_graph: Path, dest: Path, ranges: ActivationRan
         scale, zero_point = _uint8_scale(*ranges.ranges[source])
         graph.initializer.append(numpy_helper.from_array(np.array(scale, dtype=np.float32), scale_name))
         graph.initializer.append(numpy_helper.from_array(np.array(zero_point, dtype=np.uint8), zero_name))
-        nodes.append(helper.make_node("QuantizeLinear", [source, scale_name, zero_name], [quantized], name=f"{node.name}_static"))
+        nodes.append(
+            helper.make_node("QuantizeLinear", [source, scale_name, zero_name], [quantized], name=f"{node.name}_static")
+        )
         replaced += 1
     del graph.node[:]
     graph.node.extend(nodes)

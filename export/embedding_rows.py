@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["LARGE_TABLE_BYTES", "RowErrors", "large_gather_tables", "quantize_rows", "quantize_table_rows", "row_errors"]
+__all__ = [
+    "LARGE_TABLE_BYTES",
+    "RowErrors",
+    "large_gather_tables",
+    "quantize_rows",
+    "quantize_table_rows",
+    "row_errors",
+]
 
 LARGE_TABLE_BYTES = 1 << 20
 
@@ -94,16 +101,21 @@ def quantize_table_rows(graph_path: Path, dest: Path, min_bytes: int = LARGE_TAB
     for name, gathers in tables.items():
         rows, scale = quantize_rows(numpy_helper.to_array(initializers[name]))
         graph.initializer.remove(initializers[name])
-        graph.initializer.extend([numpy_helper.from_array(rows, f"{name}_int8_rows"), numpy_helper.from_array(scale, f"{name}_row_scale")])
+        graph.initializer.extend(
+            [numpy_helper.from_array(rows, f"{name}_int8_rows"), numpy_helper.from_array(scale, f"{name}_row_scale")]
+        )
         for gather in gathers:
-            out, ids, base = gather.output[0], gather.input[1], gather.name or out
+            out, ids = gather.output[0], gather.input[1]
+            base = gather.name or out
             position = list(graph.node).index(gather)
             graph.node.remove(gather)
             for offset, node in enumerate(
                 (
                     helper.make_node("Gather", [f"{name}_int8_rows", ids], [f"{out}_int8"], name=f"{base}_int8_rows"),
                     helper.make_node("Gather", [f"{name}_row_scale", ids], [f"{out}_scale"], name=f"{base}_row_scales"),
-                    helper.make_node("Cast", [f"{out}_int8"], [f"{out}_float"], to=onnx.TensorProto.FLOAT, name=f"{base}_cast"),
+                    helper.make_node(
+                        "Cast", [f"{out}_int8"], [f"{out}_float"], to=onnx.TensorProto.FLOAT, name=f"{base}_cast"
+                    ),
                     helper.make_node("Mul", [f"{out}_float", f"{out}_scale"], [out], name=f"{base}_dequantize_rows"),
                 )
             ):

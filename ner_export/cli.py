@@ -570,38 +570,133 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 
 @cli.command("serve")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port (the log names it).")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface)."
+)
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 picks a free port (the log names it).",
+)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
-@click.option("--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use].")
-@click.option("--aggregation", default="first", show_default=True, type=click.Choice(["first", "average", "max", "simple"]), help="When a request names no aggregation_strategy.")
+@click.option(
+    "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
+)
+@click.option(
+    "--aggregation",
+    default="first",
+    show_default=True,
+    type=click.Choice(["first", "average", "max", "simple"]),
+    help="When a request names no aggregation_strategy.",
+)
 @click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]))
 @click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]))
-@click.option("--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call.")
-@click.option("--max-batch-tokens", default=16384, show_default=True, type=click.IntRange(1), help="Padded tokens in one model call.")
-@click.option("--max-wait-ms", default=0.0, show_default=True, type=click.FloatRange(0), help="How long a free model waits for more texts.")
-@click.option("--allow-batch-dependent", is_flag=True, help="Batch across requests even on a graph that is not batch-invariant.")
-@click.option("--payload-limit", default=2_000_000, show_default=True, type=click.IntRange(1), help="Largest request body, in bytes (413 beyond).")
-@click.option("--max-client-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Most texts in one request (413 beyond).")
-@click.option("--max-queued-texts", default=128, show_default=True, type=click.IntRange(1), help="Most texts waiting for the model (429 beyond).")
-@click.option("--request-timeout", default=10.0, show_default=True, type=click.FloatRange(0, min_open=True), help="Seconds from acceptance to answer (504 beyond).")
-@click.option("--graceful-timeout", default=20.0, show_default=True, type=click.FloatRange(0), help="Seconds in-flight requests get to finish after SIGTERM/SIGINT.")
-@click.option("--shutdown-delay", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds /ready stays 503 after SIGTERM before the listener closes.")
+@click.option(
+    "--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call."
+)
+@click.option(
+    "--max-batch-tokens",
+    default=16384,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Padded tokens in one model call.",
+)
+@click.option(
+    "--max-wait-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How long a free model waits for more texts.",
+)
+@click.option(
+    "--allow-batch-dependent", is_flag=True, help="Batch across requests even on a graph that is not batch-invariant."
+)
+@click.option(
+    "--payload-limit",
+    default=2_000_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Largest request body, in bytes (413 beyond).",
+)
+@click.option(
+    "--max-client-batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most texts in one request (413 beyond).",
+)
+@click.option(
+    "--max-queued-texts",
+    default=128,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Most texts waiting for the model (429 beyond).",
+)
+@click.option(
+    "--request-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds from acceptance to answer (504 beyond).",
+)
+@click.option(
+    "--graceful-timeout",
+    default=20.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
+)
+@click.option(
+    "--shutdown-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds /ready stays 503 after SIGTERM before the listener closes.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
-@click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="local: this process (uvicorn); ray: a Ray Serve application (ner-export[ray]).")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--engine",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="local: this process (uvicorn); ray: a Ray Serve application (ner-export[ray]).",
+)
 @click.option("--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray].")
 @click.option("--num-replicas", type=click.IntRange(1), help="ray: replicas of the model [default: 1].")
-@click.option("--autoscaling-config", callback=lambda ctx, param, value: _json_object(value, param), help='ray: Ray Serve autoscaling as JSON, e.g. \'{"min_replicas": 1, "max_replicas": 4}\'.')
-@click.option("--num-cpus", type=click.FloatRange(0), help="ray: CPUs reserved per replica [default: --threads, else 1].")
-@click.option("--max-ongoing-requests", type=click.IntRange(1), help="ray: requests one replica takes at once [default: max-queued-texts + max-batch-size].")
+@click.option(
+    "--autoscaling-config",
+    callback=lambda ctx, param, value: _json_object(value, param),
+    help='ray: Ray Serve autoscaling as JSON, e.g. \'{"min_replicas": 1, "max_replicas": 4}\'.',
+)
+@click.option(
+    "--num-cpus", type=click.FloatRange(0), help="ray: CPUs reserved per replica [default: --threads, else 1]."
+)
+@click.option(
+    "--max-ongoing-requests",
+    type=click.IntRange(1),
+    help="ray: requests one replica takes at once [default: max-queued-texts + max-batch-size].",
+)
 @_friendly
 def serve_command(bundle: Path, engine: str, address: str | None, **settings: Any) -> None:
     """Serve BUNDLE over HTTP (Hugging Face token-classification protocol) until SIGTERM/SIGINT."""
-    ray_options = {name: settings.pop(name) for name in ("num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")}
+    ray_options = {
+        name: settings.pop(name) for name in ("num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")
+    }
     if engine == "local":
-        given = [f"--{name.replace('_', '-')}" for name, value in {"address": address, **ray_options}.items() if value is not None]
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name, value in {"address": address, **ray_options}.items()
+            if value is not None
+        ]
         if given:
             raise click.UsageError(f"{', '.join(given)} only apply to --engine ray")
         from ner_export.serve import run
@@ -610,7 +705,12 @@ def serve_command(bundle: Path, engine: str, address: str | None, **settings: An
     else:
         from ner_export.serve.ray_app import run as run_ray
 
-        run_ray(bundle, address=address, **{name: value for name, value in ray_options.items() if value is not None}, **settings)
+        run_ray(
+            bundle,
+            address=address,
+            **{name: value for name, value in ray_options.items() if value is not None},
+            **settings,
+        )
 
 
 def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | None:
@@ -627,32 +727,121 @@ def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | 
 
 @cli.command("annotate")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--input", "inputs", required=True, multiple=True, help="Input file, directory or glob pattern (quote it); repeatable.")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder: shard files, _errors.jsonl, _manifest.json.")
-@click.option("--text-field", default="text", show_default=True, help="JSON field / Parquet column holding the text; every other field is passed through.")
-@click.option("--format", "input_format", default="auto", show_default=True, type=click.Choice(["auto", "text", "jsonl", "json", "parquet"]), help="Input format; auto goes by extension (.txt .jsonl/.ndjson .json .parquet), else text with a warning.")
-@click.option("--output-format", default="parquet", show_default=True, type=click.Choice(["parquet", "jsonl"]), help="Shard file format.")
-@click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]), help="local: this process; ray: Ray Data, one model per actor.")
-@click.option("--address", help="Ray cluster to join (auto or ray://host:port) [default: start a local Ray on 127.0.0.1].")
-@click.option("--actors", type=click.IntRange(1), help="Ray actors, one model each [default: the cluster's CPUs / --threads].")
-@click.option("--resume", is_flag=True, help="Finish an interrupted run in --output: keep its complete shards, redo the rest.")
+@click.option(
+    "--input",
+    "inputs",
+    required=True,
+    multiple=True,
+    help="Input file, directory or glob pattern (quote it); repeatable.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder: shard files, _errors.jsonl, _manifest.json.",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    help="JSON field / Parquet column holding the text; every other field is passed through.",
+)
+@click.option(
+    "--format",
+    "input_format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "text", "jsonl", "json", "parquet"]),
+    help="Input format; auto goes by extension (.txt .jsonl/.ndjson .json .parquet), else text with a warning.",
+)
+@click.option(
+    "--output-format",
+    default="parquet",
+    show_default=True,
+    type=click.Choice(["parquet", "jsonl"]),
+    help="Shard file format.",
+)
+@click.option(
+    "--engine",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="local: this process; ray: Ray Data, one model per actor.",
+)
+@click.option(
+    "--address", help="Ray cluster to join (auto or ray://host:port) [default: start a local Ray on 127.0.0.1]."
+)
+@click.option(
+    "--actors", type=click.IntRange(1), help="Ray actors, one model each [default: the cluster's CPUs / --threads]."
+)
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted run in --output: keep its complete shards, redo the rest."
+)
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per onnxruntime run.")
-@click.option("--buffer-size", default=1024, show_default=True, type=click.IntRange(1), help="Texts per predict call, sorted by length inside it (the Ray map batch).")
-@click.option("--shard-size", default=10_000, show_default=True, type=click.IntRange(1), help="Input records per output file.")
-@click.option("--threads", type=click.IntRange(1), help="onnxruntime threads [default: all CPUs locally, 1 per Ray actor].")
+@click.option(
+    "--buffer-size",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Texts per predict call, sorted by length inside it (the Ray map batch).",
+)
+@click.option(
+    "--shard-size", default=10_000, show_default=True, type=click.IntRange(1), help="Input records per output file."
+)
+@click.option(
+    "--threads", type=click.IntRange(1), help="onnxruntime threads [default: all CPUs locally, 1 per Ray actor]."
+)
 @click.option("--precision", type=click.Choice(["int8", "fp32"]), help="Graph to run [default: int8].")
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]), help="Most probable valid IOB2 sequence, or each word's best label.")
+@click.option(
+    "--decoding",
+    default="constrained",
+    show_default=True,
+    type=click.Choice(["constrained", "argmax"]),
+    help="Most probable valid IOB2 sequence, or each word's best label.",
+)
 @_quiet
 @_friendly
-def annotate_command(bundle: Path, inputs: tuple[str, ...], output: Path, text_field: str, input_format: str, output_format: str, engine: str, address: str | None, actors: int | None, resume: bool, batch_size: int, buffer_size: int, shard_size: int, threads: int | None, precision: str | None, decoding: str, quiet: bool) -> None:
+def annotate_command(
+    bundle: Path,
+    inputs: tuple[str, ...],
+    output: Path,
+    text_field: str,
+    input_format: str,
+    output_format: str,
+    engine: str,
+    address: str | None,
+    actors: int | None,
+    resume: bool,
+    batch_size: int,
+    buffer_size: int,
+    shard_size: int,
+    threads: int | None,
+    precision: str | None,
+    decoding: str,
+    quiet: bool,
+) -> None:
     """Annotate a corpus into sharded Parquet/JSONL files, resumable, locally or on Ray."""
     from ner_export.annotate import AnnotateConfig, annotate
 
     result = annotate(
         AnnotateConfig(
-            bundle=str(bundle), inputs=inputs, output=str(output), text_field=text_field, input_format=input_format,
-            output_format=output_format, engine=engine, address=address, actors=actors, resume=resume, batch_size=batch_size,
-            buffer_size=buffer_size, shard_size=shard_size, threads=threads, precision=precision, decoding=decoding, progress=not quiet,
+            bundle=str(bundle),
+            inputs=inputs,
+            output=str(output),
+            text_field=text_field,
+            input_format=input_format,
+            output_format=output_format,
+            engine=engine,
+            address=address,
+            actors=actors,
+            resume=resume,
+            batch_size=batch_size,
+            buffer_size=buffer_size,
+            shard_size=shard_size,
+            threads=threads,
+            precision=precision,
+            decoding=decoding,
+            progress=not quiet,
         )
     )
     click.echo(result.summary())

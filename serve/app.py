@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import os
 import re
 import sys
 import time
-import itertools
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,17 @@ except ImportError as exc:  # pragma: no cover - exercised only without the serv
 
 from .batcher import Batcher, Job, TokenCounter
 from .metrics import CONTENT_TYPE_LATEST, Metrics
-from .protocol import EntityOut, ErrorOut, PredictRequest, RequestError, entities_json, error_body, info_body, parse_predict, versions
+from .protocol import (
+    EntityOut,
+    ErrorOut,
+    PredictRequest,
+    RequestError,
+    entities_json,
+    error_body,
+    info_body,
+    parse_predict,
+    versions,
+)
 
 __all__ = ["create_app", "Service", "Abandoned", "warm_up", "log_batching_decision"]
 
@@ -78,17 +88,22 @@ def warm_up(model: NerModel, batch_size: int) -> None:
 def log_batching_decision(logger: logging.Logger, model: NerModel, allow_batch_dependent: bool) -> None:
     """Say at start whether requests are batched together, and why (the graph's batch invariance)."""
     if model.batch_invariant:
-        logger.info("micro-batching across requests: the %s graph is batch-invariant (a text's entities never depend on its batch)", model.precision)
+        logger.info(
+            "micro-batching across requests: the %s graph is batch-invariant (a text's entities never depend on its batch)",
+            model.precision,
+        )
     elif allow_batch_dependent:
         logger.warning(
             "micro-batching across requests on the %s graph, which is NOT batch-invariant (--allow-batch-dependent): "
-            "a text's scores may shift slightly with the other texts in its batch", model.precision,
+            "a text's scores may shift slightly with the other texts in its batch",
+            model.precision,
         )
     else:
         logger.warning(
             "the %s graph is not batch-invariant: batching only within each request, never across requests, so every "
             "answer equals offline model.predict(texts); pass --allow-batch-dependent to batch across requests "
-            "(answers may then shift slightly), or serve a batch-invariant graph (e.g. --precision fp32)", model.precision,
+            "(answers may then shift slightly), or serve a batch-invariant graph (e.g. --precision fp32)",
+            model.precision,
         )
 
 
@@ -117,8 +132,14 @@ class Service:
         s = self.settings
         started = time.perf_counter()
         model = NerModel.load(
-            self.bundle_dir, device=s.device, threads=s.threads, precision=s.precision,
-            aggregation=s.aggregation, word_split=s.word_split, decoding=s.decoding, token_budget=s.max_batch_tokens,
+            self.bundle_dir,
+            device=s.device,
+            threads=s.threads,
+            precision=s.precision,
+            aggregation=s.aggregation,
+            word_split=s.word_split,
+            decoding=s.decoding,
+            token_budget=s.max_batch_tokens,
         )
         from tokenizers import Tokenizer
 
@@ -127,7 +148,13 @@ class Service:
         tokenizer.no_padding()
         self.counter = TokenCounter(tokenizer, self.manifest.max_length, model.stride)
         warm_up(model, s.max_batch_size)
-        log.info("model loaded and warmed in %.2f s (%s graph %s, %d threads)", time.perf_counter() - started, model.precision, self.graph.file, s.threads or available_cpus())
+        log.info(
+            "model loaded and warmed in %.2f s (%s graph %s, %d threads)",
+            time.perf_counter() - started,
+            model.precision,
+            self.graph.file,
+            s.threads or available_cpus(),
+        )
         return model
 
     def _loaded(self, model: NerModel) -> None:
@@ -174,11 +201,21 @@ class Service:
     def info(self) -> dict[str, Any]:
         model = self.batcher.model
         body = info_body(
-            status=self.status(), bundle_dir=self.bundle_dir, manifest=self.manifest, graph=self.graph, bundle_sha256=self.bundle_sha256,
-            settings=self.settings, cross_request=self.graph.batch_invariant or self.settings.allow_batch_dependent,
-            threads=self.settings.threads, stride=model.stride if model is not None else None,
+            status=self.status(),
+            bundle_dir=self.bundle_dir,
+            manifest=self.manifest,
+            graph=self.graph,
+            bundle_sha256=self.bundle_sha256,
+            settings=self.settings,
+            cross_request=self.graph.batch_invariant or self.settings.allow_batch_dependent,
+            threads=self.settings.threads,
+            stride=model.stride if model is not None else None,
         )
-        body["process"] = {"pid": os.getpid(), "started_at": self.started_at, "imported": {name: name in sys.modules for name in _HEAVY}}
+        body["process"] = {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "imported": {name: name in sys.modules for name in _HEAVY},
+        }
         return body
 
     def status(self) -> str:
@@ -246,8 +283,15 @@ class _AccessLog:
                 peer = f"{client[0]}:{client[1]}" if client else "-"
                 texts = state.get("texts")
                 access_log.info(
-                    '%s "%s %s HTTP/%s" %d %.1fms id=%s%s', peer, scope["method"], scope["path"], scope.get("http_version", "1.1"),
-                    status, elapsed * 1000, request_id, "" if texts is None else f" texts={texts}",
+                    '%s "%s %s HTTP/%s" %d %.1fms id=%s%s',
+                    peer,
+                    scope["method"],
+                    scope["path"],
+                    scope.get("http_version", "1.1"),
+                    status,
+                    elapsed * 1000,
+                    request_id,
+                    "" if texts is None else f" texts={texts}",
                 )
 
 
@@ -278,11 +322,22 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
     )
     app.state.service = service
 
-    errors = {413: {"model": ErrorOut}, 422: {"model": ErrorOut}, 429: {"model": ErrorOut}, 503: {"model": ErrorOut}, 504: {"model": ErrorOut}}
+    errors = {
+        413: {"model": ErrorOut},
+        422: {"model": ErrorOut},
+        429: {"model": ErrorOut},
+        503: {"model": ErrorOut},
+        504: {"model": ErrorOut},
+    }
     predict_doc = {
         "response_model": list[EntityOut] | list[list[EntityOut]],
         "responses": errors,
-        "openapi_extra": {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}}}},
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
+            }
+        },
         "summary": "Entities of one text, or of each text of a list",
     }
 
@@ -319,39 +374,63 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         job = Job(call.texts, costs, call.aggregation, loop.create_future(), loop)
         if not service.batcher.submit(job):
             retry = service.batcher.retry_after()
-            return _error(RequestError(
-                429, f"queue full: {service.batcher.queued} texts waiting (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
-                "overloaded", "queue_full", {"Retry-After": str(retry)},
-            ), service)
+            return _error(
+                RequestError(
+                    429,
+                    f"queue full: {service.batcher.queued} texts waiting (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    "overloaded",
+                    "queue_full",
+                    {"Retry-After": str(retry)},
+                ),
+                service,
+            )
         service.in_flight += 1
         service.jobs.add(job)
         service.metrics.in_flight.inc()
         gone = asyncio.ensure_future(_disconnected(request.receive))
         try:
-            done, _ = await asyncio.wait({job.future, gone}, timeout=s.request_timeout, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {job.future, gone}, timeout=s.request_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
             if job.future in done:
                 try:
                     results = job.future.result()
                 except Abandoned:
-                    return _error(RequestError(
-                        503, f"server stopped before this request was answered (--graceful-timeout {s.graceful_timeout:g} s)",
-                        "unavailable", "shutdown",
-                    ), service)
+                    return _error(
+                        RequestError(
+                            503,
+                            f"server stopped before this request was answered (--graceful-timeout {s.graceful_timeout:g} s)",
+                            "unavailable",
+                            "shutdown",
+                        ),
+                        service,
+                    )
                 except InputError as exc:
-                    return _error(RequestError(422, " ".join(str(exc).split()), "validation", "invalid_request"), service)
+                    return _error(
+                        RequestError(422, " ".join(str(exc).split()), "validation", "invalid_request"), service
+                    )
                 except Exception as exc:  # noqa: BLE001 - the model failed on this request
                     log.error("prediction failed (request %s): %s", request.state.request_id, exc)
-                    return _error(RequestError(500, f"prediction failed: {type(exc).__name__}", "internal", "internal"), service)
+                    return _error(
+                        RequestError(500, f"prediction failed: {type(exc).__name__}", "internal", "internal"), service
+                    )
                 return _json(200, entities_json(call, results))
             dropped = service.batcher.cancel(job)
             if gone in done:
                 service.metrics.failures.labels("client_disconnect").inc()
-                log.info("client of request %s disconnected; %d queued texts dropped", request.state.request_id, dropped)
+                log.info(
+                    "client of request %s disconnected; %d queued texts dropped", request.state.request_id, dropped
+                )
                 return _json(499, error_body("client closed the request", "client_closed"))
-            return _error(RequestError(
-                504, f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {len(call.texts)} texts still queued, now dropped)",
-                "timeout", "timeout",
-            ), service)
+            return _error(
+                RequestError(
+                    504,
+                    f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {len(call.texts)} texts still queued, now dropped)",
+                    "timeout",
+                    "timeout",
+                ),
+                service,
+            )
         finally:
             gone.cancel()
             if not job.future.done():  # cancelled (server stopping): its queued texts must not run
@@ -378,7 +457,10 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         status = service.status()
         return JSONResponse({"status": status}, status_code=200 if status == "ready" else 503)
 
-    @app.get("/info", summary="Labels, bundle sha256, manifest summary, quantization, batch_invariant, batching settings, versions")
+    @app.get(
+        "/info",
+        summary="Labels, bundle sha256, manifest summary, quantization, batch_invariant, batching settings, versions",
+    )
     async def info() -> Response:
         return JSONResponse(service.info())
 
@@ -394,7 +476,9 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=[*described, *app.routes])
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=[*described, *app.routes]
+            )
             request_schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(request_schema.pop("$defs", {}))
@@ -413,4 +497,9 @@ def _unavailable(service: Service) -> Response:
 
 
 def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(413, f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)", "payload_too_large", "payload_too_large")
+    return RequestError(
+        413,
+        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
+        "payload_too_large",
+        "payload_too_large",
+    )

@@ -275,7 +275,11 @@ class Batcher:
         for positions in by_job.values():
             job = batch[positions[0]].job
             try:
-                found = model.predict([job.texts[batch[p].index] for p in positions], batch_size=self._settings.max_batch_size, aggregation=job.aggregation)
+                found = model.predict(
+                    [job.texts[batch[p].index] for p in positions],
+                    batch_size=self._settings.max_batch_size,
+                    aggregation=job.aggregation,
+                )
             except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
                 found = [exc] * len(positions)
             for p, result in zip(positions, found):

@@ -8,7 +8,15 @@ Buckets are chosen for a model that answers in milliseconds: fine below 25 ms, c
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST", "PATHS"]
 
@@ -26,26 +34,53 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         r = self.registry
         self.request_duration = Histogram(
-            "ner_serve_request_duration_seconds", "Time from a request's arrival to its response, by path",
-            ["path"], buckets=LATENCY_BUCKETS, registry=r,
+            "ner_serve_request_duration_seconds",
+            "Time from a request's arrival to its response, by path",
+            ["path"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
-        self.requests = Counter("ner_serve_requests", "Requests answered, by path and HTTP status", ["path", "status"], registry=r)
+        self.requests = Counter(
+            "ner_serve_requests", "Requests answered, by path and HTTP status", ["path", "status"], registry=r
+        )
         self.failures = Counter(
-            "ner_serve_failures", "Prediction requests not answered with entities, by reason "
+            "ner_serve_failures",
+            "Prediction requests not answered with entities, by reason "
             "(payload_too_large, too_many_texts, invalid_request, queue_full, timeout, client_disconnect, "
-            "unavailable, shutdown, internal)", ["reason"], registry=r,
+            "unavailable, shutdown, internal)",
+            ["reason"],
+            registry=r,
         )
-        self.queue_wait = Histogram("ner_serve_queue_wait_seconds", "Time a text waited in the queue before its batch started", buckets=LATENCY_BUCKETS, registry=r)
-        self.inference = Histogram("ner_serve_inference_duration_seconds", "Time of one batch's model call (tokenize, run, decode)", buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_size = Histogram("ner_serve_batch_size", "Texts in one model call", buckets=BATCH_SIZE_BUCKETS, registry=r)
+        self.queue_wait = Histogram(
+            "ner_serve_queue_wait_seconds",
+            "Time a text waited in the queue before its batch started",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "ner_serve_inference_duration_seconds",
+            "Time of one batch's model call (tokenize, run, decode)",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "ner_serve_batch_size", "Texts in one model call", buckets=BATCH_SIZE_BUCKETS, registry=r
+        )
         self.batch_tokens = Histogram(
-            "ner_serve_batch_tokens", "Padded tokens in one model call (windows x widest window), as estimated when queued: "
-            "an upper bound (UTF-8 bytes) for a text shorter than one window, exact for longer ones", buckets=BATCH_TOKEN_BUCKETS, registry=r,
+            "ner_serve_batch_tokens",
+            "Padded tokens in one model call (windows x widest window), as estimated when queued: "
+            "an upper bound (UTF-8 bytes) for a text shorter than one window, exact for longer ones",
+            buckets=BATCH_TOKEN_BUCKETS,
+            registry=r,
         )
         self.queue_depth = Gauge("ner_serve_queue_depth", "Texts waiting for the model", registry=r)
-        self.in_flight = Gauge("ner_serve_requests_in_flight", "Prediction requests accepted and not yet answered", registry=r)
+        self.in_flight = Gauge(
+            "ner_serve_requests_in_flight", "Prediction requests accepted and not yet answered", registry=r
+        )
         self.texts = Counter("ner_serve_texts", "Texts run through the model", registry=r)
-        self.ready = Gauge("ner_serve_ready", "1 when the model is loaded and warmed and the server is not draining", registry=r)
+        self.ready = Gauge(
+            "ner_serve_ready", "1 when the model is loaded and warmed and the server is not draining", registry=r
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -41,7 +41,9 @@ TOP_LEVEL = ("inputs", "parameters", "options")
 class RequestError(Exception):
     """A request the service refuses; becomes `{"error": message, "error_type": error_type}` with `status`."""
 
-    def __init__(self, status: int, message: str, error_type: str, reason: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str, reason: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -71,12 +73,22 @@ def _check_text(text: Any, field: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         bad = text[exc.start]
-        raise invalid(f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character (it cannot be encoded as UTF-8)") from None
+        raise invalid(
+            f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character (it cannot be encoded as UTF-8)"
+        ) from None
     return text
 
 
 def _json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null", int: "a number", float: "a number"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }
     return names.get(type(value), type(value).__name__)
 
 
@@ -99,8 +111,10 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
     if isinstance(inputs, list):
         if len(inputs) > settings.max_client_batch_size:
             raise RequestError(
-                413, f"inputs: {len(inputs)} texts exceed the limit of {settings.max_client_batch_size} per request (--max-client-batch-size)",
-                "payload_too_large", "too_many_texts",
+                413,
+                f"inputs: {len(inputs)} texts exceed the limit of {settings.max_client_batch_size} per request (--max-client-batch-size)",
+                "payload_too_large",
+                "too_many_texts",
             )
         texts = [_check_text(text, f"inputs[{i}]") for i, text in enumerate(inputs)]
         single = False
@@ -140,7 +154,11 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
 def entities_json(call: PredictCall, results: list[list[Entity]]) -> bytes:
     """The answer body: per text, its entities in the Hugging Face format."""
     rows = [
-        [{"entity_group": e.label, "score": e.score, "word": e.text, "start": e.start, "end": e.end} for e in entities if e.label not in call.ignore_labels]
+        [
+            {"entity_group": e.label, "score": e.score, "word": e.text, "start": e.start, "end": e.end}
+            for e in entities
+            if e.label not in call.ignore_labels
+        ]
         for entities in results
     ]
     return json.dumps(rows[0] if call.single else rows, ensure_ascii=False).encode("utf-8")
@@ -151,8 +169,17 @@ def error_body(message: str, error_type: str) -> bytes:
 
 
 def info_body(
-    *, status: str, bundle_dir: Path, manifest: BundleManifest, graph: GraphSpec, bundle_sha256: str,
-    settings: ServeSettings, cross_request: bool, threads: int | None, stride: int | None, extra_versions: tuple[str, ...] = (),
+    *,
+    status: str,
+    bundle_dir: Path,
+    manifest: BundleManifest,
+    graph: GraphSpec,
+    bundle_sha256: str,
+    settings: ServeSettings,
+    cross_request: bool,
+    threads: int | None,
+    stride: int | None,
+    extra_versions: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The body of `GET /info`: the bundle, the graph, the batching decision, limits and versions."""
     m, s, g = manifest, settings, graph
@@ -169,7 +196,10 @@ def info_body(
             "casing": m.casing,
             "opset": m.opset,
             "format_version": m.format_version,
-            "graphs": [{"file": x.file, "device": x.device, "precision": x.precision, "batch_invariant": x.batch_invariant} for x in m.graphs],
+            "graphs": [
+                {"file": x.file, "device": x.device, "precision": x.precision, "batch_invariant": x.batch_invariant}
+                for x in m.graphs
+            ],
             "validation": {k: v for k, v in m.validation.items() if not isinstance(v, (list, dict))},
         },
         "graph": {"file": g.file, "device": g.device, "precision": g.precision, "quantization": g.quantization},
@@ -203,7 +233,18 @@ def info_body(
 def versions(*extra: str) -> dict[str, str]:
     """Python's and the installed serving packages' versions (those not installed are left out)."""
     found = {"python": platform.python_version()}
-    for dist in ("ner-export", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy", "fastapi", "starlette", "uvicorn", "prometheus-client", *extra):
+    for dist in (
+        "ner-export",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "tokenizers",
+        "numpy",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "prometheus-client",
+        *extra,
+    ):
         try:
             found[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -214,7 +255,8 @@ def versions(*extra: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- OpenAPI description only
 class Parameters(BaseModel):
     aggregation_strategy: Literal["first", "average", "max", "simple"] | None = Field(
-        None, description="How tokens are grouped into words and entities (as in transformers' pipeline); default: the server's --aggregation"
+        None,
+        description="How tokens are grouped into words and entities (as in transformers' pipeline); default: the server's --aggregation",
     )
     ignore_labels: list[str] | None = Field(None, description="Entity groups to leave out of the answer")
 
@@ -222,7 +264,9 @@ class Parameters(BaseModel):
 class PredictRequest(BaseModel):
     inputs: str | list[str] = Field(description="One text, or a list of texts (at most --max-client-batch-size)")
     parameters: Parameters | None = None
-    options: dict[str, Any] | None = Field(None, description="Accepted for compatibility with the Inference API, and ignored")
+    options: dict[str, Any] | None = Field(
+        None, description="Accepted for compatibility with the Inference API, and ignored"
+    )
 
 
 class EntityOut(BaseModel):

@@ -57,7 +57,16 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the ray extra
     raise MissingDependencyError(exc.name or "ray", "ray", "ner-export serve --engine ray") from None
 
-__all__ = ["RayOptions", "NerReplica", "NerDeployment", "build_app", "deployment_options", "split_settings", "replica_resources", "run"]
+__all__ = [
+    "RayOptions",
+    "NerReplica",
+    "NerDeployment",
+    "build_app",
+    "deployment_options",
+    "split_settings",
+    "replica_resources",
+    "run",
+]
 
 log = logging.getLogger("ray.serve.ner_export")  # a child of Ray's serve logger: its replica log files and format
 driver_log = logging.getLogger("ner_export.serve")
@@ -69,27 +78,43 @@ class RayOptions:
     """How Ray Serve runs the replicas; everything about the model, batching and limits is `ServeSettings`."""
 
     num_replicas: int | None = None  # fixed replica count; None: 1, or what autoscaling_config decides
-    autoscaling_config: dict[str, Any] | None = None  # Ray's AutoscalingConfig fields (min_replicas, max_replicas, target_ongoing_requests, ...)
+    autoscaling_config: dict[str, Any] | None = (
+        None  # Ray's AutoscalingConfig fields (min_replicas, max_replicas, target_ongoing_requests, ...)
+    )
     num_cpus: float | None = None  # CPUs reserved per replica (ray_actor_options); None: `threads`, else 1
-    max_ongoing_requests: int | None = None  # requests Ray sends one replica at once; None: max_queued_texts + max_batch_size
+    max_ongoing_requests: int | None = (
+        None  # requests Ray sends one replica at once; None: max_queued_texts + max_batch_size
+    )
 
     def __post_init__(self) -> None:
-        if self.num_replicas is not None and (not isinstance(self.num_replicas, int) or isinstance(self.num_replicas, bool) or self.num_replicas < 1):
+        if self.num_replicas is not None and (
+            not isinstance(self.num_replicas, int) or isinstance(self.num_replicas, bool) or self.num_replicas < 1
+        ):
             raise ValueError(f"num_replicas={self.num_replicas!r} must be a positive integer")
         if self.num_replicas is not None and self.autoscaling_config is not None:
-            raise ValueError("num_replicas and autoscaling_config exclude each other: autoscaling decides the number of replicas")
+            raise ValueError(
+                "num_replicas and autoscaling_config exclude each other: autoscaling decides the number of replicas"
+            )
         if self.autoscaling_config is not None and not isinstance(self.autoscaling_config, dict):
-            raise ValueError(f"autoscaling_config must be a dict of Ray's AutoscalingConfig fields, got {type(self.autoscaling_config).__name__}")
-        if self.num_cpus is not None and (not isinstance(self.num_cpus, (int, float)) or isinstance(self.num_cpus, bool) or self.num_cpus < 0):
+            raise ValueError(
+                f"autoscaling_config must be a dict of Ray's AutoscalingConfig fields, got {type(self.autoscaling_config).__name__}"
+            )
+        if self.num_cpus is not None and (
+            not isinstance(self.num_cpus, (int, float)) or isinstance(self.num_cpus, bool) or self.num_cpus < 0
+        ):
             raise ValueError(f"num_cpus={self.num_cpus!r} must be a number >= 0")
-        if self.max_ongoing_requests is not None and (not isinstance(self.max_ongoing_requests, int) or self.max_ongoing_requests < 1):
+        if self.max_ongoing_requests is not None and (
+            not isinstance(self.max_ongoing_requests, int) or self.max_ongoing_requests < 1
+        ):
             raise ValueError(f"max_ongoing_requests={self.max_ongoing_requests!r} must be a positive integer")
 
 
 _RAY_FIELDS = frozenset(f.name for f in fields(RayOptions))
 
 
-def split_settings(settings: ServeSettings | None, options: RayOptions | None, overrides: dict[str, Any]) -> tuple[ServeSettings, RayOptions]:
+def split_settings(
+    settings: ServeSettings | None, options: RayOptions | None, overrides: dict[str, Any]
+) -> tuple[ServeSettings, RayOptions]:
     """`overrides` split by name into `RayOptions` fields and `ServeSettings` fields (an unknown name is a TypeError)."""
     ray_kwargs = {name: overrides.pop(name) for name in list(overrides) if name in _RAY_FIELDS}
     options = RayOptions(**{**asdict(options or RayOptions()), **ray_kwargs})
@@ -131,12 +156,24 @@ class NerReplica:
         self.bundle_sha256 = hashlib.sha256((self.bundle_dir / MANIFEST_NAME).read_bytes()).hexdigest()
         self.threads = threads
         self.model = NerModel.load(
-            self.bundle_dir, device=s.device, threads=threads, precision=s.precision, aggregation=s.aggregation,
-            word_split=s.word_split, decoding=s.decoding, token_budget=s.max_batch_tokens,
+            self.bundle_dir,
+            device=s.device,
+            threads=threads,
+            precision=s.precision,
+            aggregation=s.aggregation,
+            word_split=s.word_split,
+            decoding=s.decoding,
+            token_budget=s.max_batch_tokens,
         )
         warm_up(self.model, s.max_batch_size)
         self.cross_request = self.model.batch_invariant or s.allow_batch_dependent
-        log.info("model loaded and warmed in %.2f s (%s graph %s, %d threads)", time.perf_counter() - started, self.model.precision, self.graph.file, threads)
+        log.info(
+            "model loaded and warmed in %.2f s (%s graph %s, %d threads)",
+            time.perf_counter() - started,
+            self.model.precision,
+            self.graph.file,
+            threads,
+        )
         log_batching_decision(log, self.model, s.allow_batch_dependent)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ner-model")
         self._queued = 0  # texts accepted by this replica and not yet in a batch
@@ -180,7 +217,9 @@ class NerReplica:
             except Exception:  # noqa: BLE001 - run each work alone below, so one bad request fails only itself
                 for i in members:
                     try:
-                        results[i] = self.model.predict(works[i].texts, batch_size=s.max_batch_size, aggregation=aggregation)
+                        results[i] = self.model.predict(
+                            works[i].texts, batch_size=s.max_batch_size, aggregation=aggregation
+                        )
                     except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
                         results[i] = exc
                 continue
@@ -215,7 +254,13 @@ class NerReplica:
                 return _json(200, b'{"status": "ready"}')
             return _json(200, json.dumps(self.info()).encode("utf-8"))
         if path == "/metrics":
-            return _json(404, error_body("no /metrics on the ray engine: Ray Serve exports its own serve_* metrics through Ray's metrics endpoint", "not_found"))
+            return _json(
+                404,
+                error_body(
+                    "no /metrics on the ray engine: Ray Serve exports its own serve_* metrics through Ray's metrics endpoint",
+                    "not_found",
+                ),
+            )
         return _json(404, error_body("Not Found", "not_found"))
 
     async def _predict(self, request: Request) -> Response:
@@ -238,10 +283,15 @@ class NerReplica:
         if self._queued + n > s.max_queued_texts:
             rate = self._texts_per_second
             retry = max(1, min(60, math.ceil(self._queued / rate))) if rate > 0 else 1
-            return _error(RequestError(
-                429, f"queue full: {self._queued} texts waiting in this replica (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
-                "overloaded", "queue_full", {"Retry-After": str(retry)},
-            ))
+            return _error(
+                RequestError(
+                    429,
+                    f"queue full: {self._queued} texts waiting in this replica (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    "overloaded",
+                    "queue_full",
+                    {"Retry-After": str(retry)},
+                )
+            )
         if self.cross_request:
             works, batched = [_Work([text], call.aggregation) for text in call.texts], self._predict_texts
         else:
@@ -252,10 +302,14 @@ class NerReplica:
             done, pending = await asyncio.wait(tasks, timeout=s.request_timeout)
             if pending:
                 dropped = sum(len(work.texts) for work in works if not work.started)
-                return _error(RequestError(
-                    504, f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {n} texts still queued, now dropped)",
-                    "timeout", "timeout",
-                ))
+                return _error(
+                    RequestError(
+                        504,
+                        f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {n} texts still queued, now dropped)",
+                        "timeout",
+                        "timeout",
+                    )
+                )
             results: list[Any] = []
             for task in tasks:
                 found = task.result()
@@ -278,8 +332,16 @@ class NerReplica:
 
     def info(self) -> dict[str, Any]:
         body = info_body(
-            status="ready", bundle_dir=self.bundle_dir, manifest=self.manifest, graph=self.graph, bundle_sha256=self.bundle_sha256,
-            settings=self.settings, cross_request=self.cross_request, threads=self.threads, stride=self.model.stride, extra_versions=("ray",),
+            status="ready",
+            bundle_dir=self.bundle_dir,
+            manifest=self.manifest,
+            graph=self.graph,
+            bundle_sha256=self.bundle_sha256,
+            settings=self.settings,
+            cross_request=self.cross_request,
+            threads=self.threads,
+            stride=self.model.stride,
+            extra_versions=("ray",),
         )
         context = serve.get_replica_context()
         body["engine"] = "ray"
@@ -303,7 +365,7 @@ def _path(scope: dict[str, Any]) -> str:
     """The request path below the application's route prefix."""
     path, root = scope.get("path", "/"), scope.get("root_path", "")
     if root and path.startswith(root):
-        path = path[len(root):]
+        path = path[len(root) :]
     return path or "/"
 
 
@@ -316,7 +378,12 @@ def _error(exc: RequestError) -> Response:
 
 
 def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(413, f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)", "payload_too_large", "payload_too_large")
+    return RequestError(
+        413,
+        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
+        "payload_too_large",
+        "payload_too_large",
+    )
 
 
 def _rss_bytes() -> int | None:
@@ -328,7 +395,13 @@ def _rss_bytes() -> int | None:
 
 
 # --------------------------------------------------------------------------- building and running
-def build_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = None, *, options: RayOptions | None = None, **overrides: Any) -> Any:
+def build_app(
+    bundle_dir: str | os.PathLike[str],
+    settings: ServeSettings | None = None,
+    *,
+    options: RayOptions | None = None,
+    **overrides: Any,
+) -> Any:
     """The Ray Serve application (`serve.run(build_app("bundle/", num_replicas=2))`).
 
     `overrides` are `ServeSettings` fields (the knobs of `ner-export serve`) and `RayOptions` fields
@@ -370,8 +443,13 @@ def _free_port(host: str) -> int:
 
 
 def run(
-    bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = None, *, address: str | None = None,
-    app_name: str = "ner-export", route_prefix: str = "/", **overrides: Any,
+    bundle_dir: str | os.PathLike[str],
+    settings: ServeSettings | None = None,
+    *,
+    address: str | None = None,
+    app_name: str = "ner-export",
+    route_prefix: str = "/",
+    **overrides: Any,
 ) -> None:
     """Serve a bundle on Ray Serve until SIGTERM/SIGINT, then delete the application and return.
 
@@ -407,10 +485,21 @@ def run(
         except RuntimeError as exc:
             raise NerExportError(f"cannot serve {bundle_dir}: {' '.join(str(exc).split())}") from None
         shown = f"[{settings.host}]" if ":" in settings.host else settings.host
-        replicas = f"autoscaling {options.autoscaling_config}" if options.autoscaling_config else f"{options.num_replicas or 1} replica(s)"
+        replicas = (
+            f"autoscaling {options.autoscaling_config}"
+            if options.autoscaling_config
+            else f"{options.num_replicas or 1} replica(s)"
+        )
         driver_log.info(
             "serving %s on http://%s:%d%s (ray engine: %s, %g CPUs each, ready in %.1f s; pid %d)%s",
-            bundle_dir, shown, port, route_prefix.rstrip("/"), replicas, num_cpus, time.perf_counter() - started, os.getpid(),
+            bundle_dir,
+            shown,
+            port,
+            route_prefix.rstrip("/"),
+            replicas,
+            num_cpus,
+            time.perf_counter() - started,
+            os.getpid(),
             "" if own_cluster else "; a Serve already running on the cluster keeps its own host and port",
         )
         stop = threading.Event()
@@ -419,7 +508,9 @@ def run(
             pass
         for sig, handler in previous.items():  # a second signal stops at once
             signal.signal(sig, handler)
-        driver_log.info("stopping: Ray Serve drains the replicas (at most --graceful-timeout %g s)", settings.graceful_timeout)
+        driver_log.info(
+            "stopping: Ray Serve drains the replicas (at most --graceful-timeout %g s)", settings.graceful_timeout
+        )
         if own_cluster:
             serve.shutdown()
         else:

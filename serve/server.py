@@ -67,14 +67,23 @@ class _DrainingServer(uvicorn.Server):
         service.begin_drain()
         log.info(
             "%s: draining (/ready 503, new requests 503); %d requests in flight, %d texts queued; closing in at most %g s",
-            name, service.in_flight, service.batcher.queued, s.graceful_timeout,
+            name,
+            service.in_flight,
+            service.batcher.queued,
+            s.graceful_timeout,
         )
         started = time.monotonic()
-        while time.monotonic() - started < s.graceful_timeout and (service.in_flight > 0 or time.monotonic() - started < s.shutdown_delay):
+        while time.monotonic() - started < s.graceful_timeout and (
+            service.in_flight > 0 or time.monotonic() - started < s.shutdown_delay
+        ):
             await asyncio.sleep(0.01)
         if service.in_flight:
             self.abandoned = service.abandon_all()
-            log.error("graceful timeout (%g s): %d requests still in flight are abandoned (answered 503)", s.graceful_timeout, self.abandoned)
+            log.error(
+                "graceful timeout (%g s): %d requests still in flight are abandoned (answered 503)",
+                s.graceful_timeout,
+                self.abandoned,
+            )
             waited = time.monotonic()
             while service.in_flight > 0 and time.monotonic() - waited < 1.0:  # let their 503s go out
                 await asyncio.sleep(0.01)
@@ -84,7 +93,9 @@ class _DrainingServer(uvicorn.Server):
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -121,11 +132,22 @@ def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = Non
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="on", log_level=settings.log_level,
-        timeout_graceful_shutdown=2, server_header=False,  # the drain above is the graceful part
+        app,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=2,
+        server_header=False,  # the drain above is the graceful part
     )
     server = _DrainingServer(config, service)
-    log.info("serving %s on http://%s:%d (pid %d); GET /ready turns 200 once the model is warm", bundle_dir, shown, port, os.getpid())
+    log.info(
+        "serving %s on http://%s:%d (pid %d); GET /ready turns 200 once the model is warm",
+        bundle_dir,
+        shown,
+        port,
+        os.getpid(),
+    )
 
     service.on_failure = lambda: setattr(server, "should_exit", True)  # a model that cannot load ends the process
     try:
@@ -135,5 +157,6 @@ def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = Non
     if service.load_error is not None:
         raise NerExportError(f"cannot serve {bundle_dir}: {service.load_error}")
     if server.abandoned:
-        raise NerExportError(f"graceful timeout of {settings.graceful_timeout:g} s: {server.abandoned} accepted requests were abandoned")
-
+        raise NerExportError(
+            f"graceful timeout of {settings.graceful_timeout:g} s: {server.abandoned} accepted requests were abandoned"
+        )

@@ -48,7 +48,13 @@ class ServeSettings:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        for name in ("max_batch_size", "max_batch_tokens", "payload_limit", "max_client_batch_size", "max_queued_texts"):
+        for name in (
+            "max_batch_size",
+            "max_batch_tokens",
+            "payload_limit",
+            "max_client_batch_size",
+            "max_queued_texts",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")

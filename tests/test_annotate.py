@@ -52,7 +52,9 @@ def _corpus(folder: Path, fmt: str, n: int = 40) -> Path:
         rows[11] = '{"id": 11, "body": "no text"}'
         rows[12] = '{"id": 12, "text": "bad \\ud800 x"}'
         rows[13] = '{"id": 13, "text": "emoji \\ud83d\\ude00 in Paris"}'
-        path.write_text("\n".join(r + ("\n" if i % 9 == 2 else "") for i, r in enumerate(rows)) + "\n", encoding="utf-8")
+        path.write_text(
+            "\n".join(r + ("\n" if i % 9 == 2 else "") for i, r in enumerate(rows)) + "\n", encoding="utf-8"
+        )
     elif fmt == "json":
         path = folder / "corpus.json"
         items: list = [{"id": i, "text": _sentence(i)} if i % 4 else _sentence(i) for i in range(n)]
@@ -103,14 +105,18 @@ def _same_folders(a: Path, b: Path) -> None:
 def test_every_format_in_and_out(tiny_bundle: Path, tiny_model, tmp_path: Path, fmt: str, output_format: str) -> None:
     path = _corpus(tmp_path / "in", fmt)
     out = tmp_path / "out"
-    result = annotate(_config(tiny_bundle, [path], out, output_format=output_format, shard_size=16, buffer_size=5, precision="fp32"))
+    result = annotate(
+        _config(tiny_bundle, [path], out, output_format=output_format, shard_size=16, buffer_size=5, precision="fp32")
+    )
     records = list(read_records(str(path)))
     good = [r for r in records if r.ok]
     bad = [r for r in records if not r.ok]
     assert bad, "every corpus holds bad records"
     assert (result.rows_in, result.rows_out, result.errors) == (len(records), len(good), len(bad))
     assert result.rows_in == result.rows_out + result.errors
-    assert sorted(p.name for p in out.iterdir()) == ["_errors.jsonl", "_manifest.json"] + [f"part-00000-0000{k}.{output_format}" for k in range(3)]
+    assert sorted(p.name for p in out.iterdir()) == ["_errors.jsonl", "_manifest.json"] + [
+        f"part-00000-0000{k}.{output_format}" for k in range(3)
+    ]
 
     rows = _rows(out)
     assert [(r["source"], r["row"], r["line"]) for r in rows] == [(str(path), g.row, g.line) for g in good]
@@ -132,7 +138,14 @@ def test_every_format_in_and_out(tiny_bundle: Path, tiny_model, tmp_path: Path, 
     errors = [json.loads(line) for line in (out / "_errors.jsonl").read_text().splitlines()]
     assert errors == [r.error_dict() for r in bad]
     manifest = json.loads((out / "_manifest.json").read_text())
-    assert manifest["counts"] == {"files": 1, "shards": 3, "rows_in": len(records), "rows_out": len(good), "errors": len(bad), "blank_lines": manifest["inputs"][0]["blank_lines"]}
+    assert manifest["counts"] == {
+        "files": 1,
+        "shards": 3,
+        "rows_in": len(records),
+        "rows_out": len(good),
+        "errors": len(bad),
+        "blank_lines": manifest["inputs"][0]["blank_lines"],
+    }
     assert [s["rows_in"] for s in manifest["shards"]] == [16, 16, len(records) - 32]
     assert sum(s["rows_out"] + s["errors"] for s in manifest["shards"]) == len(records)
     assert manifest["bundle"]["precision"] == "fp32" and manifest["bundle"]["batch_invariant"] is True
@@ -148,7 +161,9 @@ def test_text_corpus_keeps_brace_lines_and_carriage_returns(tiny_bundle: Path, t
     result = annotate(_config(tiny_bundle, [path], out, output_format="jsonl"))
     rows = {r["line"]: r for r in _rows(out)}
     lines = path.read_bytes().split(b"\n")
-    assert rows[4]["text"] == "{Note} Angela Merkel visited Paris." and lines[3] == b"{Note} Angela Merkel visited Paris."
+    assert (
+        rows[4]["text"] == "{Note} Angela Merkel visited Paris." and lines[3] == b"{Note} Angela Merkel visited Paris."
+    )
     assert rows[11]["text"] == "John\rSmith"
     assert result.blank_lines == 4 and result.errors == 1
     (error,) = [json.loads(x) for x in (out / "_errors.jsonl").read_text().splitlines()]
@@ -160,9 +175,18 @@ def test_many_files_and_globs(tiny_bundle: Path, tmp_path: Path) -> None:
     b = _corpus(tmp_path / "in" / "b", "parquet", 12)
     (tmp_path / "in" / "empty.txt").write_text("\n\n")
     out = tmp_path / "out"
-    result = annotate(_config(tiny_bundle, [str(tmp_path / "in" / "*" / "corpus.*"), str(tmp_path / "in" / "empty.txt")], out, shard_size=8))
+    result = annotate(
+        _config(
+            tiny_bundle,
+            [str(tmp_path / "in" / "*" / "corpus.*"), str(tmp_path / "in" / "empty.txt")],
+            out,
+            shard_size=8,
+        )
+    )
     assert result.files == 3 and result.shards == 5 and result.blank_lines >= 2
-    assert sorted(p.name for p in out.glob("part-*")) == [f"part-0000{f}-0000{k}.parquet" for f, k in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))]
+    assert sorted(p.name for p in out.glob("part-*")) == [
+        f"part-0000{f}-0000{k}.parquet" for f, k in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1))
+    ]
     sources = {r["source"] for r in _rows(out)}
     assert sources == {str(a), str(b)}
     manifest = json.loads((out / "_manifest.json").read_text())
@@ -263,14 +287,33 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(6000):
             handle.write("\n" if i % 500 == 0 else "")
-            handle.write('{"id": %d, "text": "bad\n' % i if i % 777 == 1 else json.dumps({"id": i, "text": _sentence(i)}) + "\n")
+            handle.write(
+                '{"id": %d, "text": "bad\n' % i if i % 777 == 1 else json.dumps({"id": i, "text": _sentence(i)}) + "\n"
+            )
     options = dict(shard_size=250, buffer_size=50)
     full = tmp_path / "full"
     annotate(_config(tiny_bundle, [path], full, **options))
 
     out = tmp_path / "killed"
-    command = [sys.executable, "-m", "ner_export", "annotate", str(tiny_bundle), "--input", str(path), "--output", str(out), "--shard-size", "250", "--buffer-size", "50", "-q"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export",
+        "annotate",
+        str(tiny_bundle),
+        "--input",
+        str(path),
+        "--output",
+        str(out),
+        "--shard-size",
+        "250",
+        "--buffer-size",
+        "50",
+        "-q",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     deadline = time.monotonic() + 120
     while len(list(out.glob("part-*"))) < 3 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -293,7 +336,22 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp
 def test_cli(tiny_bundle: Path, tmp_path: Path) -> None:
     path = _corpus(tmp_path / "in", "jsonl", 14)
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["annotate", str(tiny_bundle), "--input", str(path), "--output", str(out), "--output-format", "jsonl", "--shard-size", "5", "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "annotate",
+            str(tiny_bundle),
+            "--input",
+            str(path),
+            "--output",
+            str(out),
+            "--output-format",
+            "jsonl",
+            "--shard-size",
+            "5",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("annotated 14 rows from 1 files into") and "11 rows out, 3 errors" in result.output
     assert len(list(out.glob("part-*.jsonl"))) == 3
@@ -301,9 +359,13 @@ def test_cli(tiny_bundle: Path, tmp_path: Path) -> None:
     assert again.exit_code == 1 and "finished annotation" in again.output and "Traceback" not in again.output
     wide = tmp_path / "wide.txt"
     wide.write_bytes(b"\xff\xfe" + "Paris\n".encode("utf-16-le"))
-    bad = CliRunner().invoke(cli, ["annotate", str(tiny_bundle), "--input", str(wide), "--output", str(tmp_path / "o2")])
+    bad = CliRunner().invoke(
+        cli, ["annotate", str(tiny_bundle), "--input", str(wide), "--output", str(tmp_path / "o2")]
+    )
     assert bad.exit_code == 1 and "UTF-16-LE" in bad.output
-    missing = CliRunner().invoke(cli, ["annotate", str(tiny_bundle), "--input", str(tmp_path / "*.nothing"), "--output", str(tmp_path / "o3")])
+    missing = CliRunner().invoke(
+        cli, ["annotate", str(tiny_bundle), "--input", str(tmp_path / "*.nothing"), "--output", str(tmp_path / "o3")]
+    )
     assert missing.exit_code == 1 and "no file matches" in missing.output
 
 
@@ -370,8 +432,12 @@ def test_local_ray_listens_on_loopback_only(local_ray) -> None:
     assert local_ray.cluster_resources()["CPU"] == 2
 
 
-@pytest.mark.parametrize(("fmt", "output_format"), [("jsonl", "parquet"), ("parquet", "jsonl"), ("text", "parquet"), ("json", "jsonl")])
-def test_ray_engine_gives_the_local_engines_output(local_ray, tiny_bundle: Path, tmp_path: Path, fmt: str, output_format: str) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "output_format"), [("jsonl", "parquet"), ("parquet", "jsonl"), ("text", "parquet"), ("json", "jsonl")]
+)
+def test_ray_engine_gives_the_local_engines_output(
+    local_ray, tiny_bundle: Path, tmp_path: Path, fmt: str, output_format: str
+) -> None:
     """Both engines write the same bytes on a batch-invariant graph: the default one once it is, else fp32."""
     from ner_export.runtime import BundleManifest
 
@@ -391,7 +457,9 @@ def test_ray_engine_refuses_more_actors_than_cpus(local_ray, tiny_bundle: Path, 
         annotate(_config(tiny_bundle, [path], tmp_path / "out", engine="ray", actors=3))
 
 
-def test_ray_engine_resumes_a_local_run(local_ray, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ray_engine_resumes_a_local_run(
+    local_ray, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ner_export.annotate.job as job
 
     path = _corpus(tmp_path / "in", "jsonl", 40)
@@ -411,7 +479,9 @@ def test_ray_engine_resumes_a_local_run(local_ray, tiny_bundle: Path, tmp_path: 
     with pytest.raises(KeyboardInterrupt):
         annotate(_config(tiny_bundle, [path], out, shard_size=6, precision="fp32"))
     monkeypatch.setattr(job, "write_shard", real)
-    resumed = annotate(_config(tiny_bundle, [path], out, shard_size=6, precision="fp32", engine="ray", actors=1, resume=True))
+    resumed = annotate(
+        _config(tiny_bundle, [path], out, shard_size=6, precision="fp32", engine="ray", actors=1, resume=True)
+    )
     assert (resumed.shards_skipped, resumed.shards_written) == (2, 5)
     _same_folders(out, full)
 
@@ -421,7 +491,22 @@ def test_cli_starts_and_stops_its_own_ray(tiny_bundle: Path, tmp_path: Path) -> 
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ner-export[ray]')")
     path = _corpus(tmp_path / "in", "jsonl", 30)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "ner_export", "annotate", str(tiny_bundle), "--input", str(path), "--output", str(out), "--engine", "ray", "--actors", "1", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export",
+        "annotate",
+        str(tiny_bundle),
+        "--input",
+        str(path),
+        "--output",
+        str(out),
+        "--engine",
+        "ray",
+        "--actors",
+        "1",
+        "-q",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "annotated 30 rows" in done.stdout and "ray engine" in done.stdout

@@ -78,14 +78,28 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
-            raise AssertionError(f"server did not stop within {timeout} s after {signal.Signals(sig).name}:\n{self.text()[-3000:]}") from None
+            raise AssertionError(
+                f"server did not stop within {timeout} s after {signal.Signals(sig).name}:\n{self.text()[-3000:]}"
+            ) from None
 
 
 @contextlib.contextmanager
 def serving(bundle: Path, *args: Any, log: Path, runtime_only: bool = False) -> Iterator[Server]:
     """Start `ner-export serve BUNDLE --port 0 ARGS` on 127.0.0.1 and wait for /ready (at most 30 s)."""
     launcher = ["-c", RUNTIME_ONLY] if runtime_only else ["-m", "ner_export"]
-    command = [sys.executable, *launcher, "serve", str(bundle), "--host", "127.0.0.1", "--port", "0", "--threads", "1", *map(str, args)]
+    command = [
+        sys.executable,
+        *launcher,
+        "serve",
+        str(bundle),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        *map(str, args),
+    ]
     with open(log, "wb") as sink:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     server = None
@@ -116,7 +130,11 @@ def serving(bundle: Path, *args: Any, log: Path, runtime_only: bool = False) -> 
 def metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     """Every sample of /metrics, parsed by prometheus_client's own text parser."""
     body = httpx.get(url + "/metrics", timeout=5).text
-    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(body) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
 
 
 def sample(values: dict, name: str, **labels: str) -> float:
@@ -217,11 +235,16 @@ def test_huggingface_inference_client(server: Server, offline: NerModel) -> None
         "                  'max': rows(client.token_classification(sys.argv[2], aggregation_strategy='max'))}))\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    out = subprocess.run([sys.executable, "-c", code, server.url, text], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code, server.url, text], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout)
     for key, aggregation in (("default", None), ("max", "max")):
-        want = [[e["entity_group"], e["score"], e["word"], e["start"], e["end"]] for e in expected(offline, [text], aggregation, True)]
+        want = [
+            [e["entity_group"], e["score"], e["word"], e["start"], e["end"]]
+            for e in expected(offline, [text], aggregation, True)
+        ]
         assert got[key] == want and want, key
 
 
@@ -307,7 +330,9 @@ def test_long_text_is_windowed_like_offline(server: Server, offline: NerModel) -
     before = sample(metrics(server.url), "ner_serve_batch_tokens_sum")
     answer = httpx.post(server.url + "/predict", json={"inputs": [document, TEXTS[0]]}, timeout=60)
     assert answer.status_code == 200 and answer.json() == expected(offline, [document, TEXTS[0]], None, False)
-    assert sample(metrics(server.url), "ner_serve_batch_tokens_sum") - before > 128 * 10, "the long text is read in many windows"
+    assert sample(metrics(server.url), "ner_serve_batch_tokens_sum") - before > 128 * 10, (
+        "the long text is read in many windows"
+    )
 
 
 def test_metrics_parse_and_count_requests(server: Server) -> None:
@@ -316,12 +341,33 @@ def test_metrics_parse_and_count_requests(server: Server) -> None:
         assert httpx.post(server.url + "/predict", json={"inputs": ["John Smith", "Paris"]}).status_code == 200
     assert httpx.post(server.url + "/predict", content=b"{").status_code == 422
     after = metrics(server.url)
-    assert sample(after, "ner_serve_requests_total", path="/predict", status="200") - sample(before, "ner_serve_requests_total", path="/predict", status="200") == 5
-    assert sample(after, "ner_serve_requests_total", path="/predict", status="422") - sample(before, "ner_serve_requests_total", path="/predict", status="422") == 1
-    assert sample(after, "ner_serve_failures_total", reason="invalid_request") - sample(before, "ner_serve_failures_total", reason="invalid_request") == 1
+    assert (
+        sample(after, "ner_serve_requests_total", path="/predict", status="200")
+        - sample(before, "ner_serve_requests_total", path="/predict", status="200")
+        == 5
+    )
+    assert (
+        sample(after, "ner_serve_requests_total", path="/predict", status="422")
+        - sample(before, "ner_serve_requests_total", path="/predict", status="422")
+        == 1
+    )
+    assert (
+        sample(after, "ner_serve_failures_total", reason="invalid_request")
+        - sample(before, "ner_serve_failures_total", reason="invalid_request")
+        == 1
+    )
     assert sample(after, "ner_serve_texts_total") - sample(before, "ner_serve_texts_total") == 10
-    assert sample(after, "ner_serve_request_duration_seconds_count", path="/predict") - sample(before, "ner_serve_request_duration_seconds_count", path="/predict") == 6
-    for name in ("ner_serve_queue_wait_seconds_count", "ner_serve_inference_duration_seconds_count", "ner_serve_batch_size_count", "ner_serve_batch_tokens_count"):
+    assert (
+        sample(after, "ner_serve_request_duration_seconds_count", path="/predict")
+        - sample(before, "ner_serve_request_duration_seconds_count", path="/predict")
+        == 6
+    )
+    for name in (
+        "ner_serve_queue_wait_seconds_count",
+        "ner_serve_inference_duration_seconds_count",
+        "ner_serve_batch_size_count",
+        "ner_serve_batch_tokens_count",
+    ):
         assert sample(after, name) > sample(before, name), name
     assert sample(after, "ner_serve_batch_tokens_sum") > 0
     assert sample(after, "ner_serve_queue_depth") == 0 and sample(after, "ner_serve_ready") == 1
@@ -331,7 +377,9 @@ def test_metrics_parse_and_count_requests(server: Server) -> None:
 def test_access_log_line_with_request_id(server: Server) -> None:
     given = httpx.post(server.url + "/predict", json={"inputs": "Paris"}, headers={"X-Request-ID": "req-14.a"})
     assert given.headers["x-request-id"] == "req-14.a"
-    made = httpx.post(server.url + "/predict", json={"inputs": "Paris"}, headers={"X-Request-ID": "bad id\twith spaces"})
+    made = httpx.post(
+        server.url + "/predict", json={"inputs": "Paris"}, headers={"X-Request-ID": "bad id\twith spaces"}
+    )
     request_id = made.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{24}", request_id)
     wait_for(lambda: request_id in server.text(), "the access-log line")
@@ -347,10 +395,27 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
     A long --max-wait-ms keeps queued texts waiting (the batch never fills), so each state is held
     while the test looks at it; the request timeout removes them before they would ever run.
     """
-    args = ("--precision", "fp32", "--payload-limit", 300, "--max-client-batch-size", 2, "--max-queued-texts", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
+    args = (
+        "--precision",
+        "fp32",
+        "--payload-limit",
+        300,
+        "--max-client-batch-size",
+        2,
+        "--max-queued-texts",
+        2,
+        "--max-wait-ms",
+        10000,
+        "--request-timeout",
+        1.5,
+    )
     with serving(tiny_bundle, *args, log=tmp_path / "limits.log") as srv:
         big = httpx.post(srv.url + "/predict", json={"inputs": "x" * 400})
-        assert big.status_code == 413 and big.json()["error_type"] == "payload_too_large" and "--payload-limit" in big.json()["error"]
+        assert (
+            big.status_code == 413
+            and big.json()["error_type"] == "payload_too_large"
+            and "--payload-limit" in big.json()["error"]
+        )
         chunked = httpx.post(srv.url + "/predict", content=iter([b'{"inputs": "', b"y" * 200, b"z" * 200, b'"}']))
         assert chunked.status_code == 413, chunked.text
         many = httpx.post(srv.url + "/predict", json={"inputs": ["a", "b", "c"]})
@@ -358,7 +423,11 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
 
         # 429: two texts fill the queue; the next request is turned away with Retry-After
         first: list[Any] = []
-        holder = threading.Thread(target=lambda: first.append(httpx.post(srv.url + "/predict", json={"inputs": ["John", "Paris"]}, timeout=30)))
+        holder = threading.Thread(
+            target=lambda: first.append(
+                httpx.post(srv.url + "/predict", json={"inputs": ["John", "Paris"]}, timeout=30)
+            )
+        )
         holder.start()
         wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 2, "two queued texts")
         full = httpx.post(srv.url + "/predict", json={"inputs": "Berlin"})
@@ -371,9 +440,15 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
         # a client that disconnects while queued: its text leaves the queue and is never computed
         with socket.create_connection(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])), timeout=5) as raw:
             body = b'{"inputs": "John Smith"}'
-            raw.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            raw.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(body), body)
+            )
             wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the queued text")
-        wait_for(lambda: sample(metrics(srv.url), "ner_serve_failures_total", reason="client_disconnect") == 1, "the disconnect to be seen")
+        wait_for(
+            lambda: sample(metrics(srv.url), "ner_serve_failures_total", reason="client_disconnect") == 1,
+            "the disconnect to be seen",
+        )
         values = metrics(srv.url)
         assert sample(values, "ner_serve_queue_depth") == 0
         assert sample(values, "ner_serve_texts_total") == 0, "no queued text of a timed-out or gone client may run"
@@ -445,7 +520,9 @@ def _concurrent_singles(url: str, texts: list[str]) -> list[Any]:
     return answers
 
 
-def test_no_cross_request_batching_on_a_batch_dependent_graph(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+def test_no_cross_request_batching_on_a_batch_dependent_graph(
+    tiny_bundle: Path, tmp_path: Path, offline: NerModel
+) -> None:
     bundle = _mark_graph_batch_dependent(tiny_bundle, tmp_path / "bundle")
     texts = [TEXTS[i % len(TEXTS)] for i in range(12)]
     with serving(bundle, "--precision", "fp32", "--max-wait-ms", 100, log=tmp_path / "refuse.log") as srv:
@@ -460,12 +537,16 @@ def test_no_cross_request_batching_on_a_batch_dependent_graph(tiny_bundle: Path,
         assert sample(values, "ner_serve_batch_size_sum") == len(texts) + 3
         assert [a.json() for a in answers] == [expected(offline, [t], None, True) for t in texts]
         assert srv.stop(signal.SIGINT) == 0, "SIGINT drains and exits 0 like SIGTERM"
-    with serving(bundle, "--precision", "fp32", "--max-wait-ms", 100, "--allow-batch-dependent", log=tmp_path / "allow.log") as srv:
+    with serving(
+        bundle, "--precision", "fp32", "--max-wait-ms", 100, "--allow-batch-dependent", log=tmp_path / "allow.log"
+    ) as srv:
         assert "NOT batch-invariant (--allow-batch-dependent)" in srv.text()
         assert httpx.get(srv.url + "/info").json()["batching"]["cross_request"] is True
         answers = _concurrent_singles(srv.url, texts)
         assert all(a.status_code == 200 for a in answers)
-        assert sample(metrics(srv.url), "ner_serve_batch_size_count") < len(texts), "--allow-batch-dependent batches across requests"
+        assert sample(metrics(srv.url), "ner_serve_batch_size_count") < len(texts), (
+            "--allow-batch-dependent batches across requests"
+        )
         assert srv.stop() == 0
 
 
@@ -496,12 +577,17 @@ def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path,
             t.join(30)
         for (inputs, aggregation), answer in zip(requests, answers):
             single = isinstance(inputs, str)
-            assert answer.json() == expected(int8, [inputs] if single else inputs, aggregation, single), (inputs, aggregation)
+            assert answer.json() == expected(int8, [inputs] if single else inputs, aggregation, single), (
+                inputs,
+                aggregation,
+            )
         assert srv.stop() == 0
 
 
 # --------------------------------------------------------------------------- shutdown
-def test_sigterm_during_load_answers_every_accepted_request(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+def test_sigterm_during_load_answers_every_accepted_request(
+    tiny_bundle: Path, tmp_path: Path, offline: NerModel
+) -> None:
     """SIGTERM under load: /ready and new requests turn 503, every accepted request is answered, exit 0."""
     args = ("--precision", "fp32", "--max-wait-ms", 50, "--shutdown-delay", 0.5, "--graceful-timeout", 10)
     with serving(tiny_bundle, *args, log=tmp_path / "sigterm.log") as srv:
@@ -546,19 +632,25 @@ def test_sigterm_during_load_answers_every_accepted_request(tiny_bundle: Path, t
     statuses = {answer.status_code for _, _, answer in answers}
     assert statuses <= {200, 503}, statuses
     refused = [answer for _, _, answer in answers if answer.status_code == 503]
-    assert refused and all(a.json()["error_type"] == "unavailable" and a.headers["connection"] == "close" for a in refused)
+    assert refused and all(
+        a.json()["error_type"] == "unavailable" and a.headers["connection"] == "close" for a in refused
+    )
     for inputs, aggregation, answer in answers:
         if answer.status_code == 200:
             single = isinstance(inputs, str)
             assert answer.json() == expected(offline, [inputs] if single else inputs, aggregation, single)
     log = (tmp_path / "sigterm.log").read_text()
     in_flight = int(re.search(r"SIGTERM: draining .*?; (\d+) requests in flight", log).group(1))
-    finished_after = sum(1 for kind, value, at in outcomes if kind == "answer" and value[2].status_code == 200 and at > signalled)
+    finished_after = sum(
+        1 for kind, value, at in outcomes if kind == "answer" and value[2].status_code == 200 and at > signalled
+    )
     assert in_flight >= 1 and finished_after >= 1, (in_flight, finished_after)
     assert "every accepted request answered" in log
 
 
-def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1(tiny_bundle: Path, tmp_path: Path) -> None:
+def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1(
+    tiny_bundle: Path, tmp_path: Path
+) -> None:
     """A request held in the queue (10 s batching wait) outlives a 0.5 s graceful timeout: exit 1, saying so."""
     args = ("--precision", "fp32", "--max-wait-ms", 10000, "--graceful-timeout", 0.5, "--request-timeout", 30)
     with serving(tiny_bundle, *args, log=tmp_path / "abandon.log") as srv:
@@ -585,22 +677,37 @@ def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1
 
 # --------------------------------------------------------------------------- settings and CLI
 def test_cli_defaults_are_the_settings_defaults() -> None:
+    import inspect
     from dataclasses import fields
 
     from ner_export.cli import cli
     from ner_export.serve import ServeSettings
 
-    import inspect
-
     options = cli.commands["serve"].make_context("serve", ["bundle/"]).params  # what the command passes to run()
     options.pop("bundle")
-    engine = {name: options.pop(name) for name in ("engine", "address", "num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")}
-    assert engine == {"engine": "local", "address": None, "num_replicas": None, "autoscaling_config": None, "num_cpus": None, "max_ongoing_requests": None}
+    engine = {
+        name: options.pop(name)
+        for name in ("engine", "address", "num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")
+    }
+    assert engine == {
+        "engine": "local",
+        "address": None,
+        "num_replicas": None,
+        "autoscaling_config": None,
+        "num_cpus": None,
+        "max_ongoing_requests": None,
+    }
     defaults = {f.name: f.default for f in fields(ServeSettings)}
     assert options == defaults
     load = inspect.signature(NerModel.load).parameters
-    assert ServeSettings().max_batch_tokens == load["token_budget"].default, "--max-batch-tokens defaults to the runtime's token budget"
-    assert (ServeSettings().aggregation, ServeSettings().decoding, ServeSettings().word_split) == (load["aggregation"].default, load["decoding"].default, load["word_split"].default)
+    assert ServeSettings().max_batch_tokens == load["token_budget"].default, (
+        "--max-batch-tokens defaults to the runtime's token budget"
+    )
+    assert (ServeSettings().aggregation, ServeSettings().decoding, ServeSettings().word_split) == (
+        load["aggregation"].default,
+        load["decoding"].default,
+        load["word_split"].default,
+    )
 
 
 def test_bad_settings_and_bundles_fail_early(tiny_bundle: Path, tmp_path: Path) -> None:
@@ -617,12 +724,16 @@ def test_bad_settings_and_bundles_fail_early(tiny_bundle: Path, tmp_path: Path) 
     with pytest.raises(BundleError, match="not a directory"):
         create_app(tmp_path / "absent")
     result = CliRunner().invoke(cli, ["serve", str(tmp_path / "absent"), "--port", "0"])
-    assert result.exit_code == 1 and result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1, result.output
+    assert (
+        result.exit_code == 1 and result.output.startswith("Error:") and len(result.output.strip().splitlines()) == 1
+    ), result.output
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--precision", "fp16", "--port", "0"])
     assert result.exit_code == 1 and "no fp16 graph" in result.output, result.output
 
 
-def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(
+    tiny_bundle: Path, tmp_path: Path, offline: NerModel
+) -> None:
     """The Python entry point, driven in-process: 503 before its lifespan has loaded the model, exact
     answers after; a bundle whose graph fails its checksum turns /health 503, and the CLI exits 1."""
     import asyncio
@@ -634,7 +745,11 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(tiny_bun
             ready = await client.get("/ready")
             assert ready.status_code == 503 and ready.json() == {"status": "loading"}
             refused = await client.post("/predict", json={"inputs": "Paris"})
-            assert refused.status_code == 503 and refused.json()["error_type"] == "unavailable" and refused.headers["retry-after"] == "1"
+            assert (
+                refused.status_code == 503
+                and refused.json()["error_type"] == "unavailable"
+                and refused.headers["retry-after"] == "1"
+            )
             async with app.router.lifespan_context(app):
                 for _ in range(500):
                     status = (await client.get("/ready")).json()["status"]
@@ -655,8 +770,15 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(tiny_bun
     shutil.copytree(tiny_bundle, broken)
     (broken / "model.onnx").write_bytes(b"not a graph")
     asyncio.run(scenario(create_app(broken, precision="fp32", access_log=False), broken=True))
-    cli = subprocess.run([sys.executable, "-m", "ner_export", "serve", str(broken), "--precision", "fp32", "--port", "0"], capture_output=True, text=True, timeout=60)
-    assert cli.returncode == 1 and cli.stderr.strip().splitlines()[-1].startswith("Error: cannot serve"), cli.stderr[-2000:]
+    cli = subprocess.run(
+        [sys.executable, "-m", "ner_export", "serve", str(broken), "--precision", "fp32", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 1 and cli.stderr.strip().splitlines()[-1].startswith("Error: cannot serve"), cli.stderr[
+        -2000:
+    ]
 
 
 # --------------------------------------------------------------------------- the batcher alone
@@ -676,7 +798,9 @@ class _RecordingModel:
         return [[text.upper()] for text in texts]
 
 
-def _batch_calls(batch_invariant: bool, jobs: list[tuple[list[str], list[tuple[int, int]], str]], cancel: int | None = None) -> tuple[list, list]:
+def _batch_calls(
+    batch_invariant: bool, jobs: list[tuple[list[str], list[tuple[int, int]], str]], cancel: int | None = None
+) -> tuple[list, list]:
     """Queue `jobs` at once into a Batcher (max 3 texts, 100 padded tokens, 50 ms wait); its model calls and the jobs' outcomes."""
     import asyncio
 
@@ -722,7 +846,11 @@ def test_batcher_takes_oldest_texts_of_one_aggregation_within_the_limits() -> No
 
 
 def test_batcher_on_a_batch_dependent_graph_runs_each_request_alone() -> None:
-    jobs = [(["a0", "a1"], [(1, 5)] * 2, "first"), (["b0"], [(1, 5)], "first"), (["c0", "c1", "c2", "c3"], [(1, 5)] * 4, "first")]
+    jobs = [
+        (["a0", "a1"], [(1, 5)] * 2, "first"),
+        (["b0"], [(1, 5)], "first"),
+        (["c0", "c1", "c2", "c3"], [(1, 5)] * 4, "first"),
+    ]
     calls, _ = _batch_calls(False, jobs)
     assert calls == [(["a0", "a1"], "first"), (["b0"], "first"), (["c0", "c1", "c2", "c3"], "first")]
 

@@ -15,8 +15,22 @@ pytest.importorskip("matplotlib", reason="the load benchmark plots with matplotl
 
 def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "load"
-    command = [sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle), "--data", str(conll_file),
-               "--out", str(out), "--smoke", "--precision", "fp32", "--threads", "1", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export.benchmarks.serve_load",
+        str(tiny_bundle),
+        "--data",
+        str(conll_file),
+        "--out",
+        str(out),
+        "--smoke",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+        "-q",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "serve-cpu.json").read_text())
@@ -26,7 +40,11 @@ def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -
         run = results["configs"][key]
         assert run["exit_status"] == 0 and [s["offered_rps"] for s in run["steps"]] == [20.0, 40.0]
         for step in run["steps"]:
-            assert step["sent"] > 0 and step["ok"] + step["status_429"] + step["status_5xx"] + step["transport_errors"] + step["unfinished"] == step["sent"]
+            assert (
+                step["sent"] > 0
+                and step["ok"] + step["status_429"] + step["status_5xx"] + step["transport_errors"] + step["unfinished"]
+                == step["sent"]
+            )
             assert step["server"]["batches"] >= 1 and step["server"]["rss_mb_after"] > 0
     assert "--max-batch-size 1" in " ".join(results["configs"]["b"]["args"])
     assert "overload" in results["configs"]["a"] and len(results["targets"]) == 7
@@ -34,9 +52,27 @@ def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -
 
 
 def test_serve_load_skips_without_data(tiny_bundle: Path, tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 0 and "skipped: no CoNLL-2003 test file" in done.stderr, done.stderr
-    missing = subprocess.run([sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle), "--data", str(tmp_path / "absent.txt")], capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ner_export.benchmarks.serve_load",
+            str(tiny_bundle),
+            "--data",
+            str(tmp_path / "absent.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert missing.returncode == 1 and "absent.txt: no such file" in missing.stderr
 
 
@@ -45,17 +81,46 @@ def test_serve_load_smoke_with_ray(tiny_bundle: Path, conll_file: Path, tmp_path
     """--ray adds (r), Ray Serve with the same settings, rates and data, and the overhead section."""
     pytest.importorskip("ray", reason="--ray needs the ray extra: pip install 'ner-export[ray]'")
     out = tmp_path / "load"
-    command = [sys.executable, "-m", "ner_export.benchmarks.serve_load", str(tiny_bundle), "--data", str(conll_file),
-               "--out", str(out), "--smoke", "--ray", "--precision", "fp32", "--threads", "1", "-q"]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export.benchmarks.serve_load",
+        str(tiny_bundle),
+        "--data",
+        str(conll_file),
+        "--out",
+        str(out),
+        "--smoke",
+        "--ray",
+        "--precision",
+        "fp32",
+        "--threads",
+        "1",
+        "-q",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "serve-cpu.json").read_text())
     ray_run = results["configs"]["r"]
-    assert ray_run["exit_status"] == 0 and ray_run["info"]["engine"] == "ray" and "--engine ray" in " ".join(ray_run["args"])
-    assert [s["offered_rps"] for s in ray_run["steps"]] == [s["offered_rps"] for s in results["configs"]["a"]["steps"]] == [20.0, 40.0]
+    assert (
+        ray_run["exit_status"] == 0
+        and ray_run["info"]["engine"] == "ray"
+        and "--engine ray" in " ".join(ray_run["args"])
+    )
+    assert (
+        [s["offered_rps"] for s in ray_run["steps"]]
+        == [s["offered_rps"] for s in results["configs"]["a"]["steps"]]
+        == [20.0, 40.0]
+    )
     for step in ray_run["steps"]:
-        assert step["ok"] > 0 and step["ok"] + step["status_429"] + step["status_5xx"] + step["transport_errors"] + step["unfinished"] == step["sent"]
-        assert step["server"]["batches"] >= 1 and step["server"]["mean_batch_size"] >= 1, "the replica's counters from /info"
+        assert (
+            step["ok"] > 0
+            and step["ok"] + step["status_429"] + step["status_5xx"] + step["transport_errors"] + step["unfinished"]
+            == step["sent"]
+        )
+        assert step["server"]["batches"] >= 1 and step["server"]["mean_batch_size"] >= 1, (
+            "the replica's counters from /info"
+        )
     overhead = results["ray_overhead"]
     assert [row["offered_rps"] for row in overhead["by_rate"]] == [20.0, 40.0] and overhead["ready_s"]["r"] > 0
     assert "## Ray Serve against ner-export serve" in (out / "serve-cpu.md").read_text()

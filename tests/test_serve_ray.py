@@ -28,10 +28,13 @@ import pytest
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (the test extra)")
 ray = pytest.importorskip("ray", reason="the Ray Serve application needs the ray extra: pip install 'ner-export[ray]'")
-serve = pytest.importorskip("ray.serve", reason="the Ray Serve application needs the ray extra: pip install 'ner-export[ray]'")
+serve = pytest.importorskip(
+    "ray.serve", reason="the Ray Serve application needs the ray extra: pip install 'ner-export[ray]'"
+)
+
+from test_serve import TEXTS, _mark_graph_batch_dependent, expected, payload, random_request  # noqa: E402
 
 from ner_export.runtime import NerModel  # noqa: E402
-from test_serve import TEXTS, _mark_graph_batch_dependent, expected, payload, random_request  # noqa: E402
 
 
 def _free_port() -> int:
@@ -56,17 +59,29 @@ def test_deployment_options_follow_the_settings(tiny_bundle: Path, tmp_path: Pat
     from ner_export.runtime import BundleError
     from ner_export.serve.ray_app import RayOptions, build_app, deployment_options, replica_resources, split_settings
 
-    settings, options = split_settings(None, None, {"threads": 2, "max_queued_texts": 100, "num_replicas": 3, "graceful_timeout": 7.0, "access_log": False})
+    settings, options = split_settings(
+        None,
+        None,
+        {"threads": 2, "max_queued_texts": 100, "num_replicas": 3, "graceful_timeout": 7.0, "access_log": False},
+    )
     assert deployment_options(settings, options) == {
-        "num_replicas": 3, "ray_actor_options": {"num_cpus": 2.0}, "max_ongoing_requests": 132, "graceful_shutdown_timeout_s": 7.0,
+        "num_replicas": 3,
+        "ray_actor_options": {"num_cpus": 2.0},
+        "max_ongoing_requests": 132,
+        "graceful_shutdown_timeout_s": 7.0,
         "logging_config": {"log_level": "INFO", "enable_access_log": False},
     }, "num_cpus follows --threads; max_ongoing_requests covers a full queue plus a running batch"
-    settings, options = split_settings(None, None, {"num_cpus": 1.5, "autoscaling_config": {"min_replicas": 1, "max_replicas": 4}})
+    settings, options = split_settings(
+        None, None, {"num_cpus": 1.5, "autoscaling_config": {"min_replicas": 1, "max_replicas": 4}}
+    )
     found = deployment_options(settings, options)
     assert found["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4} and "num_replicas" not in found
     assert found["ray_actor_options"] == {"num_cpus": 1.5}
     assert replica_resources(settings, options) == (1.5, 2), "threads follow num_cpus, rounded up"
-    assert replica_resources(*split_settings(None, None, {})) == (1.0, 1) and deployment_options(*split_settings(None, None, {}))["num_replicas"] == 1
+    assert (
+        replica_resources(*split_settings(None, None, {})) == (1.0, 1)
+        and deployment_options(*split_settings(None, None, {}))["num_replicas"] == 1
+    )
     with pytest.raises(ValueError, match="num_replicas and autoscaling_config exclude each other"):
         RayOptions(num_replicas=2, autoscaling_config={"max_replicas": 2})
     with pytest.raises(ValueError, match="shutdown_delay is not used by the ray engine"):
@@ -85,7 +100,9 @@ def test_cli_ray_options_need_the_ray_engine(tiny_bundle: Path) -> None:
     from ner_export.cli import cli
 
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--num-replicas", "2", "--num-cpus", "1"])
-    assert result.exit_code == 2 and "--num-replicas, --num-cpus only apply to --engine ray" in result.output, result.output
+    assert result.exit_code == 2 and "--num-replicas, --num-cpus only apply to --engine ray" in result.output, (
+        result.output
+    )
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--shutdown-delay", "5"])
     assert result.exit_code == 1 and "shutdown_delay is not used by the ray engine" in result.output, result.output
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--autoscaling-config", "[1]"])
@@ -97,8 +114,25 @@ def test_cli_ray_options_need_the_ray_engine(tiny_bundle: Path) -> None:
 def test_cli_engine_ray_serves_and_stops_on_sigterm(tiny_bundle: Path, offline: NerModel, tmp_path: Path) -> None:
     """`ner-export serve --engine ray` starts a local Ray, answers like offline predict, and exits 0 on SIGTERM."""
     log = tmp_path / "ray-cli.log"
-    command = [sys.executable, "-m", "ner_export", "serve", str(tiny_bundle), "--engine", "ray", "--host", "127.0.0.1", "--port", "0",
-               "--threads", "1", "--precision", "fp32", "--max-wait-ms", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "ner_export",
+        "serve",
+        str(tiny_bundle),
+        "--engine",
+        "ray",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        "--precision",
+        "fp32",
+        "--max-wait-ms",
+        "2",
+    ]
     with open(log, "wb") as sink:
         proc = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
@@ -152,7 +186,9 @@ def deployed(name: str, bundle: Path, url: str, **settings: Any) -> Iterator[str
 
 @pytest.fixture(scope="module")
 def fp32_url(ray_url: str, tiny_bundle: Path) -> Iterator[str]:
-    with deployed("fp32", tiny_bundle, ray_url, precision="fp32", max_wait_ms=5, max_client_batch_size=4, payload_limit=20_000) as url:
+    with deployed(
+        "fp32", tiny_bundle, ray_url, precision="fp32", max_wait_ms=5, max_client_batch_size=4, payload_limit=20_000
+    ) as url:
         yield url
 
 
@@ -197,10 +233,20 @@ def test_health_ready_info_and_errors(fp32_url: str, tiny_bundle: Path) -> None:
     info = _get(fp32_url + "/info")
     assert info["engine"] == "ray" and info["status"] == "ready"
     assert info["model"]["labels"] == json.loads((tiny_bundle / "bundle.json").read_text())["labels"]
-    assert info["graph"]["precision"] == "fp32" and info["batch_invariant"] is True and info["batching"]["cross_request"] is True
-    assert info["batching"]["max_wait_ms"] == 5 and info["runtime"]["threads"] == 1 and info["limits"]["max_client_batch_size"] == 4
+    assert (
+        info["graph"]["precision"] == "fp32"
+        and info["batch_invariant"] is True
+        and info["batching"]["cross_request"] is True
+    )
+    assert (
+        info["batching"]["max_wait_ms"] == 5
+        and info["runtime"]["threads"] == 1
+        and info["limits"]["max_client_batch_size"] == 4
+    )
     assert {"ner-export", "onnxruntime", "ray"} <= set(info["versions"])
-    assert info["replica"]["imported"] == {"torch": False, "transformers": False, "optimum": False}, "a replica imports only the runtime"
+    assert info["replica"]["imported"] == {"torch": False, "transformers": False, "optimum": False}, (
+        "a replica imports only the runtime"
+    )
     cases = [
         (b"{not json", 422, "validation", "body: not valid JSON"),
         (b'{"inputs": 3}', 422, "validation", "inputs: expected a string or an array of strings, got a number"),
@@ -209,8 +255,12 @@ def test_health_ready_info_and_errors(fp32_url: str, tiny_bundle: Path) -> None:
         (json.dumps({"inputs": "x" * 30_000}).encode(), 413, "payload_too_large", "exceeds the limit of 20000 bytes"),
     ]
     for body, status, kind, message in cases:
-        answer = httpx.post(fp32_url + "/predict", content=body, headers={"Content-Type": "application/json"}, timeout=10)
-        assert answer.status_code == status and answer.json()["error_type"] == kind and message in answer.json()["error"], (body[:40], answer.text)
+        answer = httpx.post(
+            fp32_url + "/predict", content=body, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert (
+            answer.status_code == status and answer.json()["error_type"] == kind and message in answer.json()["error"]
+        ), (body[:40], answer.text)
     assert httpx.get(fp32_url + "/predict", timeout=10).status_code == 405
     assert httpx.post(fp32_url + "/health", timeout=10).status_code == 405
     assert httpx.get(fp32_url + "/nope", timeout=10).json() == {"error": "Not Found", "error_type": "not_found"}
@@ -220,7 +270,9 @@ def test_health_ready_info_and_errors(fp32_url: str, tiny_bundle: Path) -> None:
 
 
 @pytest.mark.slow
-def test_no_cross_request_batching_on_a_batch_dependent_graph(ray_url: str, tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+def test_no_cross_request_batching_on_a_batch_dependent_graph(
+    ray_url: str, tiny_bundle: Path, tmp_path: Path, offline: NerModel
+) -> None:
     bundle = _mark_graph_batch_dependent(tiny_bundle, tmp_path / "bundle")
     texts = [TEXTS[i % len(TEXTS)] for i in range(12)]
     with deployed("dep", bundle, ray_url, precision="fp32", max_wait_ms=100) as url:
@@ -252,7 +304,14 @@ def test_no_cross_request_batching_on_a_batch_dependent_graph(ray_url: str, tiny
 def test_queue_full_is_429_and_a_timed_out_request_is_never_computed(ray_url: str, tiny_bundle: Path) -> None:
     """A batch wait (1.5 s) longer than the request timeout (1 s): the waiting text blocks the queue of 2
     texts (429 for two more), then times out (504), and its text is dropped, never computed."""
-    settings = {"precision": "fp32", "max_batch_size": 8, "max_wait_ms": 1500, "request_timeout": 1.0, "max_queued_texts": 2, "max_client_batch_size": 2}
+    settings = {
+        "precision": "fp32",
+        "max_batch_size": 8,
+        "max_wait_ms": 1500,
+        "request_timeout": 1.0,
+        "max_queued_texts": 2,
+        "max_client_batch_size": 2,
+    }
     with deployed("limits", tiny_bundle, ray_url, **settings) as url:
         results: dict[str, Any] = {}
 
