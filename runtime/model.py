@@ -14,7 +14,9 @@ one instance can serve many threads.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,10 @@ from .machine import available_cpus
 from .manifest import DEVICES, BundleManifest
 from .session import batch_inputs, check_graph, create_session, load_tokenizer
 
-__all__ = ["Entity", "NerModel", "available_cpus"]
+__all__ = ["Entity", "NerModel", "auto_streams", "available_cpus"]
+
+_Runner = Callable[[list[np.ndarray], int, "list[np.ndarray] | None"], np.ndarray]
+"""Runs one padded batch (token id rows, width, token type rows) and returns its logits."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,40 @@ def _check_word_lists(word_lists: Any) -> None:
                 raise TypeError(f"predict_words: item {i}, word {j} is {type(word).__name__}, expected str")
 
 
+class _Streams:
+    """`count` concurrent runs of one graph: one extra session, made on first use, whose small intra-op
+    pool each run uses alone, and the threads that call it (onnxruntime releases the GIL)."""
+
+    def __init__(self, count: int, make_session: Callable[[], Any]) -> None:
+        self.count = count
+        self._make_session = make_session
+        self._session: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._make_session()
+        return self._session
+
+    def pool(self) -> ThreadPoolExecutor:
+        self.session  # noqa: B018 - build the session before the threads race for it
+        if self._executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(self.count, thread_name_prefix="ner-export-stream")
+        return self._executor
+
+
+def auto_streams(threads: int, device: str = "cpu") -> int:
+    """How many streams `NerModel.load(streams=None)` runs large inputs on: one per thread on CPU
+    (measured fastest on 2 cores; benchmarks/PERFORMANCE.md), one on CUDA."""
+    return max(1, threads) if device == "cpu" else 1
+
+
 class NerModel:
     """A bundle ready for inference. Build it with `NerModel.load(bundle_dir)`."""
 
@@ -98,7 +137,13 @@ class NerModel:
         token_budget: int = 16384,
         io_binding: bool = False,
         pad_multiple: int = 1,
+        streams: int = 1,
+        stream_session: Callable[[], Any] | None = None,
     ) -> None:
+        if not isinstance(streams, int) or streams < 1:
+            raise ValueError(f"streams={streams!r} must be a positive integer")
+        if streams > 1 and stream_session is None:
+            raise ValueError("streams > 1 needs stream_session, a function that builds the streams' session")
         if not isinstance(pad_multiple, int) or pad_multiple < 1:
             raise ValueError(f"pad_multiple={pad_multiple!r} must be a positive integer")
         if aggregation not in STRATEGIES:
@@ -118,6 +163,8 @@ class NerModel:
         self.io_binding = io_binding
         self.pad_multiple = pad_multiple
         self._session = session
+        self._streams = _Streams(streams, stream_session) if streams > 1 and stream_session is not None else None
+        self.streams = streams
         self._tokenizer = tokenizer
         self._space = LabelSpace.from_labels(manifest.labels)
         self._input_names = {i.name for i in session.get_inputs()}
@@ -151,6 +198,7 @@ class NerModel:
         token_budget: int = 16384,
         io_binding: bool | None = None,
         pad_multiple: int | None = None,
+        streams: int | None = None,
         verify: bool = True,
     ) -> NerModel:
         """Load a bundle directory.
@@ -170,12 +218,17 @@ class NerModel:
             once (default: on for cuda, off for cpu, where it only adds calls).
         pad_multiple: pad batch widths up to a multiple of this, so a GPU sees few distinct shapes and
             reuses its kernels and allocations (default: 16 on cuda, 1 on cpu).
+        streams: for inputs of many batches, run this many batches at once, each on `threads // streams`
+            threads (default `auto_streams`: one per thread on CPU); results are the same as with 1.
+            A single text or batch always takes the plain path, on all `threads`.
         verify: check every file the model needs against the manifest's sha256 first.
         """
         if device not in DEVICES:
             raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads={threads!r} must be a positive integer or None")
+        if streams is not None and (not isinstance(streams, int) or streams < 1):
+            raise ValueError(f"streams={streams!r} must be a positive integer or None")
         bundle = Path(bundle_dir)
         manifest = BundleManifest.read(bundle)
         graph = manifest.graph_for(device, precision)
@@ -184,6 +237,9 @@ class NerModel:
         tokenizer = load_tokenizer(check(bundle, manifest.tokenizer_file), manifest.vocab_size)
         session = create_session(graph_path, device=device, threads=threads)
         check_graph(session, manifest, graph_path)
+        cpus = threads or available_cpus()
+        count = auto_streams(cpus, device) if streams is None else streams
+        per_stream = max(1, cpus // count)
         return cls(
             session,
             tokenizer,
@@ -197,6 +253,8 @@ class NerModel:
             token_budget=token_budget,
             io_binding=device == "cuda" if io_binding is None else io_binding,
             pad_multiple=(16 if device == "cuda" else 1) if pad_multiple is None else pad_multiple,
+            streams=count,
+            stream_session=lambda: create_session(graph_path, device=device, threads=per_stream),
         )
 
     @staticmethod
@@ -242,7 +300,7 @@ class NerModel:
             if self.manifest.casing
             else None
         )
-        token_logits = self.logits(encodings, batch_size, types)
+        token_logits = self._token_logits(encodings, batch_size, types)
         decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
         return [
             decode(text, enc, logits, strategy)
@@ -267,9 +325,37 @@ class NerModel:
         strategy = self._strategy(aggregation)
         if strategy == "simple":
             strategy = "first"  # a word needs one label; "simple" has no word notion
-        if documents is not None and len(documents) != len(word_lists):
-            raise ValueError(f"predict_words: {len(word_lists)} sentences but {len(documents)} document ids")
         words = [list(w) for w in word_lists]
+        encodings, token_scores = self._word_scores(words, batch_size, documents)
+        return [
+            self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores, strict=True)
+        ]
+
+    def graph_inputs(
+        self, word_lists: Sequence[Sequence[str]], documents: Sequence[int] | None = None
+    ) -> list[dict[str, np.ndarray]]:
+        """The graph inputs `predict_words(word_lists, batch_size=1, documents=documents)` runs, one
+        window per entry and so without padding.
+
+        What the model sees, exactly (special tokens, casing, document context, long-sentence
+        windows): the export calibrates static int8 activation scales on it.
+        """
+        _check_word_lists(word_lists)
+        feeds: list[dict[str, np.ndarray]] = []
+
+        def record(rows: list[np.ndarray], width: int, types: list[np.ndarray] | None) -> np.ndarray:
+            feeds.append(self._feeds(rows, width, types))
+            return np.zeros((len(rows), width, len(self.labels)), dtype=np.float32)
+
+        self._word_scores([list(w) for w in word_lists], 1, documents, run=record)
+        return feeds
+
+    def _word_scores(
+        self, words: list[list[str]], batch_size: int, documents: Sequence[int] | None, run: _Runner | None = None
+    ) -> tuple[list[Encoding], list[np.ndarray]]:
+        """(encoding, token probabilities) of each pre-split sentence, read as `predict_words` reads it."""
+        if documents is not None and len(documents) != len(words):
+            raise ValueError(f"predict_words: {len(words)} sentences but {len(documents)} document ids")
         encodings = self._encode(words, is_pretokenized=True)
         types = (
             [case_ids(w, enc.offsets, enc.word_ids) for w, enc in zip(words, encodings, strict=True)]
@@ -277,12 +363,8 @@ class NerModel:
             else None
         )
         if self.manifest.context == "document":
-            token_scores = self._context_scores(encodings, documents, batch_size, types)
-        else:
-            token_scores = [softmax(rows) for rows in self.logits(encodings, batch_size, types)]
-        return [
-            self._word_tags(len(w), enc, s, strategy) for w, enc, s in zip(words, encodings, token_scores, strict=True)
-        ]
+            return encodings, self._context_scores(encodings, documents, batch_size, types, run)
+        return encodings, [softmax(rows) for rows in self._token_logits(encodings, batch_size, types, run)]
 
     def _encode(self, inputs: list[Any], is_pretokenized: bool = False) -> list[Encoding]:
         # a single input skips the batch encoder's thread pool, whose wake-up costs more than the work
@@ -313,12 +395,21 @@ class NerModel:
                 "this bundle was trained with casing: pass types=[case_ids(text, enc.offsets), ...] "
                 "(ner_export.runtime.casing)"
             )
+        return self._token_logits(encodings, batch_size, types)
+
+    def _token_logits(
+        self,
+        encodings: Sequence[Encoding],
+        batch_size: int,
+        types: Sequence[Sequence[int]] | None,
+        run: _Runner | None = None,
+    ) -> list[np.ndarray]:
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
         type_rows = (
             [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
         )
         plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
-        return self._windows_logits(ids, plans, batch_size, type_rows)
+        return self._windows_logits(ids, plans, batch_size, type_rows, run)
 
     def _windows_logits(
         self,
@@ -326,11 +417,13 @@ class NerModel:
         plans: list[list[tuple[int, int, int, int]]],
         batch_size: int,
         types: list[np.ndarray] | None = None,
+        run: _Runner | None = None,
     ) -> list[np.ndarray]:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
         `types` are the rows' token types (casing), cut like the ids. Rows outside every owned range
-        are left unset.
+        are left unset. Batches run one after the other, or on the model's streams when there are
+        enough of them (`streams`); either way each batch's rows land in the same places.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
@@ -338,17 +431,28 @@ class NerModel:
         pieces.sort(key=lambda p: p[2] - p[1], reverse=True)
         outputs: list[np.ndarray] = [np.empty((len(row), len(self.labels)), dtype=np.float32) for row in ids]
         n_special = len(self._prefix) + len(self._suffix)
+        batches = []
         start = 0
         while start < len(pieces):
             longest = pieces[start][2] - pieces[start][1] + n_special
             count = max(1, min(batch_size, self.token_budget // longest))
-            batch = pieces[start : start + count]
+            batches.append((pieces[start : start + count], longest))
             start += count
+        offset = len(self._prefix)
+
+        def one(batch: list[tuple[int, int, int, int, int]], width: int, runner: _Runner) -> None:
             type_rows = [types[i][a:b] for i, a, b, _, _ in batch] if types is not None else None
-            logits = self._run([ids[i][a:b] for i, a, b, _, _ in batch], longest, type_rows)
-            offset = len(self._prefix)
+            logits = runner([ids[i][a:b] for i, a, b, _, _ in batch], width, type_rows)
             for row, (i, a, _, own_a, own_b) in zip(logits, batch, strict=True):
                 outputs[i][own_a:own_b] = row[offset + own_a - a : offset + own_b - a]
+
+        pool = self._stream_pool(len(batches)) if run is None else None
+        if pool is None:
+            for batch, width in batches:
+                one(batch, width, run or self._run)
+        else:
+            for future in [pool.submit(one, batch, width, self._run_stream) for batch, width in batches]:
+                future.result()
         return outputs
 
     def _context_scores(
@@ -357,6 +461,7 @@ class NerModel:
         documents: Sequence[int] | None,
         batch_size: int,
         types: Sequence[Sequence[int]] | None = None,
+        run: _Runner | None = None,
     ) -> list[np.ndarray]:
         """Token scores of each sentence read inside its document's neighbours (`runtime.context`).
 
@@ -380,13 +485,15 @@ class NerModel:
             else:
                 plans.append([(0, len(window.ids), window.target_start, window.target_end)] if own else [])
                 spans.append((window.target_start, window.target_end))
-        logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None)
+        logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None, run)
         return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans, strict=True)]
 
-    def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
+    def _feeds(
+        self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
         if self.pad_multiple > 1:
             width = max(width, min(-(-width // self.pad_multiple) * self.pad_multiple, self.manifest.max_length))
-        feeds = batch_inputs(
+        return batch_inputs(
             rows,
             pad_id=self.manifest.pad_token_id,
             width=width,
@@ -395,6 +502,9 @@ class NerModel:
             types=types,
             token_types="token_type_ids" in self._input_names,
         )
+
+    def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
+        feeds = self._feeds(rows, width, types)
         if not self.io_binding:
             logits: np.ndarray = self._session.run([self._output_name], feeds)[0]
             return logits
@@ -405,6 +515,17 @@ class NerModel:
         self._session.run_with_iobinding(binding)
         bound: np.ndarray = binding.copy_outputs_to_cpu()[0]
         return bound
+
+    def _run_stream(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
+        assert self._streams is not None  # only called through the stream pool
+        logits: np.ndarray = self._streams.session.run([self._output_name], self._feeds(rows, width, types))[0]
+        return logits
+
+    def _stream_pool(self, n_batches: int) -> ThreadPoolExecutor | None:
+        """The stream pool when `n_batches` batches are worth spreading over it, else None."""
+        if self._streams is None or n_batches < 2 * self._streams.count:
+            return None
+        return self._streams.pool()
 
     # ------------------------------------------------------------------ decoding
     def _entities_first(self, text: str, enc: Encoding, logits: np.ndarray, strategy: str = "first") -> list[Entity]:
