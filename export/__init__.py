@@ -11,16 +11,21 @@ from .exporter import (
     export_bundle,
     third_party_warnings_silenced,
 )
-from .quantize import Int8Config, default_int8_ladder
+from .gate import GateResult, Int8Attempt, run_int8_gate
+from .quantize import Int8Config, default_int8_ladder, quantize_graph
 from .validate import ValidationReport
 
 __all__ = [
     "ExportConfig",
     "ExportResult",
+    "GateResult",
+    "Int8Attempt",
     "Int8Config",
     "ValidationReport",
     "cpu_quantization_defaults",
     "default_int8_ladder",
     "export_bundle",
+    "quantize_graph",
+    "run_int8_gate",
     "third_party_warnings_silenced",
 ]

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ner_export.runtime.manifest import CALIBRATIONS
+
 __all__ = [
     "CALIBRATION_METHODS",
     "ActivationRanges",
@@ -34,7 +36,7 @@ __all__ = [
     "freeze_activation_scales",
 ]
 
-CALIBRATION_METHODS = ("minmax", "percentile")
+CALIBRATION_METHODS = CALIBRATIONS
 _SAMPLE_PER_RUN = 4096  # values kept per tensor and run for percentiles: bounded memory on any sample size
 
 

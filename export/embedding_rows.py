@@ -11,12 +11,13 @@ second `Gather`, their scales (stored as a [rows, 1] column so the product broad
 hidden size), then `Cast` and `Mul` rebuild fp32 rows. It runs on any onnxruntime execution provider,
 loads in Optimum unchanged, and does not depend on the input, so it keeps a graph batch-invariant.
 
-Only tables larger than `LARGE_TABLE_BYTES` in fp32 are rewritten: position and token-type tables
-are small and, with their few rows carrying fine differences, stay fp32 (`export.quantize`).
+Which tables are rewritten is the caller's choice (`export.quantize`: the word table, and any other
+table of at least `LARGE_TABLE_BYTES`; small position and token-type tables stay fp32).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import numpy as np
 __all__ = [
     "LARGE_TABLE_BYTES",
     "RowErrors",
-    "large_gather_tables",
+    "gather_tables",
     "quantize_rows",
     "quantize_table_rows",
     "row_errors",
@@ -65,14 +66,15 @@ def row_errors(table: np.ndarray, rebuilt: np.ndarray, rows: np.ndarray | None =
     return RowErrors.of(np.asarray(table, dtype=np.float32), np.asarray(rebuilt, dtype=np.float32), rows)
 
 
-def large_gather_tables(model: Any, min_bytes: int = LARGE_TABLE_BYTES) -> dict[str, list[Any]]:
-    """{table initializer name: Gather nodes reading it} for 2-D fp32 tables of at least `min_bytes`."""
+def gather_tables(model: Any, names: Collection[str] | None = None) -> dict[str, list[Any]]:
+    """{table initializer name: Gather nodes reading it along axis 0} for the 2-D fp32 tables `names`
+    (default: every such table)."""
     import onnx
 
     tables = {
-        t.name: t
+        t.name
         for t in model.graph.initializer
-        if len(t.dims) == 2 and t.data_type == onnx.TensorProto.FLOAT and 4 * t.dims[0] * t.dims[1] >= min_bytes
+        if len(t.dims) == 2 and t.data_type == onnx.TensorProto.FLOAT and (names is None or t.name in names)
     }
     found: dict[str, list[Any]] = {}
     for node in model.graph.node:
@@ -85,18 +87,18 @@ def _axis(node: Any) -> int:
     return next((int(a.i) for a in node.attribute if a.name == "axis"), 0)
 
 
-def quantize_table_rows(graph_path: Path, dest: Path, min_bytes: int = LARGE_TABLE_BYTES) -> list[str]:
-    """Write `graph_path` to `dest` with every large fp32 Gather table stored as per-row int8.
+def quantize_table_rows(graph_path: Path, dest: Path, names: Collection[str]) -> list[str]:
+    """Write `graph_path` to `dest` with the Gather tables `names` stored as per-row int8.
 
-    Returns the rewritten tables' names. Tables that are not 2-D fp32 initializers (for example one
-    already quantized per tensor) are left as they are.
+    Returns the rewritten tables' names: those of `names` that are 2-D fp32 initializers read by a
+    Gather (a table already quantized per tensor, for example, is left as it is).
     """
     import onnx
     from onnx import helper, numpy_helper
 
     model = onnx.load(str(graph_path))
     graph = model.graph
-    tables = large_gather_tables(model, min_bytes)
+    tables = gather_tables(model, names)
     initializers = {t.name: t for t in graph.initializer}
     for name, gathers in tables.items():
         rows, scale = quantize_rows(numpy_helper.to_array(initializers[name]))

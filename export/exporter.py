@@ -2,19 +2,19 @@
 
 The chain is fixed because each step is the best tool for it: Optimum's exporter knows how to trace
 every transformers architecture with dynamic batch and sequence axes; ONNX Runtime's transformer
-optimizer fuses attention, skip-layer-norm and bias-GELU into single kernels; dynamic int8
-quantization with per-channel weights keeps accuracy (per-tensor scales cost F1; measured in
-benchmarks/PERFORMANCE.md) and also quantizes the word-embedding table, most of a small model's size.
+optimizer fuses attention, skip-layer-norm and bias-GELU into single kernels; int8 (`export.quantize`)
+keeps those kernels, with per-channel weights, per-row embedding tables and calibrated activation
+scales, so the int8 graph is small, fast and batch-invariant.
 
 The embedding layer-norm is deliberately left unfused. Fused, its three tables (words, positions,
-token types) can only be quantized together, each with one per-tensor scale, and the small position
-and token-type tables lose the fine differences the model reads (benchmarks/PERFORMANCE.md). Unfused, each table is its own Gather, so the quantizer can keep the small tables in fp32 and
-quantize the word table (`export.quantize`); the unfused embedding is a few cheap ops per token.
+token types) can only be quantized together with one scale each, and the small position and
+token-type tables lose the fine differences the model reads (benchmarks/PERFORMANCE.md). Unfused,
+each table is its own Gather: the word table is stored per row, the small ones stay fp32.
 
 The order is: export, fuse, check the fp32 graph against PyTorch (an export bug stops everything before
-any quantization time is spent), then the int8 gate: quantize with the requested config, measure the
-entity-F1 drop against the fp32 graph on the validation sentences, and while it exceeds
-`max_f1_drop` try the next, safer rung (`export.quantize`); when no rung is within the limit the export
+any quantization time is spent), then the int8 accuracy gate (`export.gate`): quantize with the
+requested config, measure the entity-F1 drop against the fp32 graph on the validation sentences, and
+while it exceeds `max_f1_drop` try the next, safer rung; when no rung is within the limit the export
 is refused with the numbers. Every attempt is recorded in the manifest, so a bundle says what its int8
 graph cost and what was tried to get there.
 
@@ -41,7 +41,6 @@ from ner_export.runtime.errors import (
     ExportError,
     MissingDependencyError,
     OutputExistsError,
-    ValidationError,
 )
 from ner_export.runtime.files import read_json, staged_directory
 from ner_export.runtime.machine import cpu_flags, library_versions
@@ -53,8 +52,9 @@ from ner_export.runtime.manifest import (
 )
 from ner_export.runtime.session import first_line
 
-from .quantize import Int8Config, default_int8_ladder, quantize_graph
-from .validate import BundleValidator, Int8Attempt, ValidationReport, int8_refusal
+from .gate import run_int8_gate
+from .quantize import Int8Config, default_int8_ladder
+from .validate import BundleValidator, ValidationReport
 
 __all__ = [
     "ExportConfig",
@@ -95,10 +95,11 @@ def cpu_quantization_defaults() -> dict[str, Any]:
 class ExportConfig:
     """How to export a checkpoint. Unset quantization fields take `cpu_quantization_defaults()`.
 
-    `per_channel`, `reduce_range` and `quantize_embeddings` make the requested int8 config, the first
-    rung of the gate's ladder (`export.quantize.default_int8_ladder`); `int8_ladder` replaces the whole
-    ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose against
-    the fp32 one on the validation sentences.
+    `int8` ("static": calibrated activation scales, batch-invariant; "dynamic": per-batch scales),
+    `calibration`, `embeddings`, `per_channel` and `reduce_range` make the requested int8 config, the
+    first rung of the gate's ladder (`export.quantize.default_int8_ladder`); `int8_ladder` replaces
+    the whole ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose
+    against the fp32 one on the validation sentences.
     """
 
     model_dir: str
@@ -107,7 +108,9 @@ class ExportConfig:
     opset: int | None = None
     per_channel: bool | None = None
     reduce_range: bool | None = None
-    quantize_embeddings: bool = True
+    int8: str = "static"
+    calibration: str = "minmax"
+    embeddings: str = "per-row"
     include_fp32: bool = True
     include_fp16: bool = False
     validate_data: str | None = None
@@ -228,7 +231,9 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         name="requested",
         per_channel=defaults["per_channel"] if config.per_channel is None else config.per_channel,
         reduce_range=defaults["reduce_range"] if config.reduce_range is None else config.reduce_range,
-        quantize_embeddings=config.quantize_embeddings,
+        activations=config.int8,
+        calibration=config.calibration,
+        embeddings=config.embeddings,
     )
     ladder = config.int8_ladder or default_int8_ladder(requested)
     chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
@@ -296,11 +301,20 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         validator.check_fp32(tmp)
         steps.update()
         steps.set_description("quantizing to int8")
-        attempts, int8_tags, quantization = _gate_int8(tmp, base, ladder, validator, chosen_for, steps)
+        with third_party_warnings_silenced():
+            gate = run_int8_gate(
+                tmp,
+                base,
+                ladder,
+                validator,
+                fp32_graph=FP32_GRAPH,
+                int8_graph=INT8_GRAPH,
+                chosen_for=chosen_for,
+                progress=steps.set_description,
+            )
+        quantization = gate.quantization
         steps.update()
-        graphs = [
-            GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic")
-        ]
+        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization["batch_invariant"])]
         if config.include_fp32:
             graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
         if config.include_fp16:
@@ -313,7 +327,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         else:
             (tmp / FP32_GRAPH).unlink()
         steps.close()
-        report = validator.report(attempts, int8_tags)
+        report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration)
         final = replace(
             base,
             graphs=tuple(graphs),
@@ -323,33 +337,6 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         final.write(tmp)
         sizes = {name: round((tmp / name).stat().st_size / 1e6, 2) for name in final.files}
     return ExportResult(str(out), final, report, sizes)
-
-
-# The int8 gate is being rewritten on another branch: its text is left as it was until that lands.
-# fmt: off
-def _gate_int8(
-    tmp: Path, base: BundleManifest, ladder: tuple[Int8Config, ...], validator: BundleValidator, chosen_for: str, steps: Any
-) -> tuple[list[Int8Attempt], list[list[str]], dict[str, Any]]:
-    """Quantize rung by rung until one is within the F1 limit: (attempts, its int8 tags, its quantization record)."""
-    attempts: list[Int8Attempt] = []
-    for number, rung in enumerate(ladder, 1):
-        steps.set_description(f"quantizing to int8 ({rung.name}, {number}/{len(ladder)})")
-        resolved = rung.resolve(tmp / FP32_GRAPH)
-        with _third_party_warnings_silenced():
-            quantization = quantize_graph(tmp / FP32_GRAPH, tmp / INT8_GRAPH, resolved)
-        quantization["chosen_for"] = chosen_for
-        trial = replace(
-            base,
-            graphs=(GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization.get("method") != "dynamic"), *base.graphs),
-            files={**base.files, INT8_GRAPH: sha256_file(tmp / INT8_GRAPH)},
-        )
-        trial.write(tmp)
-        attempt, tags = validator.measure_int8(tmp, resolved)
-        attempts.append(attempt)
-        if attempt.accepted:
-            return attempts, tags, quantization
-    raise ValidationError(int8_refusal(attempts, validator.limit, validator.source, len(validator.words)))
-# fmt: on
 
 
 @contextlib.contextmanager
@@ -370,9 +357,6 @@ def third_party_warnings_silenced() -> Iterator[None]:
         finally:
             for log, level in zip(loggers, levels, strict=True):
                 log.setLevel(level)
-
-
-_third_party_warnings_silenced = third_party_warnings_silenced  # the name _gate_int8 calls it by
 
 
 def _progress(enabled: bool, total: int) -> Any:

@@ -26,7 +26,7 @@ from ner_export.benchmarks.systems import SYSTEMS
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
 from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
-from ner_export.runtime.manifest import DEVICES, PRECISIONS, is_bundle
+from ner_export.runtime.manifest import CALIBRATIONS, DEVICES, INT8_ACTIVATIONS, INT8_EMBEDDINGS, PRECISIONS, is_bundle
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
@@ -123,10 +123,27 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     "--reduce-range/--no-reduce-range", default=None, help="7-bit weights [default: only on x86 CPUs without VNNI]."
 )
 @click.option(
-    "--quantize-embeddings/--no-quantize-embeddings",
-    default=True,
+    "--int8",
+    "int8_scheme",
+    default=INT8_ACTIVATIONS[0],
     show_default=True,
-    help="Also store the embedding table in int8.",
+    type=click.Choice(INT8_ACTIVATIONS),
+    help="static: activation scales calibrated on the validation sentences, so a text's result never depends "
+    "on its batch; dynamic: scales measured per batch (ONNX Runtime's dynamic int8, batch-dependent).",
+)
+@click.option(
+    "--calibration",
+    default=CALIBRATIONS[0],
+    show_default=True,
+    type=click.Choice(CALIBRATIONS),
+    help="How static activation ranges are taken: the whole range seen, or the 99.999th percentiles.",
+)
+@click.option(
+    "--embeddings",
+    default=INT8_EMBEDDINGS[0],
+    show_default=True,
+    type=click.Choice(INT8_EMBEDDINGS),
+    help="The word-embedding table as int8 with one scale per row, one scale for the table, or fp32.",
 )
 @click.option(
     "--fp32/--no-fp32",
@@ -150,7 +167,7 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     type=click.FloatRange(0),
     metavar="POINTS",
     help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
-    "beyond it safer int8 configs are tried (sensitive layers, then embeddings, kept in fp32), "
+    "beyond it safer int8 configurations are tried in order (README: int8 accuracy gate), "
     "then the export is refused.",
 )
 @click.option(
@@ -166,7 +183,9 @@ def export_command(
     validate_sentences: int,
     per_channel: bool | None,
     reduce_range: bool | None,
-    quantize_embeddings: bool,
+    int8_scheme: str,
+    calibration: str,
+    embeddings: str,
     include_fp32: bool,
     include_fp16: bool,
     atol: float,
@@ -187,7 +206,9 @@ def export_command(
             validate_sentences=validate_sentences,
             per_channel=per_channel,
             reduce_range=reduce_range,
-            quantize_embeddings=quantize_embeddings,
+            int8=int8_scheme,
+            calibration=calibration,
+            embeddings=embeddings,
             include_fp32=include_fp32,
             include_fp16=include_fp16,
             atol=atol,

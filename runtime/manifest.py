@@ -18,6 +18,9 @@ from .errors import BundleError
 from .files import read_json
 
 __all__ = [
+    "CALIBRATIONS",
+    "INT8_ACTIVATIONS",
+    "INT8_EMBEDDINGS",
     "DEVICES",
     "FORMAT_VERSION",
     "MANIFEST_NAME",
@@ -32,6 +35,9 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("int8", "fp32", "fp16")
+INT8_ACTIVATIONS = ("static", "dynamic")  # calibrated activation scales (batch-invariant), or per batch
+INT8_EMBEDDINGS = ("per-row", "per-tensor", "fp32")  # how the large embedding tables are stored
+CALIBRATIONS = ("minmax", "percentile")  # how static activation ranges are taken from calibration data
 
 
 def sha256_file(path: Path) -> str:

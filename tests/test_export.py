@@ -29,8 +29,10 @@ def test_bundle_has_graphs_tokenizer_config_and_manifest(tiny_bundle: Path) -> N
         assert sha256_file(tiny_bundle / name) == digest
     assert {"tokenizer.json", "config.json", "model.onnx", "model_int8.onnx"} <= set(manifest.files)
     assert manifest.opset > 0 and "onnxruntime" in manifest.versions
-    quantization = manifest.graph_for("cpu", "int8").quantization
-    assert quantization["per_channel"] is True and quantization["method"] == "dynamic"
+    int8 = manifest.graph_for("cpu", "int8")
+    assert int8.quantization["per_channel"] is True and int8.quantization["method"] == "static"
+    assert int8.batch_invariant is True and int8.quantization["embeddings"] == "per-row"
+    assert int8.quantization["calibration"] == "minmax" and int8.quantization["calibration_runs"] == 4
 
 
 def test_fp32_graph_is_fused_and_int8_graph_is_quantized(tiny_bundle: Path) -> None:
@@ -40,10 +42,13 @@ def test_fp32_graph_is_fused_and_int8_graph_is_quantized(tiny_bundle: Path) -> N
     assert fp32["BiasGelu"] + fp32["FastGelu"] + fp32["Gelu"] >= 2
     int8 = _op_counts(tiny_bundle / "model_int8.onnx")
     assert int8["QAttention"] == 2 and int8["MatMulInteger"] >= 4
+    # every activation scale is a calibrated constant: nothing is measured per batch
+    assert int8["DynamicQuantizeLinear"] == 0 and int8["QuantizeLinear"] == int8["QAttention"] + int8["MatMulInteger"]
 
 
-def test_word_table_is_int8_and_the_small_tables_stay_fp32(tiny_bundle: Path) -> None:
+def test_word_table_is_int8_per_row_and_the_small_tables_stay_fp32(tiny_bundle: Path) -> None:
     import onnx
+    from onnx import numpy_helper
 
     from ner_export.export.quantize import small_embedding_tables
 
@@ -53,14 +58,15 @@ def test_word_table_is_int8_and_the_small_tables_stay_fp32(tiny_bundle: Path) ->
         "/bert/embeddings/token_type_embeddings/Gather",
     ]
     graph = onnx.load(str(tiny_bundle / "model_int8.onnx")).graph
-    dtypes = {t.name: t.data_type for t in graph.initializer}
-    gathers = {n.name: n.input[0] for n in graph.node if n.op_type == "Gather" and n.input[0] in dtypes}
-    assert all(dtypes[gathers[name]] == onnx.TensorProto.FLOAT for name in small)
-    word_tables = [table for name, table in gathers.items() if name not in small]
-    assert word_tables and all(dtypes[t] in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8) for t in word_tables)
-    assert set(BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").quantization["fp32_embedding_tables"]) == set(
-        small
-    )
+    tables = {t.name: t for t in graph.initializer}
+    gathers = {n.name: n.input[0] for n in graph.node if n.op_type == "Gather" and n.input[0] in tables}
+    assert all(tables[gathers[name]].data_type == onnx.TensorProto.FLOAT for name in small)
+    word = "bert.embeddings.word_embeddings.weight"
+    assert word not in tables  # the fp32 table is gone ...
+    rows, scale = numpy_helper.to_array(tables[f"{word}_int8_rows"]), numpy_helper.to_array(tables[f"{word}_row_scale"])
+    assert rows.dtype == np.int8 and scale.shape == (rows.shape[0], 1)  # ... for int8 rows with one scale each
+    quantization = BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").quantization
+    assert set(quantization["fp32_embedding_tables"]) == set(small) and quantization["per_row_tables"] == [word]
 
 
 def test_validation_is_recorded(tiny_bundle: Path) -> None:
@@ -289,13 +295,13 @@ def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
         "attention+embeddings-fp32",
     ]
     assert [
-        (r.per_channel, r.reduce_range, r.quantize_embeddings, r.quantize_attention, r.exclude_sensitive)
+        (r.per_channel, r.reduce_range, r.embeddings, r.quantize_attention, r.exclude_sensitive, r.activations)
         for r in ladder
     ] == [
-        (False, True, True, True, False),
-        (True, True, True, True, True),
-        (True, True, False, True, True),
-        (True, True, False, False, True),
+        (False, True, "per-row", True, False, "static"),
+        (True, True, "per-row", True, True, "static"),
+        (True, True, "fp32", True, True, "static"),
+        (True, True, "fp32", False, True, "static"),
     ]
     assert "Attention" not in ladder[-1].op_types() and "Attention" in ladder[0].op_types()
     # a rung with the same settings as an earlier one is not tried twice
@@ -304,11 +310,24 @@ def test_default_ladder_goes_from_the_request_to_safer_configs() -> None:
         "sensitive+embeddings-fp32",
         "attention+embeddings-fp32",
     ]
-    assert [(r.name, r.quantize_embeddings) for r in default_int8_ladder(Int8Config(quantize_embeddings=False))] == [
-        ("requested", False),
-        ("sensitive-fp32", False),
-        ("attention+embeddings-fp32", False),
+    assert [(r.name, r.embeddings) for r in default_int8_ladder(Int8Config(embeddings="fp32"))] == [
+        ("requested", "fp32"),
+        ("sensitive-fp32", "fp32"),
+        ("attention+embeddings-fp32", "fp32"),
     ]
+    # per-row tables come before fp32 ones when the request had one scale per table
+    assert [(r.name, r.embeddings) for r in default_int8_ladder(Int8Config(embeddings="per-tensor"))] == [
+        ("requested", "per-tensor"),
+        ("sensitive-fp32", "per-tensor"),
+        ("sensitive-fp32+embeddings-per-row", "per-row"),
+        ("sensitive+embeddings-fp32", "fp32"),
+        ("attention+embeddings-fp32", "fp32"),
+    ]
+    # a dynamic request stays dynamic on every rung (batch-dependent, and recorded so)
+    assert {r.activations for r in default_int8_ladder(Int8Config(activations="dynamic"))} == {"dynamic"}
+    assert not Int8Config(activations="dynamic").batch_invariant and Int8Config().batch_invariant
+    with pytest.raises(ValueError, match="embeddings='rows'"):
+        Int8Config(embeddings="rows")
 
 
 def test_bad_int8_quantization_is_refused(bad_body: tuple[Path, Path], tmp_path: Path) -> None:
@@ -365,9 +384,7 @@ def test_a_given_ladder_replaces_the_default_one(bad_head: tuple[Path, Path], tm
 
     checkpoint, data = bad_head
     out = tmp_path / "bundle"
-    only = Int8Config(
-        name="mine", per_channel=True, quantize_embeddings=False, nodes_to_exclude=("/classifier/MatMul",)
-    )
+    only = Int8Config(name="mine", per_channel=True, embeddings="fp32", nodes_to_exclude=("/classifier/MatMul",))
     export_bundle(
         ExportConfig(
             model_dir=str(checkpoint),
@@ -451,7 +468,7 @@ def test_cli_max_f1_drop_reaches_the_gate(bad_body: tuple[Path, Path], tmp_path:
 
 
 def test_gate_limit_never_asks_for_less_than_one_entity() -> None:
-    from ner_export.export.validate import gate_limit
+    from ner_export.export.gate import gate_limit
     from ner_export.runtime.labels import EntityScores
 
     small = EntityScores.from_counts(n_true=150, n_pred=150, n_correct=150)  # one entity = 0.33 points
