@@ -6,7 +6,15 @@ scripts (`python -m ner_export.benchmarks.NAME`) for questions the bench does no
 this package loads no torch, transformers or matplotlib: each loads when a measurement needs it.
 """
 
-from .bench import BenchConfig, BenchResult, entities_to_word_tags, group_documents, run_bench, split_documents
+from .bench import (
+    BenchConfig,
+    BenchResult,
+    batch_invariance,
+    entities_to_word_tags,
+    group_documents,
+    run_bench,
+    split_documents,
+)
 from .report import TARGETS, Target, render_markdown
 from .systems import SYSTEMS
 from .timing import block_latencies, measure_speed, percentiles
@@ -17,6 +25,7 @@ __all__ = [
     "SYSTEMS",
     "TARGETS",
     "Target",
+    "batch_invariance",
     "block_latencies",
     "entities_to_word_tags",
     "group_documents",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -28,12 +29,13 @@ from ner_export.runtime.machine import available_cpus, cpu_model, library_versio
 from ner_export.runtime.manifest import BundleManifest, sha256_file
 
 from .report import add_ratios, plot, render_markdown, targets
-from .systems import SYSTEMS, System, cold_start, load_systems
+from .systems import BARE, COLD_STARTS, SYSTEMS, System, cold_start, load_systems
 from .timing import block_latencies, percentiles
 
 __all__ = [
     "BenchConfig",
     "BenchResult",
+    "batch_invariance",
     "entities_to_word_tags",
     "group_documents",
     "machine",
@@ -143,32 +145,42 @@ def run_bench(config: BenchConfig) -> BenchResult:
     bundle, checkpoint = Path(config.bundle), Path(config.checkpoint)
     document_context = BundleManifest.read(bundle).context == "document"
     skipped: dict[str, str] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # third-party deprecation noise while loading models
-        systems = load_systems(bundle, checkpoint, config.systems or SYSTEMS, texts, config.batch_size, skipped)
-    results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
-    say = tqdm.write if config.progress else (lambda _msg: None)
-
-    for system in systems:
-        say(f"pre-split F1: {system.name}")
-        results[system.name]["f1_presplit"] = entity_scores(gold, system.presplit(words, documents)).f1
-    n_latency = _latency(systems, texts, config, results)
-    best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
-    if document_context:
-        _document_f1(systems, words, gold, documents, results, say)
-    for system in systems:
-        results[system.name]["throughput_sps"] = len(texts) / best[system.name]
-        results[system.name]["model_mb"] = _size_mb(*system.model_files)
-        results[system.name]["imports_torch"] = system.imports_torch
-    for system in systems:
-        if config.cold_start:
-            say(f"cold start: {system.name}")
-            cold = cold_start(system.name, bundle.resolve(), checkpoint.resolve(), texts[0])
-            results[system.name].update(
-                cold_start_s=cold["cold_start_s"], peak_rss_mb=cold["peak_rss_mb"], imports_torch=cold["imports_torch"]
+    with tempfile.TemporaryDirectory(prefix="ner-export-bench-") as workdir:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # third-party deprecation noise while loading models and peers
+            systems = load_systems(
+                bundle, checkpoint, config.systems or SYSTEMS, texts, config.batch_size, skipped, Path(workdir)
             )
-        else:
-            results[system.name].update(cold_start_s=None, peak_rss_mb=None)
+        results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
+        say = tqdm.write if config.progress else (lambda _msg: None)
+
+        for system in systems:
+            say(f"pre-split F1: {system.name}")
+            results[system.name]["f1_presplit"] = entity_scores(gold, system.presplit(words, documents)).f1
+        n_latency = _latency(systems, texts, config, results)
+        best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
+        if document_context:
+            _document_f1(systems, words, gold, documents, results, say)
+        for system in systems:
+            results[system.name]["throughput_sps"] = len(texts) / best[system.name]
+            results[system.name]["model_mb"] = _size_mb(*system.model_files)
+            results[system.name]["imports_torch"] = system.imports_torch
+        for system in systems:
+            say(f"batch invariance: {system.name}")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                results[system.name]["batch_invariance"] = batch_invariance(system, texts, config.batch_size)
+        for system in systems:
+            if config.cold_start and system.name in COLD_STARTS:
+                say(f"cold start: {system.name}")
+                cold = cold_start(system.name, bundle.resolve(), checkpoint.resolve(), texts[0])
+                results[system.name].update(
+                    cold_start_s=cold["cold_start_s"],
+                    peak_rss_mb=cold["peak_rss_mb"],
+                    imports_torch=cold["imports_torch"],
+                )
+            else:
+                results[system.name].update(cold_start_s=None, peak_rss_mb=None)
 
     add_ratios(results)
     settings = {
@@ -194,6 +206,20 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "targets": targets(results),
     }
     return _write(data, Path(config.out), config.name)
+
+
+def batch_invariance(system: System, texts: list[str], batch_size: int, seed: int = 0) -> int:
+    """How many texts get a different answer alone (batch 1) than in a shuffled run at `batch_size`."""
+    import random
+
+    alone = system.answers(texts, 1)
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    shuffled = system.answers([texts[i] for i in order], batch_size)
+    together: list[Any] = [None] * len(texts)
+    for position, index in enumerate(order):
+        together[index] = shuffled[position]
+    return sum(a != b for a, b in zip(alone, together, strict=True))
 
 
 def _latency(systems: list[System], texts: list[str], config: BenchConfig, results: dict[str, dict[str, Any]]) -> int:
@@ -230,7 +256,7 @@ def _throughput(
             seconds = time.perf_counter() - started
             best[system.name] = min(best.get(system.name, float("inf")), seconds)
             if round_ == 0 and rawtext:
-                if system.name == "session_int8":
+                if system.name in BARE:
                     results[system.name]["f1_rawtext"] = None
                 else:
                     predicted = [entities_to_word_tags(w, s) for w, s in zip(words, spans, strict=True)]
@@ -250,7 +276,7 @@ def _document_f1(
     doc_words, doc_sizes = group_documents(words, documents)
     doc_texts = [" ".join(w) for w in doc_words]
     for system in systems:
-        if system.name == "session_int8":
+        if system.name in BARE:
             results[system.name]["f1_rawtext"] = None
             continue
         say(f"raw-text F1 on whole documents: {system.name}")

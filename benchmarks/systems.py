@@ -23,14 +23,28 @@ from typing import Any
 import numpy as np
 
 from ner_export.runtime.casing import case_ids
-from ner_export.runtime.errors import BenchMismatchError, BundleError, ColdStartError
+from ner_export.runtime.errors import BenchMismatchError, ColdStartError
 from ner_export.runtime.labels import to_iob2
 from ner_export.runtime.manifest import BundleManifest
 from ner_export.runtime.session import batch_inputs, create_session, load_tokenizer
 
-__all__ = ["SYSTEMS", "System", "cold_start", "load_systems"]
+from .peers import PEERS, missing_peer
 
-SYSTEMS = ("pytorch", "optimum_int8", "runtime_fp32", "runtime_int8", "session_int8")
+__all__ = ["BARE", "COLD_STARTS", "SYSTEMS", "System", "cold_start", "load_systems"]
+
+SYSTEMS = (
+    "pytorch",
+    "optimum_int8",
+    "runtime_fp32",
+    "runtime_int8",
+    "runtime_int8_dynamic",
+    "session_int8",
+    "openvino_int8",
+    "ctranslate2_int8",
+)
+BARE = ("session_int8", "openvino_int8", "ctranslate2_int8")
+"""Engines fed pre-tokenized batches: no tokenizing or decoding is timed, and they find no entities
+(their batch-invariance is counted on each text's token labels instead)."""
 _SESSION_MAX_TOKENS = 512  # session_int8 cuts longer inputs: it has no windowing
 _SAME_MODEL = "bench a bundle against the checkpoint it was exported from"
 
@@ -55,6 +69,11 @@ class System:
         raise NotImplementedError
 
     def batch(self, texts: list[str]) -> list[Spans]:
+        raise NotImplementedError
+
+    def answers(self, texts: list[str], batch_size: int) -> list[Any]:
+        """What the system answers for each text when `texts` go through it `batch_size` at a time, in
+        order (entity spans; token labels for a bare engine): compared alone and in batches."""
         raise NotImplementedError
 
 
@@ -88,6 +107,12 @@ class _PipelineSystem(System):
     def single(self, text: str, index: int) -> Any:
         return self._pipe(text)
 
+    def answers(self, texts: list[str], batch_size: int) -> list[Any]:
+        return [
+            [(e["entity_group"], int(e["start"]), int(e["end"])) for e in row]
+            for row in self._pipe(texts, batch_size=batch_size)
+        ]
+
     def batch(self, texts: list[str]) -> list[Spans]:
         results = self._pipe(texts, batch_size=self._batch_size)
         return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in row] for row in results]
@@ -97,7 +122,7 @@ class _RuntimeSystem(System):
     def __init__(self, name: str, bundle: Path, precision: str, batch_size: int) -> None:
         from ner_export.runtime import NerModel
 
-        self.name, self.imports_torch = name, False
+        self.name, self.imports_torch, self.bundle = name, False, bundle
         self._model = NerModel.load(bundle, precision=precision)
         self.model_files = [bundle / self._model.manifest.graph_for("cpu", precision).file]
         self._batch_size = batch_size
@@ -112,28 +137,38 @@ class _RuntimeSystem(System):
         rows = self._model.predict(texts, batch_size=self._batch_size)
         return [[(e.label, e.start, e.end) for e in row] for row in rows]
 
+    def answers(self, texts: list[str], batch_size: int) -> list[Any]:
+        rows = self._model.predict(texts, batch_size=batch_size)
+        return [[(e.label, e.start, e.end) for e in row] for row in rows]
 
-class _SessionSystem(System):
-    """A bare InferenceSession fed pre-tokenized input: no tokenization or decoding is timed."""
 
-    def __init__(self, bundle: Path, texts: list[str], batch_size: int) -> None:
-        self.name, self.imports_torch = "session_int8", False
+class _BareSystem(System):
+    """An engine fed pre-tokenized input: no tokenization or decoding is timed.
+
+    `run_one(feeds)` and `run_many(list of feeds)` return logits. Inputs are tokenized once, with the
+    runtime's tokenizer, special tokens and casing classes; batches are length-sorted.
+    """
+
+    def __init__(self, name: str, bundle: Path, texts: list[str], batch_size: int, model_files: list[Path]) -> None:
+        self.name, self.imports_torch, self.model_files = name, False, model_files
         manifest = BundleManifest.read(bundle)
-        graph = bundle / manifest.graph_for("cpu", "int8").file
-        self.model_files = [graph]
-        self._session = create_session(graph)
-        self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = load_tokenizer(bundle / manifest.tokenizer_file)
         self._labels = manifest.labels
         self._casing = manifest.casing
         self._pad_id = manifest.pad_token_id
         self._batch_size = batch_size
         rows = self._rows(texts)
-        self._single = [self._feeds([row]) for row in rows]
+        self._single = [self.feeds([row]) for row in rows]
         order = sorted(range(len(texts)), key=lambda i: len(rows[i][0]))
         self._batches = [
-            self._feeds([rows[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)
+            self.feeds([rows[i] for i in order[s : s + batch_size]]) for s in range(0, len(order), batch_size)
         ]
+
+    def run_one(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def run_many(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        return [self.run_one(feeds) for feeds in batches]
 
     def _rows(self, texts: list[str]) -> list[tuple[list[int], list[int] | None]]:
         """(ids, casing classes or None) of each text, with special tokens (whose class is 0)."""
@@ -144,10 +179,10 @@ class _SessionSystem(System):
             for text, e in zip(texts, encodings, strict=True)
         ]
 
-    def _feeds(self, rows: list[tuple[list[int], list[int] | None]]) -> dict[str, np.ndarray]:
+    def feeds(self, rows: list[tuple[list[int], list[int] | None]]) -> dict[str, np.ndarray]:
+        """Padded input_ids, attention_mask and token_type_ids of (ids, casing classes) rows."""
         types = [t or [] for _, t in rows] if self._casing else None
-        with_types = "token_type_ids" in self._inputs
-        return batch_inputs([ids for ids, _ in rows], pad_id=self._pad_id, types=types, token_types=with_types)
+        return batch_inputs([ids for ids, _ in rows], pad_id=self._pad_id, types=types)
 
     def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
         # sentences alone, whatever the model was trained with: the bare graph's floor, not its best F1
@@ -162,7 +197,7 @@ class _SessionSystem(System):
                 (e.ids[:cut], case_ids(w, e.offsets[:cut], e.word_ids[:cut]) if self._casing else None)
                 for e, w in zip(encodings, chunk, strict=True)
             ]
-            logits = self._session.run(None, self._feeds(rows))[0]
+            logits = self.run_one(self.feeds(rows))
             for row, encoding, row_words in zip(logits.argmax(-1), encodings, chunk, strict=True):
                 tags = ["O"] * len(row_words)
                 word_ids = encoding.word_ids[:cut]
@@ -173,19 +208,114 @@ class _SessionSystem(System):
         return out
 
     def single(self, text: str, index: int) -> Any:
-        return self._session.run(None, self._single[index])
+        return self.run_one(self._single[index])
 
     def batch(self, texts: list[str]) -> list[Spans]:
-        for feeds in self._batches:
-            self._session.run(None, feeds)
+        self.run_many(self._batches)
         return []
+
+    def answers(self, texts: list[str], batch_size: int) -> list[Any]:
+        rows = self._rows(texts)
+        chunks = [rows[s : s + batch_size] for s in range(0, len(rows), batch_size)]
+        out: list[Any] = []
+        for chunk, logits in zip(chunks, self.run_many([self.feeds(c) for c in chunks]), strict=True):
+            out += [tuple(row[: len(ids)].argmax(-1).tolist()) for row, (ids, _) in zip(logits, chunk, strict=True)]
+        return out
+
+
+class _SessionSystem(_BareSystem):
+    """A bare onnxruntime session on the bundle's int8 graph, built with the runtime's session code."""
+
+    def __init__(self, bundle: Path, texts: list[str], batch_size: int) -> None:
+        graph = bundle / BundleManifest.read(bundle).graph_for("cpu", "int8").file
+        self._session = create_session(graph)
+        super().__init__("session_int8", bundle, texts, batch_size, [graph])
+
+    def run_one(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        logits: np.ndarray = self._session.run(None, feeds)[0]
+        return logits
+
+
+class _OpenVinoSystem(_BareSystem):
+    def __init__(self, bundle: Path, checkpoint: Path, texts: list[str], batch_size: int) -> None:
+        from .peers import OpenVinoInt8, calibration_words
+
+        manifest = BundleManifest.read(bundle)
+        fp32 = bundle / manifest.graph_for("cpu", "fp32").file
+        super().__init__("openvino_int8", bundle, texts, batch_size, [fp32])
+        rows = self._word_rows(calibration_words(checkpoint), manifest.max_length)
+        calibration = [self.feeds([row]) for row in rows]
+        self._engine = OpenVinoInt8(fp32, calibration)
+
+    def _word_rows(self, words: list[list[str]], cut: int) -> list[tuple[list[int], list[int] | None]]:
+        encodings = self._tokenizer.encode_batch(words, is_pretokenized=True)
+        return [
+            (e.ids[:cut], case_ids(w, e.offsets[:cut], e.word_ids[:cut]) if self._casing else None)
+            for e, w in zip(encodings, words, strict=True)
+        ]
+
+    def run_one(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self._engine.run_one(feeds)
+
+    def run_many(self, batches: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+        return self._engine.run_many(batches)
+
+
+class _CTranslate2System(_BareSystem):
+    def __init__(self, bundle: Path, checkpoint: Path, texts: list[str], batch_size: int, workdir: Path) -> None:
+        from .peers import CTranslate2Int8
+
+        self._engine = CTranslate2Int8(checkpoint, workdir)
+        super().__init__("ctranslate2_int8", bundle, texts, batch_size, sorted((workdir / "ctranslate2").glob("*.bin")))
+
+    def run_one(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self._engine.run(feeds)
+
+
+def _dynamic_bundle(bundle: Path, workdir: Path) -> Path:
+    """A copy of `bundle` whose int8 graph keeps per-batch activation scales (its settings otherwise)."""
+    import shutil
+    from dataclasses import replace
+
+    from ner_export.export import Int8Config, quantize_graph
+    from ner_export.runtime.manifest import GraphSpec, sha256_file
+
+    manifest = BundleManifest.read(bundle)
+    fp32 = manifest.graph_for("cpu", "fp32")
+    record = manifest.graph_for("cpu", "int8").quantization
+    config = Int8Config(
+        name="dynamic",
+        per_channel=bool(record.get("per_channel", True)),
+        reduce_range=bool(record.get("reduce_range", False)),
+        activations="dynamic",
+        embeddings=str(record.get("embeddings", "per-row")),
+        nodes_to_exclude=tuple(record.get("nodes_to_exclude", ())),
+    )
+    out = workdir / "dynamic-bundle"
+    out.mkdir(parents=True)
+    for name in (manifest.tokenizer_file, fp32.file, "config.json"):
+        if (bundle / name).is_file():
+            shutil.copyfile(bundle / name, out / name)
+    quantization = quantize_graph(bundle / fp32.file, out / "model_int8.onnx", config)
+    files = {name: sha256_file(out / name) for name in sorted(p.name for p in out.iterdir())}
+    graphs = (GraphSpec("model_int8.onnx", "cpu", "int8", quantization, batch_invariant=False), fp32)
+    replace(manifest, graphs=graphs, files=files).write(out)
+    return out
 
 
 def load_systems(
-    bundle: Path, checkpoint: Path, wanted: tuple[str, ...], texts: list[str], batch_size: int, skipped: dict[str, str]
+    bundle: Path,
+    checkpoint: Path,
+    wanted: tuple[str, ...],
+    texts: list[str],
+    batch_size: int,
+    skipped: dict[str, str],
+    workdir: Path,
 ) -> list[System]:
     """The `wanted` systems, ready to run; those that cannot run here are named in `skipped` with why.
 
+    `workdir` holds what some systems build for themselves (the dynamic int8 graph, converted peers)
+    and must outlive them.
     BenchMismatchError when the checkpoint and the bundle are not the same model (labels, casing, context).
     """
     from ner_export.finetune import checkpoint_casing, checkpoint_context, load_checkpoint
@@ -228,20 +358,36 @@ def load_systems(
             ort_model = ORTModelForTokenClassification.from_pretrained(bundle, file_name=graph, local_files_only=True)
             systems.append(_PipelineSystem(name, ort_model, tokenizer, [bundle / graph], batch_size, context))
         elif name == "runtime_fp32":
-            try:
-                manifest.graph_for("cpu", "fp32")
-            except BundleError:
+            if not _has_fp32(manifest):
                 skipped[name] = "the bundle has no fp32 graph (exported with --no-fp32)"
                 continue
             systems.append(_RuntimeSystem(name, bundle, "fp32", batch_size))
         elif name == "runtime_int8":
             systems.append(_RuntimeSystem(name, bundle, "int8", batch_size))
+        elif name == "runtime_int8_dynamic":
+            if not _has_fp32(manifest):
+                skipped[name] = "the bundle has no fp32 graph to quantize dynamically (exported with --no-fp32)"
+                continue
+            systems.append(_RuntimeSystem(name, _dynamic_bundle(bundle, workdir), "int8", batch_size))
         elif name == "session_int8":
             systems.append(_SessionSystem(bundle, texts, batch_size))
+        elif name in PEERS:
+            why = missing_peer(name) or (None if _has_fp32(manifest) else "the bundle has no fp32 graph")
+            if why:
+                skipped[name] = why
+                continue
+            if name == "openvino_int8":
+                systems.append(_OpenVinoSystem(bundle, checkpoint, texts, batch_size))
+            else:
+                systems.append(_CTranslate2System(bundle, checkpoint, texts, batch_size, workdir))
     return systems
 
 
-_COLD_START = {
+def _has_fp32(manifest: BundleManifest) -> bool:
+    return any(g.device == "cpu" and g.precision == "fp32" for g in manifest.graphs)
+
+
+COLD_STARTS = {
     "pytorch": (
         "from ner_export.finetune import ner_pipeline\n"
         "p = ner_pipeline({checkpoint!r}, aggregation_strategy='first', device='cpu')\n"
@@ -268,7 +414,9 @@ _COLD_START = {
         "s.run(None, {{'input_ids': ids, 'attention_mask': np.ones_like(ids), 'token_type_ids': np.zeros_like(ids)}})\n"
     ),
 }
-"""The script each system runs in a fresh process: imports, load, and one prediction."""
+"""The script each system runs in a fresh process: imports, load, and one prediction. Systems without one
+(the dynamic variant built in a temporary folder, the peers, whose start includes NNCF quantization or
+a conversion) report no cold start."""
 
 # VmHWM, not getrusage: Linux carries ru_maxrss over from the forking parent across exec.
 _COLD_START_TAIL = (
@@ -280,7 +428,7 @@ _COLD_START_TAIL = (
 
 def cold_start(system: str, bundle: Path, checkpoint: Path, text: str) -> dict[str, Any]:
     """Seconds from process start to the first prediction, peak RSS (MB) and whether torch was imported."""
-    code = _COLD_START[system].format(bundle=str(bundle), checkpoint=str(checkpoint), text=text)
+    code = COLD_STARTS[system].format(bundle=str(bundle), checkpoint=str(checkpoint), text=text)
     code += _COLD_START_TAIL.format()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
