@@ -97,7 +97,8 @@ class RayOptions:
             )
         if self.autoscaling_config is not None and not isinstance(self.autoscaling_config, dict):
             raise ValueError(
-                f"autoscaling_config must be a dict of Ray's AutoscalingConfig fields, got {type(self.autoscaling_config).__name__}"
+                "autoscaling_config must be a dict of Ray's AutoscalingConfig fields, "
+                f"got {type(self.autoscaling_config).__name__}"
             )
         if self.num_cpus is not None and (
             not isinstance(self.num_cpus, (int, float)) or isinstance(self.num_cpus, bool) or self.num_cpus < 0
@@ -115,7 +116,7 @@ _RAY_FIELDS = frozenset(f.name for f in fields(RayOptions))
 def split_settings(
     settings: ServeSettings | None, options: RayOptions | None, overrides: dict[str, Any]
 ) -> tuple[ServeSettings, RayOptions]:
-    """`overrides` split by name into `RayOptions` fields and `ServeSettings` fields (an unknown name is a TypeError)."""
+    """`overrides` split by name into `RayOptions` and `ServeSettings` fields (an unknown name is a TypeError)."""
     ray_kwargs = {name: overrides.pop(name) for name in list(overrides) if name in _RAY_FIELDS}
     options = RayOptions(**{**asdict(options or RayOptions()), **ray_kwargs})
     settings = ServeSettings.from_kwargs(settings, **overrides)
@@ -257,7 +258,8 @@ class NerReplica:
             return _json(
                 404,
                 error_body(
-                    "no /metrics on the ray engine: Ray Serve exports its own serve_* metrics through Ray's metrics endpoint",
+                    "no /metrics on the ray engine: "
+                    "Ray Serve exports its own serve_* metrics through Ray's metrics endpoint",
                     "not_found",
                 ),
             )
@@ -286,7 +288,8 @@ class NerReplica:
             return _error(
                 RequestError(
                     429,
-                    f"queue full: {self._queued} texts waiting in this replica (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    f"queue full: {self._queued} texts waiting in this replica "
+                    f"(limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
                     "overloaded",
                     "queue_full",
                     {"Retry-After": str(retry)},
@@ -305,7 +308,8 @@ class NerReplica:
                 return _error(
                     RequestError(
                         504,
-                        f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {n} texts still queued, now dropped)",
+                        f"no answer within --request-timeout {s.request_timeout:g} s "
+                        f"({dropped} of {n} texts still queued, now dropped)",
                         "timeout",
                         "timeout",
                     )
