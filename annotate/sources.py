@@ -634,7 +634,7 @@ def _parquet_records(path: str, text_field: str, start: Position, limit: int | N
                 texts = part.column(names.index(text_field)).to_pylist()
                 columns = [part.column(names.index(n)).to_pylist() for n in others]
                 for k, text in enumerate(texts):
-                    fields = {n: column[k] for n, column in zip(others, columns)}
+                    fields = {n: column[k] for n, column in zip(others, columns, strict=True)}
                     index = row + begin + k
                     if text is None:
                         yield Record(path, index, None, None, {}, f"{text_field!r} is null, expected a string", None)

@@ -123,7 +123,7 @@ def test_every_format_in_and_out(tiny_bundle: Path, tiny_model, tmp_path: Path, 
     assert [r["text"] for r in rows] == [g.text for g in good]
     expected = [[e.to_dict() for e in entities] for entities in tiny_model.predict([g.text for g in good])]
     assert [r["entities"] for r in rows] == expected
-    for row, record in zip(rows, good):
+    for row, record in zip(rows, good, strict=True):
         passed = {k: v for k, v in row.items() if k not in ("source", "row", "line", "text", "entities")}
         want = dict(record.fields)
         if fmt == "parquet" and output_format == "jsonl":

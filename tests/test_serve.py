@@ -204,7 +204,7 @@ def test_concurrent_requests_equal_offline_predictions(server: Server, offline: 
     for t in threads:
         t.join(60)
     n_texts = 0
-    for (inputs, aggregation), answer in zip(requests, answers):
+    for (inputs, aggregation), answer in zip(requests, answers, strict=True):
         assert answer is not None and answer.status_code == 200, answer and answer.text
         single = isinstance(inputs, str)
         texts = [inputs] if single else inputs
@@ -575,7 +575,7 @@ def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path,
             t.start()
         for t in threads:
             t.join(30)
-        for (inputs, aggregation), answer in zip(requests, answers):
+        for (inputs, aggregation), answer in zip(requests, answers, strict=True):
             single = isinstance(inputs, str)
             assert answer.json() == expected(int8, [inputs] if single else inputs, aggregation, single), (
                 inputs,

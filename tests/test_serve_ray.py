@@ -214,7 +214,7 @@ def test_concurrent_requests_equal_offline_predictions(fp32_url: str, offline: N
     for t in threads:
         t.join(60)
     n_texts = 0
-    for (inputs, aggregation), answer in zip(requests, answers):
+    for (inputs, aggregation), answer in zip(requests, answers, strict=True):
         assert answer is not None and answer.status_code == 200, answer and answer.text
         single = isinstance(inputs, str)
         texts = [inputs] if single else inputs
