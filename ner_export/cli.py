@@ -670,7 +670,9 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.Choice(["local", "ray"]),
     help="local: this process (uvicorn); ray: a Ray Serve application (ner-export[ray]).",
 )
-@click.option("--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray].")
+@click.option(
+    "--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray on 127.0.0.1]."
+)
 @click.option("--num-replicas", type=click.IntRange(1), help="ray: replicas of the model [default: 1].")
 @click.option(
     "--autoscaling-config",
