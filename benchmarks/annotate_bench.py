@@ -69,7 +69,7 @@ def build_corpus(data: Path, rows: int, folder: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ner_export.finetune.conll import read_conll
+    from ner_export.runtime.conll import read_conll
 
     sentences = [" ".join(s.words) for s in read_conll(data) if s.words]
     if not sentences:
