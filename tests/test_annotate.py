@@ -370,6 +370,11 @@ def test_cli(tiny_bundle: Path, tmp_path: Path) -> None:
         cli, ["annotate", str(tiny_bundle), "--input", str(tmp_path / "*.nothing"), "--output", str(tmp_path / "o3")]
     )
     assert missing.exit_code == 1 and "no file matches" in missing.output
+    local = CliRunner().invoke(
+        cli, ["annotate", str(tiny_bundle), "--input", str(path), "--output", str(tmp_path / "o4"), "--actors", "2"]
+    )
+    assert local.exit_code == 2 and "--address and --actors apply to --engine ray only" in local.output, local.output
+    assert not (tmp_path / "o4").exists()
 
 
 def test_progress_bar_reports_rows(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

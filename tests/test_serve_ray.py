@@ -105,7 +105,7 @@ def test_cli_ray_options_need_the_ray_engine(tiny_bundle: Path) -> None:
         result.output
     )
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--shutdown-delay", "5"])
-    assert result.exit_code == 1 and "shutdown_delay is not used by the ray engine" in result.output, result.output
+    assert result.exit_code == 2 and "shutdown_delay is not used by the ray engine" in result.output, result.output
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--autoscaling-config", "[1]"])
     assert result.exit_code == 2 and "expected a JSON object" in result.output, result.output
 
