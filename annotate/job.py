@@ -167,14 +167,16 @@ def shard_records(shard: Shard, text_field: str) -> Iterator[Record]:
                 record.line,
                 None,
                 {},
-                f"field {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it",
+                f"field {clash[0]!r} clashes with the output column of that name "
+                f"({', '.join(RESERVED)} are reserved); rename it",
                 None,
             )
         count += 1
         yield record
     if count != shard.rows:
         raise InputError(
-            f"{shard.source}: changed while being read ({count} records where the scan counted {shard.rows} from row {shard.first_row})"
+            f"{shard.source}: changed while being read "
+            f"({count} records where the scan counted {shard.rows} from row {shard.first_row})"
         )
 
 
@@ -216,7 +218,8 @@ def _scan_inputs(config: AnnotateConfig) -> tuple[list[SourceScan], dict[str, An
             clash = [name for name in RESERVED if name in schema.names]
             if clash:
                 raise InputError(
-                    f"{path}: column {clash[0]!r} clashes with the output column of that name ({', '.join(RESERVED)} are reserved); rename it"
+                    f"{path}: column {clash[0]!r} clashes with the output column of that name "
+                    f"({', '.join(RESERVED)} are reserved); rename it"
                 )
             passthrough[path] = schema
         scans.append(scan_source(path, fmt, config.text_field, config.shard_size))

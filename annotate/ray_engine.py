@@ -209,7 +209,7 @@ def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: d
         pending: dict[int, list[tuple[Record, list[dict[str, Any]] | None]]] = {}
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
             columns = [batch.column(name).to_pylist() for name in ("shard", "row", "text", "record", "entities")]
-            for index, row, text, payload, entities in zip(*columns):
+            for index, row, text, payload, entities in zip(*columns, strict=True):
                 shard = todo[index]
                 line, fields, error, excerpt = pickle.loads(payload)
                 record = Record(shard.source, row, line, text, fields, error, excerpt)

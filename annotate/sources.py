@@ -228,7 +228,8 @@ def check_encoding(head: bytes, name: str) -> None:
     for bom, encoding, iconv in boms:
         if head.startswith(bom):
             raise InputError(
-                f"{name}: the file is {encoding} (it starts with a {encoding} byte order mark); ner-export reads UTF-8: "
+                f"{name}: the file is {encoding} (it starts with a {encoding} byte order mark); "
+                "ner-export reads UTF-8: "
                 f"convert it first, e.g. iconv -f {iconv} -t UTF-8 {name} > converted.txt"
             )
     if b"\x00" not in head:
@@ -279,7 +280,10 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return f"{where} holds a lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start}, which is not text"
+            return (
+                f"{where} holds a lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start}, "
+                "which is not text"
+            )
         return None
     if isinstance(value, dict):
         for key, item in value.items():
@@ -630,7 +634,7 @@ def _parquet_records(path: str, text_field: str, start: Position, limit: int | N
                 texts = part.column(names.index(text_field)).to_pylist()
                 columns = [part.column(names.index(n)).to_pylist() for n in others]
                 for k, text in enumerate(texts):
-                    fields = {n: column[k] for n, column in zip(others, columns)}
+                    fields = {n: column[k] for n, column in zip(others, columns, strict=True)}
                     index = row + begin + k
                     if text is None:
                         yield Record(path, index, None, None, {}, f"{text_field!r} is null, expected a string", None)

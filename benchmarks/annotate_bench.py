@@ -69,7 +69,7 @@ def build_corpus(data: Path, rows: int, folder: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ner_export.finetune.conll import read_conll
+    from ner_export.runtime.conll import read_conll
 
     sentences = [" ".join(s.words) for s in read_conll(data) if s.words]
     if not sentences:
@@ -213,7 +213,7 @@ def run_engine(config: AnnotateBenchConfig, corpus: Path, out: Path, engine: str
         process.kill()
         process.communicate()
         memory.stop()
-        raise SystemExit(f"{engine} run timed out after {config.timeout:.0f} s: {' '.join(command)}")
+        raise SystemExit(f"{engine} run timed out after {config.timeout:.0f} s: {' '.join(command)}") from None
     wall = time.perf_counter() - started
     peak = memory.stop()
     if process.returncode != 0:
@@ -266,12 +266,10 @@ def cost_model(
     """Core-seconds per million sentences and the cluster for 1e9 sentences an hour, from measured rates."""
     best = max(runs, key=lambda r: r["rows_per_s"])
     ray_runs = [r for r in runs if r["engine"] == "ray"]
+    best_actors = f", {best['actors']} actors" if best["actors"] else ""
     per_core = {
         "offline_runtime": offline["rows_per_s"] / cpus,
-        f"best_engine ({best['engine']}, {best['format']}{', %s actors' % best['actors'] if best['actors'] else ''})": best[
-            "rows_per_s"
-        ]
-        / cpus,
+        f"best_engine ({best['engine']}, {best['format']}{best_actors})": best["rows_per_s"] / cpus,
     }
     if ray_runs:
         best_ray = max(ray_runs, key=lambda r: r["rows_per_s_without_ray_start"] or r["rows_per_s"])
@@ -295,9 +293,11 @@ def cost_model(
         "driver_writer_rows_per_s": writer,
         "rows_per_s_needed_for_1e9_in_1h": round(1e9 / 3600),
         "assumptions": [
-            f"sentences of CoNLL-2003 length (mean {corpus['mean_words']} words, {corpus['mean_chars']} characters); cost grows about linearly with length",
+            f"sentences of CoNLL-2003 length (mean {corpus['mean_words']} words, {corpus['mean_chars']} characters); "
+            "cost grows about linearly with length",
             f"the same CPU type and bundle as this run ({cpus} cores measured together, rate divided evenly per core)",
-            "throughput scales linearly with cores across nodes: each shard is independent; the 1- vs 2-actor runs above show how far that held on one machine",
+            "throughput scales linearly with cores across nodes: each shard is independent; "
+            "the 1- vs 2-actor runs above show how far that held on one machine",
             "input reading, network and object-store traffic are not the bottleneck",
             _driver_note(writer),
             "no retries, stragglers or cluster start-up are counted",
@@ -309,7 +309,8 @@ def _driver_note(writer: dict[str, Any]) -> str:
     need = 1e9 / 3600
     have = writer.get("parquet") or 0.0
     verdict = (
-        "more than one driver can write: run several drivers on disjoint input sets, or move shard writing to the workers"
+        "more than one driver can write: run several drivers on disjoint input sets, "
+        "or move shard writing to the workers"
         if have < 2 * need
         else "within one driver's reach, though the driver also receives every result over the network"
     )
@@ -325,21 +326,24 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# `ner-export annotate` on {data['corpus']['rows']:,} sentences",
         "",
-        f"Corpus: the {data['corpus']['distinct_sentences']} sentences of `{Path(data['corpus']['source']).name}` repeated "
-        f"(mean {data['corpus']['mean_words']} words); bundle graph {data['offline']['precision']}; {data['machine']['cpus_available']} CPUs "
-        f"({data['machine']['cpu']}). Command: `{data['command']}`",
+        f"Corpus: the {data['corpus']['distinct_sentences']} sentences of `{Path(data['corpus']['source']).name}` "
+        f"repeated (mean {data['corpus']['mean_words']} words); bundle graph {data['offline']['precision']}; "
+        f"{data['machine']['cpus_available']} CPUs ({data['machine']['cpu']}). Command: `{data['command']}`",
         "",
-        f"Reference: the runtime's offline throughput (`NerModel.predict` on the in-memory corpus, batch {data['offline']['batch_size']}): **{offline:.0f} rows/s**.",
+        "Reference: the runtime's offline throughput (`NerModel.predict` on the in-memory corpus, "
+        f"batch {data['offline']['batch_size']}): **{offline:.0f} rows/s**.",
         "",
-        "| engine | input | actors x threads | rows/s | / offline | target | rows/s without Ray start | Ray start s | wall s | peak PSS MB |",
+        "| engine | input | actors x threads | rows/s | / offline | target "
+        "| rows/s without Ray start | Ray start s | wall s | peak PSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in data["runs"]:
         target = TARGETS[r["engine"]]
         shape = f"{r['actors']} x {r['threads']}" if r["actors"] else f"in-process, {r['threads']} threads"
         lines.append(
-            f"| {r['engine']} | {r['format']} | {shape} | {r['rows_per_s']:.0f} | {r['ratio_to_offline']:.2f}x | >= {target}x "
-            f"{'met' if r['ratio_to_offline'] >= target else 'not met'} | {r['rows_per_s_without_ray_start'] or '-'} | "
+            f"| {r['engine']} | {r['format']} | {shape} | {r['rows_per_s']:.0f} | {r['ratio_to_offline']:.2f}x "
+            f"| >= {target}x {'met' if r['ratio_to_offline'] >= target else 'not met'} "
+            f"| {r['rows_per_s_without_ray_start'] or '-'} | "
             f"{r['ray_init_s'] if r['ray_init_s'] is not None else '-'} | {r['wall_s']:.1f} | {r['peak_pss_mb']:.0f} |"
         )
     model = data["cost_model"]
@@ -349,12 +353,14 @@ def render_markdown(data: dict[str, Any]) -> str:
         "",
         f"## Cost model — {model['label']}",
         "",
-        f"| basis | sentences per core-second | core-seconds per million | core-hours per billion | cores for 1e9 in 1 h | {NODE_CORES}-core nodes |",
+        "| basis | sentences per core-second | core-seconds per million | core-hours per billion "
+        f"| cores for 1e9 in 1 h | {NODE_CORES}-core nodes |",
         "|---|---|---|---|---|---|",
     ]
     for name, b in model["basis"].items():
         lines.append(
-            f"| {name} | {b['sentences_per_core_s']} | {b['core_seconds_per_million']} | {b['core_hours_per_billion']} | {b['cores_for_1e9_in_1h']} | {b[f'nodes_of_{NODE_CORES}_cores']} |"
+            f"| {name} | {b['sentences_per_core_s']} | {b['core_seconds_per_million']} | {b['core_hours_per_billion']} "
+            f"| {b['cores_for_1e9_in_1h']} | {b[f'nodes_of_{NODE_CORES}_cores']} |"
         )
     lines += ["", "Assumptions:", ""] + [f"- {a}" for a in model["assumptions"]]
     return "\n".join(lines) + "\n"
@@ -382,7 +388,7 @@ def run_annotate_bench(config: AnnotateBenchConfig) -> dict[str, Any]:
         for engine in config.engines:
             for actors in config.actors if engine == "ray" else (None,):
                 for fmt in config.formats:
-                    label = f"{engine}{'-%d' % actors if actors else ''}-{fmt}"
+                    label = f"{engine}-{actors}-{fmt}" if actors else f"{engine}-{fmt}"
                     _say(config, f"run: {label}")
                     result = run_engine(config, folder / f"corpus.{fmt}", folder / f"out-{label}", engine, actors)
                     result["format"] = fmt

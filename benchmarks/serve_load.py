@@ -445,8 +445,10 @@ def _sweep(
         step["kind"] = kind
         lat = step["latency_ms"]
         say(
-            f"({label}) {kind} {rate:8.1f} req/s offered: {step['achieved_rps']:8.1f} ok/s, p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])} ms, "
-            f"429 {step['status_429']}, 5xx {step['status_5xx']}, errors {step['transport_errors']}, mean batch {_num(step['server']['mean_batch_size'])}"
+            f"({label}) {kind} {rate:8.1f} req/s offered: {step['achieved_rps']:8.1f} ok/s, "
+            f"p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])} ms, "
+            f"429 {step['status_429']}, 5xx {step['status_5xx']}, errors {step['transport_errors']}, "
+            f"mean batch {_num(step['server']['mean_batch_size'])}"
         )
         return step
 
@@ -650,9 +652,10 @@ def markdown(results: dict[str, Any]) -> str:
             else []
         ),
         f"Bundle `{results['bundle']['path']}` (bundle.json sha256 {results['bundle']['bundle_json_sha256'][:12]}), "
-        f"{offline['precision']} graph, batch_invariant {offline['batch_invariant']}; {results['dataset']['sentences']} sentences of "
-        f"`{Path(results['dataset']['path']).name}`, one per request; {results['machine']['cpus_available']} CPUs shared by the "
-        "client and the server (the client is one asyncio process). Open loop: Poisson arrivals, latency from the scheduled send time "
+        f"{offline['precision']} graph, batch_invariant {offline['batch_invariant']}; "
+        f"{results['dataset']['sentences']} sentences of `{Path(results['dataset']['path']).name}`, one per request; "
+        f"{results['machine']['cpus_available']} CPUs shared by the client and the server "
+        "(the client is one asyncio process). Open loop: Poisson arrivals, latency from the scheduled send time "
         "(client lag: how late the client itself started a request; it is part of the latency, not hidden from it).",
         "",
         f"(c) offline `model.predict(batch_size=32)`: **{offline['throughput_sps']:.0f} sentences/s**.",
@@ -669,10 +672,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {titles[key]}",
             "",
             f"Server arguments: `{' '.join(run['args'])}`; batching across requests: {batching.get('cross_request')}; "
-            f"highest offered rate with p99 <= 50 ms: **{_num(run.get('best_rate_p99_ok'))} req/s**; ready {_num(run.get('ready_s'))} s after start; "
-            f"server exit status {run.get('exit_status')}.",
+            f"highest offered rate with p99 <= 50 ms: **{_num(run.get('best_rate_p99_ok'))} req/s**; "
+            f"ready {_num(run.get('ready_s'))} s after start; server exit status {run.get('exit_status')}.",
             "",
-            "| step | offered req/s | achieved ok/s | p50 ms | p95 ms | p99 ms | p99.9 ms | 429 | 5xx | errors | 429 p99 ms | mean batch | client lag p99 ms | RSS MB before/after |",
+            "| step | offered req/s | achieved ok/s | p50 ms | p95 ms | p99 ms | p99.9 ms | 429 | 5xx | errors "
+            "| 429 p99 ms | mean batch | client lag p99 ms | RSS MB before/after |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         steps = sorted(run["steps"], key=lambda s: s["offered_rps"]) + [
@@ -681,9 +685,11 @@ def markdown(results: dict[str, Any]) -> str:
         for s in steps:
             lat, srv = s["latency_ms"], s["server"]
             lines.append(
-                f"| {s['kind']} | {s['offered_rps']:.1f} | {s['achieved_rps']:.1f} | {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {_ms(lat['p99.9'])} "
-                f"| {s['status_429']} | {s['status_5xx']} | {s['transport_errors'] + s['unfinished']} | {_ms(s['latency_429_ms']['p99'])} "
-                f"| {_num(srv['mean_batch_size'])} | {_ms(s['client_lag_ms']['p99'])} | {srv['rss_mb_before']:.0f}/{srv['rss_mb_after']:.0f} |"
+                f"| {s['kind']} | {s['offered_rps']:.1f} | {s['achieved_rps']:.1f} "
+                f"| {_ms(lat['p50'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | {_ms(lat['p99.9'])} "
+                f"| {s['status_429']} | {s['status_5xx']} | {s['transport_errors'] + s['unfinished']} "
+                f"| {_ms(s['latency_429_ms']['p99'])} | {_num(srv['mean_batch_size'])} "
+                f"| {_ms(s['client_lag_ms']['p99'])} | {srv['rss_mb_before']:.0f}/{srv['rss_mb_after']:.0f} |"
             )
         lines.append("")
     overhead = results.get("ray_overhead")
@@ -692,8 +698,9 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             "## Ray Serve against ner-export serve",
             "",
-            f"Highest offered rate with p99 <= 50 ms: (a) ner-export serve **{_num(best['a'])} req/s**, (r) Ray Serve **{_num(best['r'])} req/s** "
-            f"(r/a = {_num(best['r_over_a'], '.2f')}); ready after start: (a) {_num(overhead['ready_s']['a'])} s, (r) {_num(overhead['ready_s']['r'])} s "
+            f"Highest offered rate with p99 <= 50 ms: (a) ner-export serve **{_num(best['a'])} req/s**, "
+            f"(r) Ray Serve **{_num(best['r'])} req/s** (r/a = {_num(best['r_over_a'], '.2f')}); "
+            f"ready after start: (a) {_num(overhead['ready_s']['a'])} s, (r) {_num(overhead['ready_s']['r'])} s "
             "(Ray and Serve start-up included). Same generator, rates and sentences; (r)'s RSS is its replica's alone.",
             "",
             "| offered req/s | (a) p50 ms | (r) p50 ms | (a) p99 ms | (r) p99 ms | (a) ok/s | (r) ok/s |",
@@ -702,7 +709,8 @@ def markdown(results: dict[str, Any]) -> str:
         for row in overhead["by_rate"]:
             a, r = row["a"], row["r"]
             lines.append(
-                f"| {row['offered_rps']:.1f} | {_ms(a['p50'])} | {_ms(r['p50'])} | {_ms(a['p99'])} | {_ms(r['p99'])} | {a['achieved_rps']:.1f} | {r['achieved_rps']:.1f} |"
+                f"| {row['offered_rps']:.1f} | {_ms(a['p50'])} | {_ms(r['p50'])} | {_ms(a['p99'])} | {_ms(r['p99'])} "
+                f"| {a['achieved_rps']:.1f} | {r['achieved_rps']:.1f} |"
             )
         lines.append("")
     lines += [
@@ -714,7 +722,8 @@ def markdown(results: dict[str, Any]) -> str:
     for t in results["targets"]:
         sign = ">=" if t["kind"] == "min" else "<="
         lines.append(
-            f"| {t['target']} | {_num(t['value'], '.3f')} | {sign} {t['limit']:g} | {'yes' if t['holds'] else 'NO'} | {_num(t['miss_by'], '.3f')} | {t['note']} |"
+            f"| {t['target']} | {_num(t['value'], '.3f')} | {sign} {t['limit']:g} | {'yes' if t['holds'] else 'NO'} "
+            f"| {_num(t['miss_by'], '.3f')} | {t['note']} |"
         )
     lines += ["", f"Command: `{results['command']}`", ""]
     return "\n".join(lines)

@@ -691,7 +691,9 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.Choice(["local", "ray"]),
     help="local: this process (uvicorn); ray: a Ray Serve application (ner-export[ray]).",
 )
-@click.option("--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray].")
+@click.option(
+    "--address", help="ray: join this Ray cluster (auto, ray://host:port) [default: start a local Ray on 127.0.0.1]."
+)
 @click.option("--num-replicas", type=click.IntRange(1), help="ray: replicas of the model [default: 1].")
 @click.option(
     "--autoscaling-config",
@@ -725,13 +727,12 @@ def serve_command(bundle: Path, engine: str, address: str | None, **settings: An
         run(bundle, **settings)
     else:
         from ner_export.serve.ray_app import run as run_ray
+        from ner_export.serve.ray_app import split_settings
 
-        run_ray(
-            bundle,
-            address=address,
-            **{name: value for name, value in ray_options.items() if value is not None},
-            **settings,
-        )
+        overrides = {**{name: value for name, value in ray_options.items() if value is not None}, **settings}
+        # an option the ray engine refuses (--shutdown-delay) is a usage error, found before Ray starts
+        _config(split_settings, settings=None, options=None, overrides=dict(overrides))
+        run_ray(bundle, address=address, **overrides)
 
 
 def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | None:
@@ -844,28 +845,27 @@ def annotate_command(
     """Annotate a corpus into sharded Parquet/JSONL files, resumable, locally or on Ray."""
     from ner_export.annotate import AnnotateConfig, annotate
 
-    result = annotate(
-        AnnotateConfig(
-            bundle=str(bundle),
-            inputs=inputs,
-            output=str(output),
-            text_field=text_field,
-            input_format=input_format,
-            output_format=output_format,
-            engine=engine,
-            address=address,
-            actors=actors,
-            resume=resume,
-            batch_size=batch_size,
-            buffer_size=buffer_size,
-            shard_size=shard_size,
-            threads=threads,
-            precision=precision,
-            decoding=decoding,
-            progress=not quiet,
-        )
+    config = AnnotateConfig(
+        bundle=str(bundle),
+        inputs=inputs,
+        output=str(output),
+        text_field=text_field,
+        input_format=input_format,
+        output_format=output_format,
+        engine=engine,
+        address=address,
+        actors=actors,
+        resume=resume,
+        batch_size=batch_size,
+        buffer_size=buffer_size,
+        shard_size=shard_size,
+        threads=threads,
+        precision=precision,
+        decoding=decoding,
+        progress=not quiet,
     )
-    click.echo(result.summary())
+    _config(config.check)  # an option combination it refuses (--actors without --engine ray) is a usage error
+    click.echo(annotate(config).summary())
 
 
 def main() -> None:

@@ -89,7 +89,8 @@ def log_batching_decision(logger: logging.Logger, model: NerModel, allow_batch_d
     """Say at start whether requests are batched together, and why (the graph's batch invariance)."""
     if model.batch_invariant:
         logger.info(
-            "micro-batching across requests: the %s graph is batch-invariant (a text's entities never depend on its batch)",
+            "micro-batching across requests: the %s graph is batch-invariant "
+            "(a text's entities never depend on its batch)",
             model.precision,
         )
     elif allow_batch_dependent:
@@ -317,7 +318,9 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
     app = FastAPI(
         title="ner-export serve",
         version=versions().get("ner-export", "0"),
-        description="Named-entity recognition with a ner-export bundle, in Hugging Face's token-classification protocol.",
+        description=(
+            "Named-entity recognition with a ner-export bundle, in Hugging Face's token-classification protocol."
+        ),
         lifespan=lifespan,
     )
     app.state.service = service
@@ -377,7 +380,8 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             return _error(
                 RequestError(
                     429,
-                    f"queue full: {service.batcher.queued} texts waiting (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    f"queue full: {service.batcher.queued} texts waiting "
+                    f"(limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
                     "overloaded",
                     "queue_full",
                     {"Retry-After": str(retry)},
@@ -399,7 +403,8 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
                     return _error(
                         RequestError(
                             503,
-                            f"server stopped before this request was answered (--graceful-timeout {s.graceful_timeout:g} s)",
+                            "server stopped before this request was answered "
+                            f"(--graceful-timeout {s.graceful_timeout:g} s)",
                             "unavailable",
                             "shutdown",
                         ),
@@ -425,7 +430,8 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             return _error(
                 RequestError(
                     504,
-                    f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {len(call.texts)} texts still queued, now dropped)",
+                    f"no answer within --request-timeout {s.request_timeout:g} s "
+                    f"({dropped} of {len(call.texts)} texts still queued, now dropped)",
                     "timeout",
                     "timeout",
                 ),

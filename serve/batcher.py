@@ -259,7 +259,7 @@ class Batcher:
         self._metrics.texts.inc(len(batch))
         rate = len(batch) / max(elapsed, 1e-6)
         self.texts_per_second = rate if self.texts_per_second == 0 else 0.8 * self.texts_per_second + 0.2 * rate
-        for item, result in zip(batch, results):
+        for item, result in zip(batch, results, strict=True):
             job = item.job
             job.results[item.index] = result
             job.remaining -= 1
@@ -282,7 +282,7 @@ class Batcher:
                 )
             except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
                 found = [exc] * len(positions)
-            for p, result in zip(positions, found):
+            for p, result in zip(positions, found, strict=True):
                 results[p] = result
         return results
 

@@ -74,7 +74,8 @@ def _check_text(text: Any, field: str) -> str:
     except UnicodeEncodeError as exc:
         bad = text[exc.start]
         raise invalid(
-            f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character (it cannot be encoded as UTF-8)"
+            f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character "
+            "(it cannot be encoded as UTF-8)"
         ) from None
     return text
 
@@ -112,7 +113,8 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
         if len(inputs) > settings.max_client_batch_size:
             raise RequestError(
                 413,
-                f"inputs: {len(inputs)} texts exceed the limit of {settings.max_client_batch_size} per request (--max-client-batch-size)",
+                f"inputs: {len(inputs)} texts exceed the limit of {settings.max_client_batch_size} per request "
+                "(--max-client-batch-size)",
                 "payload_too_large",
                 "too_many_texts",
             )
@@ -256,7 +258,10 @@ def versions(*extra: str) -> dict[str, str]:
 class Parameters(BaseModel):
     aggregation_strategy: Literal["first", "average", "max", "simple"] | None = Field(
         None,
-        description="How tokens are grouped into words and entities (as in transformers' pipeline); default: the server's --aggregation",
+        description=(
+            "How tokens are grouped into words and entities (as in transformers' pipeline); "
+            "default: the server's --aggregation"
+        ),
     )
     ignore_labels: list[str] | None = Field(None, description="Entity groups to leave out of the answer")
 

@@ -66,6 +66,7 @@ __all__ = [
     "split_settings",
     "replica_resources",
     "run",
+    "start_local_ray",
 ]
 
 log = logging.getLogger("ray.serve.ner_export")  # a child of Ray's serve logger: its replica log files and format
@@ -97,7 +98,8 @@ class RayOptions:
             )
         if self.autoscaling_config is not None and not isinstance(self.autoscaling_config, dict):
             raise ValueError(
-                f"autoscaling_config must be a dict of Ray's AutoscalingConfig fields, got {type(self.autoscaling_config).__name__}"
+                "autoscaling_config must be a dict of Ray's AutoscalingConfig fields, "
+                f"got {type(self.autoscaling_config).__name__}"
             )
         if self.num_cpus is not None and (
             not isinstance(self.num_cpus, (int, float)) or isinstance(self.num_cpus, bool) or self.num_cpus < 0
@@ -115,7 +117,7 @@ _RAY_FIELDS = frozenset(f.name for f in fields(RayOptions))
 def split_settings(
     settings: ServeSettings | None, options: RayOptions | None, overrides: dict[str, Any]
 ) -> tuple[ServeSettings, RayOptions]:
-    """`overrides` split by name into `RayOptions` fields and `ServeSettings` fields (an unknown name is a TypeError)."""
+    """`overrides` split by name into `RayOptions` and `ServeSettings` fields (an unknown name is a TypeError)."""
     ray_kwargs = {name: overrides.pop(name) for name in list(overrides) if name in _RAY_FIELDS}
     options = RayOptions(**{**asdict(options or RayOptions()), **ray_kwargs})
     settings = ServeSettings.from_kwargs(settings, **overrides)
@@ -257,7 +259,8 @@ class NerReplica:
             return _json(
                 404,
                 error_body(
-                    "no /metrics on the ray engine: Ray Serve exports its own serve_* metrics through Ray's metrics endpoint",
+                    "no /metrics on the ray engine: "
+                    "Ray Serve exports its own serve_* metrics through Ray's metrics endpoint",
                     "not_found",
                 ),
             )
@@ -286,7 +289,8 @@ class NerReplica:
             return _error(
                 RequestError(
                     429,
-                    f"queue full: {self._queued} texts waiting in this replica (limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    f"queue full: {self._queued} texts waiting in this replica "
+                    f"(limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
                     "overloaded",
                     "queue_full",
                     {"Retry-After": str(retry)},
@@ -305,7 +309,8 @@ class NerReplica:
                 return _error(
                     RequestError(
                         504,
-                        f"no answer within --request-timeout {s.request_timeout:g} s ({dropped} of {n} texts still queued, now dropped)",
+                        f"no answer within --request-timeout {s.request_timeout:g} s "
+                        f"({dropped} of {n} texts still queued, now dropped)",
                         "timeout",
                         "timeout",
                     )
@@ -436,6 +441,30 @@ def deployment_options(settings: ServeSettings, options: RayOptions) -> dict[str
     return found
 
 
+def start_local_ray(num_cpus: int, *, quiet: bool = False) -> None:
+    """Start a single-node Ray on this machine, bound to 127.0.0.1, with no dashboard.
+
+    The twin of `ner_export.annotate.ray_engine.start_local_ray` (serve and annotate may not import each
+    other; keep the two alike). Ray 2.60 rewrites `_node_ip_address="127.0.0.1"` to the machine's
+    outward address, and its GCS, raylet and workers then listen on every interface, unless multi-node
+    clustering is off: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 turns it off (on Linux too), which is what a
+    private, single-node Ray wants. Ray reads the variable when it is imported, so the constant is set as
+    well; the variable also reaches the processes Ray starts. Each Serve replica still opens its own
+    inter-deployment gRPC server on [::] (hard-coded in Ray Serve 2.60, no setting for it).
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=not quiet,
+        logging_level=logging.WARNING if quiet else logging.INFO,
+    )
+
+
 def _free_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
@@ -453,10 +482,10 @@ def run(
 ) -> None:
     """Serve a bundle on Ray Serve until SIGTERM/SIGINT, then delete the application and return.
 
-    Without `address` a local Ray is started with this machine's CPUs (and shut down at the end); with
-    one (`auto`, `ray://host:port`) the application is deployed on that cluster and only it is removed
-    at the end. `settings.host`/`port` are the Serve HTTP proxy's (port 0 picks a free one); a Serve
-    already running on a joined cluster keeps its own.
+    Without `address` a local Ray is started with this machine's CPUs, bound to 127.0.0.1 (see
+    `start_local_ray`), and shut down at the end; with one (`auto`, `ray://host:port`) the application
+    is deployed on that cluster and only it is removed at the end. `settings.host`/`port` are the Serve
+    HTTP proxy's (port 0 picks a free one); a Serve already running on a joined cluster keeps its own.
     """
     settings, options = split_settings(settings, None, dict(overrides))
     app = build_app(bundle_dir, settings, options=options)  # a bad bundle fails here, before Ray starts
@@ -473,7 +502,7 @@ def run(
                 f"{options.num_replicas or 1} replica(s) x {num_cpus:g} CPUs exceed the {cpus} CPUs of this machine; "
                 "lower --num-replicas or --num-cpus, or join a cluster with --address"
             )
-        ray.init(num_cpus=cpus, include_dashboard=False)
+        start_local_ray(cpus)
     else:
         ray.init(address=address)
     try:

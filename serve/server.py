@@ -66,7 +66,8 @@ class _DrainingServer(uvicorn.Server):
         service, s = self.service, self.service.settings
         service.begin_drain()
         log.info(
-            "%s: draining (/ready 503, new requests 503); %d requests in flight, %d texts queued; closing in at most %g s",
+            "%s: draining (/ready 503, new requests 503); %d requests in flight, %d texts queued; "
+            "closing in at most %g s",
             name,
             service.in_flight,
             service.batcher.queued,

@@ -123,7 +123,7 @@ def test_every_format_in_and_out(tiny_bundle: Path, tiny_model, tmp_path: Path, 
     assert [r["text"] for r in rows] == [g.text for g in good]
     expected = [[e.to_dict() for e in entities] for entities in tiny_model.predict([g.text for g in good])]
     assert [r["entities"] for r in rows] == expected
-    for row, record in zip(rows, good):
+    for row, record in zip(rows, good, strict=True):
         passed = {k: v for k, v in row.items() if k not in ("source", "row", "line", "text", "entities")}
         want = dict(record.fields)
         if fmt == "parquet" and output_format == "jsonl":
@@ -197,7 +197,10 @@ def test_many_files_and_globs(tiny_bundle: Path, tmp_path: Path) -> None:
 def test_mixed_types_and_reserved_names(tiny_bundle: Path, tmp_path: Path) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text(
-        '{"id": 1, "text": "Paris", "extra": {}}\n{"id": "x-2", "text": "London"}\n{"text": "Berlin", "row": 3}\n{"text": "Tokyo", "entities": []}\n',
+        '{"id": 1, "text": "Paris", "extra": {}}\n'
+        '{"id": "x-2", "text": "London"}\n'
+        '{"text": "Berlin", "row": 3}\n'
+        '{"text": "Tokyo", "entities": []}\n',
         encoding="utf-8",
     )
     out = tmp_path / "out"
@@ -288,7 +291,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp
         for i in range(6000):
             handle.write("\n" if i % 500 == 0 else "")
             handle.write(
-                '{"id": %d, "text": "bad\n' % i if i % 777 == 1 else json.dumps({"id": i, "text": _sentence(i)}) + "\n"
+                f'{{"id": {i}, "text": "bad\n' if i % 777 == 1 else json.dumps({"id": i, "text": _sentence(i)}) + "\n"
             )
     options = dict(shard_size=250, buffer_size=50)
     full = tmp_path / "full"
@@ -367,6 +370,11 @@ def test_cli(tiny_bundle: Path, tmp_path: Path) -> None:
         cli, ["annotate", str(tiny_bundle), "--input", str(tmp_path / "*.nothing"), "--output", str(tmp_path / "o3")]
     )
     assert missing.exit_code == 1 and "no file matches" in missing.output
+    local = CliRunner().invoke(
+        cli, ["annotate", str(tiny_bundle), "--input", str(path), "--output", str(tmp_path / "o4"), "--actors", "2"]
+    )
+    assert local.exit_code == 2 and "--address and --actors apply to --engine ray only" in local.output, local.output
+    assert not (tmp_path / "o4").exists()
 
 
 def test_progress_bar_reports_rows(tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -385,7 +393,8 @@ def test_annotate_imports_no_torch(tiny_bundle: Path, tmp_path: Path) -> None:
         "import sys\n"
         "from ner_export.annotate import AnnotateConfig, annotate\n"
         "import ner_export.annotate.ray_engine\n"
-        f"annotate(AnnotateConfig(bundle={str(tiny_bundle)!r}, inputs=({str(path)!r},), output={str(tmp_path / 'out')!r}, progress=False))\n"
+        f"annotate(AnnotateConfig(bundle={str(tiny_bundle)!r}, inputs=({str(path)!r},), "
+        f"output={str(tmp_path / 'out')!r}, progress=False))\n"
         "print(sorted(m for m in ('torch', 'transformers', 'optimum') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -402,7 +411,8 @@ def test_local_engine_memory_is_flat(tiny_bundle: Path, tmp_path: Path) -> None:
         path.write_text("".join(_sentence(i) + "\n" for i in range(n)), encoding="utf-8")
         code = (
             "from ner_export.annotate import AnnotateConfig, annotate\n"
-            f"annotate(AnnotateConfig(bundle={str(tiny_bundle)!r}, inputs=({str(path)!r},), output={str(tmp_path / f'o{n}')!r}, progress=False))\n"
+            f"annotate(AnnotateConfig(bundle={str(tiny_bundle)!r}, inputs=({str(path)!r},), "
+            f"output={str(tmp_path / f'o{n}')!r}, progress=False))\n"
             "print(next(l for l in open('/proc/self/status') if l.startswith('VmHWM:')).split()[1])\n"
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)

@@ -204,7 +204,7 @@ def test_concurrent_requests_equal_offline_predictions(server: Server, offline: 
     for t in threads:
         t.join(60)
     n_texts = 0
-    for (inputs, aggregation), answer in zip(requests, answers):
+    for (inputs, aggregation), answer in zip(requests, answers, strict=True):
         assert answer is not None and answer.status_code == 200, answer and answer.text
         single = isinstance(inputs, str)
         texts = [inputs] if single else inputs
@@ -441,8 +441,8 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
         with socket.create_connection(("127.0.0.1", int(srv.url.rsplit(":", 1)[1])), timeout=5) as raw:
             body = b'{"inputs": "John Smith"}'
             raw.sendall(
-                b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
-                % (len(body), body)
+                b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
             )
             wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the queued text")
         wait_for(
@@ -575,7 +575,7 @@ def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path,
             t.start()
         for t in threads:
             t.join(30)
-        for (inputs, aggregation), answer in zip(requests, answers):
+        for (inputs, aggregation), answer in zip(requests, answers, strict=True):
             single = isinstance(inputs, str)
             assert answer.json() == expected(int8, [inputs] if single else inputs, aggregation, single), (
                 inputs,
@@ -801,7 +801,10 @@ class _RecordingModel:
 def _batch_calls(
     batch_invariant: bool, jobs: list[tuple[list[str], list[tuple[int, int]], str]], cancel: int | None = None
 ) -> tuple[list, list]:
-    """Queue `jobs` at once into a Batcher (max 3 texts, 100 padded tokens, 50 ms wait); its model calls and the jobs' outcomes."""
+    """Queue `jobs` at once into a Batcher (max 3 texts, 100 padded tokens, 50 ms wait).
+
+    Returns its model calls and the jobs' outcomes.
+    """
     import asyncio
 
     from ner_export.serve.batcher import Batcher, Job

@@ -1,12 +1,13 @@
 """The Ray Serve application (`ner-export serve --engine ray`, `ner_export.serve.ray_app`).
 
 The tests that start Ray are slow (Ray's start-up alone takes 10-30 s on 2 busy cores); CI runs them.
-One local Ray for the module (`ray.init(num_cpus=2, include_dashboard=False)`, Serve's HTTP proxy on
-127.0.0.1 and a free port), shut down when the module ends; each application gets its own route prefix
-and half a CPU. Exactness is checked on the fp32 graph (batch-invariant), where batching across
-requests must give exactly what offline `model.predict` gives; the refusal to batch across requests on
-a copy of the bundle whose manifest marks that graph as not batch-invariant. The CLI test starts a Ray
-of its own in a subprocess and comes first, before the module's Ray exists. Every loop is bounded.
+One local Ray for the module (`ray_app.start_local_ray(2)`: 2 CPUs, no dashboard, bound to 127.0.0.1 as
+`serve --engine ray` starts it; Serve's HTTP proxy on 127.0.0.1 and a free port), shut down when the
+module ends; each application gets its own route prefix and half a CPU. Exactness is checked on the fp32
+graph (batch-invariant), where batching across requests must give exactly what offline `model.predict`
+gives; the refusal to batch across requests on a copy of the bundle whose manifest marks that graph as
+not batch-invariant. The CLI test starts a Ray of its own in a subprocess and comes first, before the
+module's Ray exists. Every loop is bounded.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def test_cli_ray_options_need_the_ray_engine(tiny_bundle: Path) -> None:
         result.output
     )
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--shutdown-delay", "5"])
-    assert result.exit_code == 1 and "shutdown_delay is not used by the ray engine" in result.output, result.output
+    assert result.exit_code == 2 and "shutdown_delay is not used by the ray engine" in result.output, result.output
     result = CliRunner().invoke(cli, ["serve", str(tiny_bundle), "--engine", "ray", "--autoscaling-config", "[1]"])
     assert result.exit_code == 2 and "expected a JSON object" in result.output, result.output
 
@@ -161,7 +162,11 @@ def test_cli_engine_ray_serves_and_stops_on_sigterm(tiny_bundle: Path, offline: 
 # --------------------------------------------------------------------------- one local Ray for the module
 @pytest.fixture(scope="module")
 def ray_url() -> Iterator[str]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from ner_export.serve.ray_app import start_local_ray
+
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is already running in this process")
+    start_local_ray(2, quiet=True)
     try:
         port = _free_port()
         serve.start(http_options={"host": "127.0.0.1", "port": port})
@@ -170,6 +175,15 @@ def ray_url() -> Iterator[str]:
         with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
+
+
+@pytest.mark.slow
+def test_module_ray_is_bound_to_loopback(ray_url: str) -> None:
+    """The Ray that `serve --engine ray` starts (the same helper) has its node and GCS on 127.0.0.1."""
+    nodes = ray.nodes()
+    assert nodes and all(node["NodeManagerAddress"] == "127.0.0.1" for node in nodes)
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    assert ray.cluster_resources()["CPU"] == 2
 
 
 @contextlib.contextmanager
@@ -214,7 +228,7 @@ def test_concurrent_requests_equal_offline_predictions(fp32_url: str, offline: N
     for t in threads:
         t.join(60)
     n_texts = 0
-    for (inputs, aggregation), answer in zip(requests, answers):
+    for (inputs, aggregation), answer in zip(requests, answers, strict=True):
         assert answer is not None and answer.status_code == 200, answer and answer.text
         single = isinstance(inputs, str)
         texts = [inputs] if single else inputs
