@@ -208,3 +208,17 @@ def test_export_validation_reads_invisible_words_in_place(tiny_checkpoint: Path,
     assert validation["sentences"] == 4 and validation["words"] == 26
     assert validation["pytorch_f1"] == 1.0 and validation["fp32_f1"] == 1.0
     assert validation["fp32_word_agreement"] == 1.0
+
+
+def test_an_invisible_line_is_one_warning_line_on_the_command_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    from ner_export.cli import cli
+
+    data = tmp_path / "concatenated.conll"
+    data.write_text("John B-PER\nSmith I-PER\n\ufeff\nParis B-LOC\n\u200b\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(tiny_bundle), "--data", str(data)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == (
+        f"warning: {data}:3: a line holding only invisible characters (U+FEFF) was read as a blank line "
+        "(2 such line(s) in the file)"
+    )
+    assert "entity-level micro F1" in result.stdout
