@@ -23,7 +23,7 @@ from ._encoding import encode_examples, first_subword_mask, group_sentences, spe
 from ._evaluate import evaluate, evaluate_checkpoint
 from ._pipeline import ner_pipeline
 from ._tagging import tag_words
-from ._train import TrainConfig, TrainResult, finetune
+from ._train import TRAIN_CONTEXTS, TrainConfig, TrainResult, choose_context, finetune
 
 __all__ = [
     "Sentence",
@@ -32,6 +32,8 @@ __all__ = [
     "write_conll",
     "TrainConfig",
     "TrainResult",
+    "TRAIN_CONTEXTS",
+    "choose_context",
     "finetune",
     "default_base_model",
     "load_checkpoint",

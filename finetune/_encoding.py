@@ -139,6 +139,10 @@ def training_features(
     many tokens, all of whose words are labelled, and the rest of the window is their context: the same
     context on both sides as one-sentence targets get, for a fraction of the windows (each window labels
     several sentences instead of one). Inference still reads one sentence per window.
+
+    A word that tokenizes to no sub-word (a lone zero-width character) has no token to carry its label:
+    it is left out of training, and every other word keeps its own label; a row left without any
+    labelled token is dropped.
     """
     words = [list(s.words) for s in sentences]
     tags = [list(s.tags) for s in sentences]
@@ -150,7 +154,10 @@ def training_features(
         tags = [[t for i in group for t in tags[i]] for group in groups]
         documents = [documents[group[0]] for group in groups]
     examples = encode_examples(tokenizer, words, max_length, context, documents, casing=casing)
-    return [
+    features = [
         (ids, [-100 if w is None else label2id[tags[i][w]] for w in positions], types)
         for i, ids, types, positions in examples
     ]
+    # a sentence whose words all tokenize to nothing (zero-width characters) has no label to learn, and
+    # a batch of such rows alone would make the loss 0/0; it still serves as context for its neighbours
+    return [feature for feature in features if any(label != -100 for label in feature[1])]

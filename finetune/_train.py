@@ -9,14 +9,18 @@ weights are kept in memory, then written once, atomically, as a standard Hugging
 
 Two inputs go beyond the standard recipe, both stored in the checkpoint's config so that every later
 stage reads the model the way it was trained: document context (`ner_export.runtime.context`) and
-casing classes in token_type_ids for uncased bases (`ner_export.runtime.casing`).
+casing classes in token_type_ids for uncased bases (`ner_export.runtime.casing`). Context is chosen
+from the data by default ("auto"): neighbouring sentences help when they belong to one document (news
+split into sentences) and are noise when they are unrelated texts, and only a file that marks its
+documents says which it holds. The choice and its reason are returned, printed and recorded, since a
+wrong guess costs accuracy silently.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,10 @@ _NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm", "norm.weight")  # paramet
 _EVAL_BATCH = 64
 _LOSS_WINDOW = 50  # batches the progress bar's running loss averages over
 _DEV_SAMPLE_SENTENCES = 1000  # dev sentences kept in the checkpoint for export validation
+
+TRAIN_CONTEXTS = ("auto", *CONTEXT_MODES)
+"""What `TrainConfig.context` accepts: "auto" resolves to one of the runtime's CONTEXT_MODES, which is
+what the checkpoint and the bundle record; "auto" itself is never stored."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    context: str = "document"
+    context: str = "auto"  # "auto": "document" when the training file marks documents, else "none"
     casing: bool = True
     target_tokens: int = 0
     group_by_length: bool = False
@@ -71,8 +79,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.context not in CONTEXT_MODES:
-            raise ValueError(f"context must be one of {', '.join(CONTEXT_MODES)}, got {self.context!r}")
+        if self.context not in TRAIN_CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(TRAIN_CONTEXTS)}, got {self.context!r}")
         if self.target_tokens < 0 or self.target_tokens >= self.max_length:
             raise ValueError(
                 "target_tokens must be 0 (one sentence per window) or below "
@@ -94,6 +102,8 @@ class TrainResult:
     train_seconds: float
     test_f1: float | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
+    context: str = "none"  # the mode trained with, "auto" resolved
+    context_reason: str = ""  # why that mode, one line
 
 
 @dataclass(frozen=True)
@@ -104,14 +114,42 @@ class _Data:
     dev: list[Sentence]
     test: list[Sentence] | None
     labels: list[str]
+    train_documents: int  # documents the whole training file marks (1 without -DOCSTART- lines)
+
+
+def choose_context(requested: str, documents: int) -> tuple[str, str]:
+    """(context mode, why) for a training file that marks `documents` documents (1 when it has no
+    `-DOCSTART-` line between sentences): `requested` unless it is "auto", which picks "document" when
+    there are at least two documents and "none" otherwise."""
+    if requested not in TRAIN_CONTEXTS:
+        raise ValueError(f"context must be one of {', '.join(TRAIN_CONTEXTS)}, got {requested!r}")
+    marked = documents > 1
+    found = f"the training file marks {documents} documents with -DOCSTART- lines"
+    if requested == "auto":
+        if marked:
+            return "document", f"chosen automatically: {found}, so each sentence is read with its document's neighbours"
+        return "none", (
+            "chosen automatically: no -DOCSTART- line separates documents in the training file, "
+            "so each sentence is read alone"
+        )
+    if requested == "document" and not marked:
+        return requested, "as asked; the training file marks no documents, so context comes from consecutive sentences"
+    return requested, f"as asked; {found}" if marked else "as asked"
 
 
 def finetune(config: TrainConfig) -> TrainResult:
-    """Fine-tune, keep the best-on-dev epoch and write the checkpoint folder `config.out`."""
+    """Fine-tune, keep the best-on-dev epoch and write the checkpoint folder `config.out`.
+
+    `config.context="auto"` is resolved first (`choose_context`); the result says which mode was used
+    and why, and metrics.json and training_args.json record it.
+    """
     torch = import_torch()
     out = Path(config.out)
     _prepare_out(out, config.force)
     data = _read_data(config)
+    context, reason = choose_context(config.context, data.train_documents)
+    asked = config
+    config = replace(config, context=context)  # from here on the resolved mode, never "auto"
     base = config.base_model or default_base_model()
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -126,6 +164,8 @@ def finetune(config: TrainConfig) -> TrainResult:
     metrics: dict[str, Any] = {
         "best_epoch": best["epoch"] if best else 0,
         "best_dev_f1": best["dev_f1"] if best else -1.0,
+        "context": context,
+        "context_reason": reason,
         "train_seconds": round(seconds, 2),
         "train_sentences": len(data.train),
         "dev_sentences": len(data.dev),
@@ -145,9 +185,18 @@ def finetune(config: TrainConfig) -> TrainResult:
         context=config.context,
         dev_sample=data.dev[:_DEV_SAMPLE_SENTENCES],
         metrics=metrics,
-        args={**asdict(config), "base_model": base},
+        args={**asdict(asked), "base_model": base, "context_chosen": context, "context_reason": reason},
     )
-    return TrainResult(str(out), metrics["best_epoch"], metrics["best_dev_f1"], round(seconds, 2), test_f1, history)
+    return TrainResult(
+        str(out),
+        metrics["best_epoch"],
+        metrics["best_dev_f1"],
+        round(seconds, 2),
+        test_f1,
+        history,
+        context=context,
+        context_reason=reason,
+    )
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -160,6 +209,7 @@ def _prepare_out(out: Path, force: bool) -> None:
 def _read_data(config: TrainConfig) -> _Data:
     """The run's sentences; LabelMismatchError when dev or test has labels training never saw."""
     train = read_conll(config.train)
+    documents = len({s.document for s in train})
     if config.max_train_sentences:
         train = train[: config.max_train_sentences]
     dev = read_conll(config.dev)
@@ -169,7 +219,7 @@ def _read_data(config: TrainConfig) -> _Data:
         unknown = sorted({t for s in sentences for t in s.tags} - set(labels))
         if unknown:
             raise LabelMismatchError(f"the {name} file has labels never seen in training: {', '.join(unknown)}")
-    return _Data(train, dev, test, labels)
+    return _Data(train, dev, test, labels, documents)
 
 
 def _train(

@@ -280,11 +280,13 @@ def export_command(
 )
 @click.option(
     "--context",
-    default="document",
+    default="auto",
     show_default=True,
-    type=click.Choice(CONTEXT_MODES),
-    help="document: read each sentence with its neighbours (-DOCSTART- delimits documents; without it, "
-    "consecutive sentences). Stored in the checkpoint and the bundle.",
+    type=click.Choice(("auto", *CONTEXT_MODES)),  # "auto" resolves to one of the runtime's modes
+    help="document: read each sentence with its neighbours in its document (-DOCSTART- delimits documents; "
+    "without it, consecutive sentences); none: each sentence alone; auto: document when the training file "
+    "marks documents with -DOCSTART- lines, else none. The mode used is printed and stored in the checkpoint "
+    "and the bundle.",
 )
 @click.option(
     "--casing/--no-casing",
@@ -298,7 +300,7 @@ def export_command(
     default=0,
     show_default=True,
     type=click.IntRange(0),
-    help="With --context document: pack consecutive sentences into training targets of up to N tokens, all "
+    help="With --context document (not auto): pack consecutive sentences into training targets of up to N tokens, all "
     "labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).",
 )
 @click.option(
@@ -360,6 +362,7 @@ def finetune_command(
             progress=not quiet,
         )
     )
+    click.echo(f"context: {result.context} ({result.context_reason})")
     click.echo(
         f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} "
         f"(epoch {result.best_epoch}), {result.train_seconds:.0f} s"

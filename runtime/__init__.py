@@ -22,6 +22,7 @@ from .errors import (
     DeviceError,
     ExportError,
     InputError,
+    InvisibleLineWarning,
     LabelMismatchError,
     MissingDependencyError,
     NerExportError,
@@ -59,4 +60,5 @@ __all__ = [
     "MissingDependencyError",
     "NerExportWarning",
     "TagRepairWarning",
+    "InvisibleLineWarning",
 ]

@@ -7,25 +7,44 @@ that does not continue an `X` entity is repaired to `B-X` with a warning naming 
 as conlleval reads it; rejecting it would make many real files unreadable. The reader is strict:
 a line it cannot understand stops it with an error naming the file, the line and its content, since a
 silently dropped line shifts every label after it. Documents are kept, because models that read
-neighbouring sentences need to know where a document ends.
+neighbouring sentences need to know where a document ends. One leniency: a line holding only
+invisible characters (a stray BOM or zero-width character, as concatenating files leaves) looks blank
+in every editor, so it is read as a blank line, with a warning naming the first such line; a BOM
+before `-DOCSTART-` does not hide the document mark. A word line is kept whatever its characters:
+a word the tokenizer turns into nothing still has its label slot.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataFormatError, DataNotFoundError, TagRepairWarning
+from .errors import DataFormatError, DataNotFoundError, InvisibleLineWarning, TagRepairWarning
 from .labels import detect_scheme, split_tag, to_iob2
 
-__all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning"]
+__all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning", "InvisibleLineWarning"]
 
 
 # Columns are separated by ASCII blanks only: a no-break or other Unicode space is part of a token.
 _COLUMNS = re.compile(r"[ \t\f\v]+")
+# Variation selectors and the combining grapheme joiner are marks (Mn), not format characters (Cf),
+# yet render as nothing on their own.
+_INVISIBLE_MARKS = frozenset(
+    [chr(c) for c in range(0xFE00, 0xFE10)]
+    + [chr(c) for c in range(0xE0100, 0xE01F0)]
+    + [chr(c) for c in range(0x180B, 0x1810)]
+    + ["\u034f"]
+)
+
+
+def _invisible(text: str) -> bool:
+    """True when `text` shows nothing: only whitespace, format characters (BOM, zero-width space,
+    joiners, word joiner, soft hyphen, direction marks) and variation selectors."""
+    return all(c.isspace() or c in _INVISIBLE_MARKS or unicodedata.category(c) == "Cf" for c in text)
 
 
 @dataclass(frozen=True)
@@ -63,15 +82,19 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     tags: list[str] = []
     numbers: list[int] = []
     document = 0
+    invisible: list[int] = []
     for number, line in enumerate(lines, start=1):
         stripped = line.strip(" \t\r\f\v")
+        if stripped and _invisible(stripped):
+            invisible.append(number)
+            stripped = ""
         if not stripped:
             if words:
                 raw_sentences.append((words, tags, document, numbers))
                 words, tags, numbers = [], [], []
             continue
         columns = _COLUMNS.split(stripped)
-        if columns[0] == "-DOCSTART-":
+        if "".join(c for c in columns[0] if not _invisible(c)) == "-DOCSTART-":
             if words:
                 raw_sentences.append((words, tags, document, numbers))
                 words, tags, numbers = [], [], []
@@ -90,6 +113,15 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
         numbers.append(number)
     if words:
         raw_sentences.append((words, tags, document, numbers))
+    if invisible:
+        first = lines[invisible[0] - 1].strip(" \t\r\f\v")
+        codes = " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(first) if c not in " \t\r\f\v")
+        warnings.warn(
+            f"{path}:{invisible[0]}: a line holding only invisible characters ({codes}) was read as a blank line "
+            f"({len(invisible)} such line(s) in the file)",
+            InvisibleLineWarning,
+            stacklevel=2,
+        )
     if not raw_sentences:
         raise DataFormatError(str(path), 1, text[:80], "the file holds no sentence")
 

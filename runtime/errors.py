@@ -25,7 +25,8 @@ Python users expect; the CLI validates its options before they reach the library
     └── MissingDependencyError (ImportError)  an optional dependency is not installed (names the extra)
 
     NerExportWarning (UserWarning)     something was repaired or assumed, and the user should know
-    └── TagRepairWarning               an IOB2 file had I- tags read as B- (`runtime.conll`)
+    ├── TagRepairWarning               an IOB2 file had I- tags read as B- (`runtime.conll`)
+    └── InvisibleLineWarning           a data line of invisible characters only was read as blank (`runtime.conll`)
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ __all__ = [
     "MissingDependencyError",
     "NerExportWarning",
     "TagRepairWarning",
+    "InvisibleLineWarning",
 ]
 
 
@@ -137,3 +139,8 @@ class NerExportWarning(UserWarning):
 
 class TagRepairWarning(NerExportWarning):
     """An IOB2 file had an `I-X` tag that does not continue an `X` entity; it was read as `B-X`."""
+
+
+class InvisibleLineWarning(NerExportWarning):
+    """A data line held only invisible characters (a stray BOM or zero-width character, as left by
+    concatenating files); it was read as the blank line it looks like, ending the sentence."""

@@ -174,6 +174,8 @@ def test_finetune_command(tiny_checkpoint: Path, conll_file: Path, tmp_path: Pat
     )
     assert result.exit_code == 0, result.output
     assert "checkpoint written to" in result.output and (out / "model.safetensors").is_file()
+    # the context chosen for a file without -DOCSTART- lines is printed even with -q
+    assert "context: none (chosen automatically: no -DOCSTART- line separates documents" in result.output
     _one_line_error(
         _run("finetune", "--train", tmp_path / "none.txt", "--dev", conll_file, "--out", tmp_path / "x", "-q"),
         "no such file",
@@ -330,3 +332,10 @@ def test_debug_mode_shows_the_traceback_and_its_cause(tiny_bundle: Path, tmp_pat
     debug = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NER_EXPORT_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.InputError" in debug.stderr
+
+
+def test_finetune_context_choices_are_the_library_ones() -> None:
+    from ner_export.finetune import TRAIN_CONTEXTS
+
+    (option,) = [p for p in cli.commands["finetune"].params if p.name == "context"]
+    assert tuple(option.type.choices) == TRAIN_CONTEXTS and option.default == "auto"

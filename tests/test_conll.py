@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.runtime import DataFormatError
+from ner_export.runtime import DataFormatError, InvisibleLineWarning
 from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
 
 
@@ -114,3 +114,65 @@ def test_shipped_sample_is_valid_iob2_with_all_types() -> None:
 def test_unicode_separators_and_spaces_stay_inside_tokens(tmp_path: Path) -> None:
     path = _write(tmp_path, "a\u2028b O\nParis\u0085 B-LOC\n10\u00a0000 O\n")
     assert read_conll(path)[0].words == ("a\u2028b", "Paris\u0085", "10\u00a0000")
+
+
+INVISIBLE_LINES = [
+    "\ufeff",  # a BOM left in the middle by concatenating files
+    "\u200b",  # zero-width space
+    "\u200c",  # zero-width non-joiner
+    "\u200d",  # zero-width joiner
+    "\u2060",  # word joiner
+    "\ufe0f",  # variation selector-16
+    "\U000e0100",  # variation selector-17 (supplementary)
+    "\u00ad",  # soft hyphen, another format character
+    " \u200b\t\ufeff ",  # several, with blanks around
+]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE_LINES)
+def test_a_line_of_invisible_characters_is_a_blank_line_with_a_warning(tmp_path: Path, invisible: str) -> None:
+    path = _write(tmp_path, f"John B-PER\nSmith I-PER\n{invisible}\nParis B-LOC\nsaid O\n")
+    blank = read_conll(_write(tmp_path, "John B-PER\nSmith I-PER\n\nParis B-LOC\nsaid O\n", "blank.conll"))
+    with pytest.warns(InvisibleLineWarning) as caught:
+        sentences = read_conll(path)
+    assert [(s.words, s.tags, s.document) for s in sentences] == [(s.words, s.tags, s.document) for s in blank]
+    assert [s.line for s in sentences] == [1, 4]
+    (warning,) = caught
+    message = str(warning.message)
+    assert message.startswith(f"{path}:3: a line holding only invisible characters (U+")
+    assert "read as a blank line" in message and "\n" not in message
+
+
+def test_invisible_lines_give_one_warning_for_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path, "John B-PER\n\u200b\n\nParis B-LOC\n\ufeff\nBerlin B-LOC\n\ufe0f\n")
+    with pytest.warns(InvisibleLineWarning, match=r"data\.conll:2: .*\(3 such line\(s\) in the file\)") as caught:
+        sentences = read_conll(path)
+    assert len(caught) == 1
+    assert [s.words for s in sentences] == [("John",), ("Paris",), ("Berlin",)]
+
+
+def test_concatenated_files_keep_their_documents(tmp_path: Path) -> None:
+    """`cat a.conll b.conll` where b starts with a BOM: its -DOCSTART- still starts a document."""
+    first = "\ufeff-DOCSTART- -X- O O\n\nJohn B-PER\n\n"
+    second = "\ufeff-DOCSTART- -X- O O\n\nParis B-LOC\n\n"
+    path = _write(tmp_path, first + second + "\ufeff\n" + second)
+    with pytest.warns(InvisibleLineWarning, match=r"data\.conll:9: "):  # the lone BOM line
+        sentences = read_conll(path)
+    assert [(s.words, s.document) for s in sentences] == [(("John",), 0), (("Paris",), 1), (("Paris",), 2)]
+
+
+def test_a_word_of_invisible_characters_keeps_its_slot(tmp_path: Path) -> None:
+    """A line with a tag is a word, whatever its characters: dropping it would shift the labels after it."""
+    path = _write(tmp_path, "John B-PER\n\u200b O\n\ufe0f O\nParis B-LOC\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (sentence,) = read_conll(path)
+    assert sentence.words == ("John", "\u200b", "\ufe0f", "Paris")
+    assert sentence.tags == ("B-PER", "O", "O", "B-LOC")
+
+
+def test_visible_lines_without_a_tag_are_still_rejected(tmp_path: Path) -> None:
+    path = _write(tmp_path, "John B-PER\n\u200bx\n")
+    with pytest.raises(DataFormatError, match="expected a word and a tag") as info:
+        read_conll(path)
+    assert info.value.line_number == 2

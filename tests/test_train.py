@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from ner_export.finetune import (
+    TRAIN_CONTEXTS,
     TrainConfig,
     TrainResult,
+    choose_context,
     finetune,
     first_subword_mask,
     load_tokenizer,
@@ -157,3 +159,76 @@ def test_bad_config_values(field: str, value: float) -> None:
 def test_packed_targets_need_document_context() -> None:
     with pytest.raises(ValueError, match="context='document'"):
         TrainConfig(train="t", dev="d", out="o", context="none", target_tokens=16)
+
+
+def test_packed_targets_are_refused_with_auto_context_too() -> None:
+    """auto may choose none, and packing without documents means nothing: ask for document context."""
+    assert TrainConfig(train="t", dev="d", out="o").context == "auto"
+    with pytest.raises(ValueError, match="context='document'"):
+        TrainConfig(train="t", dev="d", out="o", target_tokens=16)
+
+
+def test_auto_is_a_training_choice_never_a_stored_mode() -> None:
+    from ner_export.runtime.context import CONTEXT_MODES
+
+    assert TRAIN_CONTEXTS == ("auto", *CONTEXT_MODES) and "auto" not in CONTEXT_MODES
+    with pytest.raises(ValueError, match="context must be one of auto, none, document"):
+        TrainConfig(train="t", dev="d", out="o", context="sentence")
+
+
+@pytest.mark.parametrize(
+    "asked, documents, chosen, reason",
+    [
+        ("auto", 1, "none", "chosen automatically: no -DOCSTART- line separates documents"),
+        ("auto", 2, "document", "chosen automatically: the training file marks 2 documents with -DOCSTART- lines"),
+        (
+            "document",
+            1,
+            "document",
+            "as asked; the training file marks no documents, so context comes from consecutive",
+        ),
+        ("document", 946, "document", "as asked; the training file marks 946 documents"),
+        ("none", 946, "none", "as asked; the training file marks 946 documents"),
+        ("none", 1, "none", "as asked"),
+    ],
+)
+def test_choose_context(asked: str, documents: int, chosen: str, reason: str) -> None:
+    mode, why = choose_context(asked, documents)
+    assert mode == chosen and why.startswith(reason), why
+
+
+def test_a_file_without_document_marks_trains_without_context_by_default(trained: Path) -> None:
+    """`trained` used the default context on a file with no -DOCSTART- line."""
+    config = json.loads((trained / "config.json").read_text())
+    assert config["ner_export_context"] == "none"
+    reason = "chosen automatically: no -DOCSTART- line separates documents in the training file"
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["context"] == "none" and metrics["context_reason"].startswith(reason)
+    args = json.loads((trained / "training_args.json").read_text())
+    assert args["context"] == "auto" and args["context_chosen"] == "none"
+    assert args["context_reason"] == metrics["context_reason"]
+
+
+def test_a_file_with_documents_trains_with_context_by_default(
+    tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    from conftest import TRAIN_CONLL
+
+    from ner_export.finetune import checkpoint_context, load_checkpoint
+
+    sentences = TRAIN_CONLL.strip().split("\n\n")
+    train = tmp_path / "train.conll"
+    documents = [
+        "-DOCSTART- -X- O O\n\n" + "\n\n".join(sentences[:2]),
+        "-DOCSTART- -X- O O\n\n" + "\n\n".join(sentences[2:]),
+    ]
+    train.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    result = _finetune(train, conll_file, tmp_path / "model", tiny_checkpoint, epochs=1, max_length=32)
+    reason = "chosen automatically: the training file marks 2 documents with -DOCSTART- lines"
+    assert result.context == "document" and result.context_reason.startswith(reason)
+    model, _ = load_checkpoint(str(tmp_path / "model"))
+    assert checkpoint_context(model.config) == ("document", 32)
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert (metrics["context"], metrics["context_reason"]) == (result.context, result.context_reason)
+    args = json.loads((tmp_path / "model" / "training_args.json").read_text())
+    assert (args["context"], args["context_chosen"]) == ("auto", "document")
