@@ -23,7 +23,15 @@ from ._encoding import encode_examples, first_subword_mask, group_sentences, spe
 from ._evaluate import evaluate, evaluate_checkpoint
 from ._pipeline import ner_pipeline
 from ._tagging import tag_words
-from ._train import TRAIN_CONTEXTS, TrainConfig, TrainResult, choose_context, finetune
+from ._train import (
+    TRAIN_CONTEXTS,
+    Relatedness,
+    TrainConfig,
+    TrainResult,
+    choose_context,
+    finetune,
+    neighbour_relatedness,
+)
 
 __all__ = [
     "Sentence",
@@ -33,7 +41,9 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TRAIN_CONTEXTS",
+    "Relatedness",
     "choose_context",
+    "neighbour_relatedness",
     "finetune",
     "default_base_model",
     "load_checkpoint",

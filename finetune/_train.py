@@ -11,15 +11,18 @@ Two inputs go beyond the standard recipe, both stored in the checkpoint's config
 stage reads the model the way it was trained: document context (`ner_export.runtime.context`) and
 casing classes in token_type_ids for uncased bases (`ner_export.runtime.casing`). Context is chosen
 from the data by default ("auto"): neighbouring sentences help when they belong to one document (news
-split into sentences) and are noise when they are unrelated texts, and only a file that marks its
-documents says which it holds. The choice and its reason are returned, printed and recorded, since a
-wrong guess costs accuracy silently.
+split into sentences) and are noise when they are unrelated texts. A file that marks its documents
+says which it holds; for one that does not, the cheap test of `neighbour_relatedness` (do neighbours
+share content words far more often than random pairs?) tells a document stream from a pile of
+independent texts. The choice and its reason are returned, printed and recorded, since a wrong guess
+costs accuracy silently.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -115,12 +118,57 @@ class _Data:
     test: list[Sentence] | None
     labels: list[str]
     train_documents: int  # documents the whole training file marks (1 without -DOCSTART- lines)
+    relatedness: Relatedness | None  # of the whole training file, when it marks no documents
 
 
-def choose_context(requested: str, documents: int) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Relatedness:
+    """How often neighbouring sentences share a content word, against random pairs of the same file."""
+
+    adjacent: float  # share of consecutive sentence pairs (within a document) with a common content word
+    random: float  # the same share over random pairs: what unrelated sentences of this file share
+    pairs: int
+
+    @property
+    def related(self) -> bool:
+        """Neighbours clearly related: twice random pairs' rate and 5 points above it, on enough pairs."""
+        return self.pairs >= _MIN_PAIRS and self.adjacent >= 2 * self.random and self.adjacent - self.random >= 0.05
+
+    def describe(self) -> str:
+        return (
+            f"{100 * self.adjacent:.1f}% of neighbouring sentence pairs share a content word, "
+            f"against {100 * self.random:.1f}% of random pairs ({self.pairs} pairs)"
+        )
+
+
+_MIN_PAIRS = 50
+
+
+def neighbour_relatedness(sentences: Sequence[Sentence], seed: int = 0) -> Relatedness:
+    """`Relatedness` of a file's sentences: content words are alphabetic words of four letters or more,
+    compared case-insensitively. News split into sentences shares many (names, topics); a shuffled
+    corpus or a file of independent texts shares about what random pairs share."""
+    words = [{w.lower() for w in s.words if len(w) > 3 and w.isalpha()} for s in sentences]
+    adjacent = [
+        bool(words[i] & words[i + 1])
+        for i in range(len(sentences) - 1)
+        if sentences[i].document == sentences[i + 1].document
+    ]
+    order = list(range(len(sentences)))
+    random.Random(seed).shuffle(order)
+    unrelated = [bool(words[i] & words[j]) for i, j in zip(range(len(order)), order, strict=True) if abs(i - j) > 1]
+    return Relatedness(
+        sum(adjacent) / len(adjacent) if adjacent else 0.0,
+        sum(unrelated) / len(unrelated) if unrelated else 0.0,
+        len(adjacent),
+    )
+
+
+def choose_context(requested: str, documents: int, relatedness: Relatedness | None = None) -> tuple[str, str]:
     """(context mode, why) for a training file that marks `documents` documents (1 when it has no
     `-DOCSTART-` line between sentences): `requested` unless it is "auto", which picks "document" when
-    there are at least two documents and "none" otherwise."""
+    there are at least two documents, or when the unmarked file's neighbouring sentences are clearly
+    related (`relatedness`: news split into sentences), and "none" otherwise."""
     if requested not in TRAIN_CONTEXTS:
         raise ValueError(f"context must be one of {', '.join(TRAIN_CONTEXTS)}, got {requested!r}")
     marked = documents > 1
@@ -128,8 +176,14 @@ def choose_context(requested: str, documents: int) -> tuple[str, str]:
     if requested == "auto":
         if marked:
             return "document", f"chosen automatically: {found}, so each sentence is read with its document's neighbours"
+        if relatedness is not None and relatedness.related:
+            return "document", (
+                "chosen automatically: no -DOCSTART- line marks documents, but consecutive sentences are related "
+                f"({relatedness.describe()}), so each sentence is read with its neighbours"
+            )
+        measured = f" and consecutive sentences look unrelated ({relatedness.describe()})" if relatedness else ""
         return "none", (
-            "chosen automatically: no -DOCSTART- line separates documents in the training file, "
+            f"chosen automatically: no -DOCSTART- line separates documents in the training file{measured}, "
             "so each sentence is read alone"
         )
     if requested == "document" and not marked:
@@ -147,7 +201,7 @@ def finetune(config: TrainConfig) -> TrainResult:
     out = Path(config.out)
     _prepare_out(out, config.force)
     data = _read_data(config)
-    context, reason = choose_context(config.context, data.train_documents)
+    context, reason = choose_context(config.context, data.train_documents, data.relatedness)
     asked = config
     config = replace(config, context=context)  # from here on the resolved mode, never "auto"
     base = config.base_model or default_base_model()
@@ -210,6 +264,7 @@ def _read_data(config: TrainConfig) -> _Data:
     """The run's sentences; LabelMismatchError when dev or test has labels training never saw."""
     train = read_conll(config.train)
     documents = len({s.document for s in train})
+    relatedness = neighbour_relatedness(train) if documents < 2 else None
     if config.max_train_sentences:
         train = train[: config.max_train_sentences]
     dev = read_conll(config.dev)
@@ -219,7 +274,7 @@ def _read_data(config: TrainConfig) -> _Data:
         unknown = sorted({t for s in sentences for t in s.tags} - set(labels))
         if unknown:
             raise LabelMismatchError(f"the {name} file has labels never seen in training: {', '.join(unknown)}")
-    return _Data(train, dev, test, labels, documents)
+    return _Data(train, dev, test, labels, documents, relatedness)
 
 
 def _train(

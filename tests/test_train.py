@@ -197,6 +197,26 @@ def test_choose_context(asked: str, documents: int, chosen: str, reason: str) ->
     assert mode == chosen and why.startswith(reason), why
 
 
+def test_neighbour_relatedness_tells_a_document_stream_from_independent_texts() -> None:
+    import random
+
+    from ner_export.finetune import neighbour_relatedness
+    from ner_export.runtime.conll import Sentence
+
+    stream = [Sentence(("Topic" + "abcdefghij"[t], "was", "up", "."), ("O",) * 4) for t in range(10) for _ in range(8)]
+    related = neighbour_relatedness(stream)
+    assert related.related and related.adjacent > 0.8 and related.random < 0.2 and related.pairs == 79
+    shuffled = list(stream)
+    random.Random(0).shuffle(shuffled)
+    assert not neighbour_relatedness(shuffled).related
+    assert not neighbour_relatedness(stream[:20]).related  # too few pairs to tell
+    mode, why = choose_context("auto", 1, related)
+    assert mode == "document" and "consecutive sentences are related" in why and "79 pairs" in why
+    mode, why = choose_context("auto", 1, neighbour_relatedness(shuffled))
+    assert mode == "none" and "look unrelated" in why
+    assert choose_context("none", 1, related)[0] == "none"  # an explicit choice is kept
+
+
 def test_a_file_without_document_marks_trains_without_context_by_default(trained: Path) -> None:
     """`trained` used the default context on a file with no -DOCSTART- line."""
     config = json.loads((trained / "config.json").read_text())
