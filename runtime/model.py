@@ -38,7 +38,7 @@ from .decoding import (
     text_word_spans,
     text_words,
 )
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
 from .manifest import DEVICES, BundleManifest
@@ -61,12 +61,29 @@ class Entity:
         return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
 
 
+def _unencodable(text: str) -> str | None:
+    """What makes `text` impossible to tokenize (a lone surrogate), or None when it is fine."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}, which is not text and cannot "
+            "be encoded (bytes that were not valid UTF-8, decoded with errors='surrogateescape', look like this)"
+        )
+    return None
+
+
 def _check_texts(texts: Any, what: str) -> None:
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise TypeError(f"{what} takes a list of texts, got {type(texts).__name__}; for a single text call model(text)")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{what}: item {i} is {type(text).__name__}, expected str")
+        problem = _unencodable(text)
+        if problem:
+            raise InputError(f"{what}: text {i} has {problem}")
 
 
 def _check_word_lists(word_lists: Any) -> None:
@@ -78,6 +95,9 @@ def _check_word_lists(word_lists: Any) -> None:
         for j, word in enumerate(words):
             if not isinstance(word, str):
                 raise TypeError(f"predict_words: item {i}, word {j} is {type(word).__name__}, expected str")
+            problem = _unencodable(word)
+            if problem:
+                raise InputError(f"predict_words: item {i}, word {j} has {problem}")
 
 
 class NerModel:
@@ -230,6 +250,9 @@ class NerModel:
         """Entities of one text."""
         if not isinstance(text, str):
             raise TypeError(f"NerModel() takes a str, got {type(text).__name__}")
+        problem = _unencodable(text)
+        if problem:
+            raise InputError(f"NerModel(): text 0 has {problem}")
         return self.predict([text])[0]
 
     def predict(self, texts: Sequence[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Entity]]:

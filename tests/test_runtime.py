@@ -119,6 +119,23 @@ def test_predict_names_the_bad_item(tiny_model: NerModel) -> None:
         tiny_model.predict_words([["ok", 1]])
 
 
+@pytest.mark.parametrize("bad, position", [("bad \ud800 x", 4), ("caf\udce9 Paris", 3), ("\udfff", 0)])
+def test_text_that_cannot_be_encoded_is_an_input_error(tiny_model: NerModel, bad: str, position: int) -> None:
+    """A lone surrogate (a JSON \\ud800 escape, or undecodable bytes read with surrogateescape) names its
+    text and character; it is bad input (InputError, a ValueError), not a TypeError from the tokenizer."""
+    from ner_export.runtime import InputError, NerExportError
+
+    code = f"U\\+{ord(bad[position]):04X}"
+    with pytest.raises(InputError, match=rf"^NerModel\(\): text 0 has a lone surrogate {code} at character {position}"):
+        tiny_model(bad)
+    with pytest.raises(InputError, match=rf"^predict: text 2 has a lone surrogate {code} at character {position}"):
+        tiny_model.predict(["fine", "Zoë also fine", bad])
+    with pytest.raises(InputError, match=rf"^predict_words: item 1, word 1 has a lone surrogate {code}"):
+        tiny_model.predict_words([["ok"], ["ok", bad]])
+    assert issubclass(InputError, ValueError) and issubclass(InputError, NerExportError)
+    tiny_model.predict(["Zoë Müller 🙂 met Reuters."])  # valid non-ASCII text still passes: no error
+
+
 def test_bad_options_are_value_errors(tiny_bundle: Path, tiny_model: NerModel) -> None:
     with pytest.raises(ValueError, match="device"):
         NerModel.load(tiny_bundle, device="tpu")
