@@ -34,6 +34,7 @@ from .decoding import (
     extend_initial,
     group_words,
     pipeline_word_starts,
+    same_kind_matrix,
     softmax,
     text_word_spans,
     text_words,
@@ -154,6 +155,8 @@ class NerModel:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
         self._allowed = decoding_transitions(manifest.labels, decoding)
+        # constrained decoding scores a word by its entity type, not its possibly repaired label (decoding.py)
+        self._same_kind = same_kind_matrix(self._space) if self._allowed is not None else None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -450,7 +453,10 @@ class NerModel:
             label_ids = rows.argmax(axis=1)
         else:
             label_ids = constrained_labels(rows - peak - np.log(totals)[:, None], self._allowed)
-        word_scores = exp[np.arange(len(words)), label_ids] / totals  # softmax probability of the chosen label
+        if self._same_kind is None:
+            word_scores = exp[np.arange(len(words)), label_ids] / totals  # probability of the chosen label
+        else:
+            word_scores = (exp * self._same_kind[label_ids]).sum(axis=1) / totals  # ... of its entity type
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = offsets[words[first_word][0]][0]
@@ -471,7 +477,9 @@ class NerModel:
             starts = pipeline_word_starts(text, offsets, enc.tokens, unknown)
             voting = np.ones(len(starts), dtype=bool)
         tokens = np.flatnonzero(voting)
-        label_ids, word_scores, first = aggregate_words(scores[tokens], starts[tokens], strategy, self._allowed)
+        label_ids, word_scores, first = aggregate_words(
+            scores[tokens], starts[tokens], strategy, self._allowed, self._same_kind
+        )
         first_token = tokens[first]
         last_token = tokens[np.append(first[1:], len(tokens)) - 1]
         entities = []
