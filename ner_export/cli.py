@@ -61,7 +61,10 @@ def _friendly(command: F) -> F:
             except _USER_ERRORS as exc:
                 if os.environ.get("NER_EXPORT_DEBUG"):
                     raise
-                message = " ".join(str(exc).split()) or type(exc).__name__
+                if isinstance(exc, OSError) and not isinstance(exc, NerExportError) and exc.filename:
+                    message = f"{exc.filename}: {exc.strerror or type(exc).__name__}"  # not "[Errno 2] ..."
+                else:
+                    message = " ".join(str(exc).split()) or type(exc).__name__
                 raise click.ClickException(message) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -86,11 +89,21 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 
 class _ExportByDefault(click.Group):
-    """`ner-export MODEL_DIR ...` means `ner-export export MODEL_DIR ...`."""
+    """`ner-export MODEL_DIR ...` means `ner-export export MODEL_DIR ...`; `ner-export` alone shows the help.
+
+    Only a first argument that names an existing path (or holds a `/`) is taken for a MODEL_DIR: any
+    other word that is not a command is a mistyped command, which click answers with its suggestion
+    ("No such command 'predcit'. Did you mean 'predict'?"), instead of an export of a folder named so.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["export", *args]
+        if not args and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        first = args[0] if args else ""
+        if first and first not in self.commands and not first.startswith("-"):
+            if os.path.exists(first) or "/" in first or os.sep in first:
+                args = ["export", *args]
         return super().parse_args(ctx, args)
 
 
@@ -100,6 +113,11 @@ def cli() -> None:
     """Fine-tune an NER model, export it to an int8 ONNX bundle, and run it without torch.
 
     `ner-export MODEL_DIR` exports a checkpoint (same as `ner-export export MODEL_DIR`).
+
+    Exit status: 0 on success; 1 on an error you can fix (a missing or unreadable file, a bad input
+    record, a damaged bundle, an existing output), reported as one line on stderr; 2 on a usage error
+    (an unknown command or option, a bad option value or combination). NER_EXPORT_DEBUG=1 shows the
+    traceback of errors instead.
     """
 
 
@@ -156,11 +174,13 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     type=click.FloatRange(0),
     metavar="POINTS",
     help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
-    "beyond it safer int8 configs are tried (sensitive layers, then embeddings, kept in fp32), "
-    "then the export is refused.",
+    "beyond it safer int8 configurations are tried in order (see README: int8 accuracy gate), and if none "
+    "is within the limit the export is refused.",
 )
 @click.option(
-    "--max-length", type=click.IntRange(8), help="Token window of the runtime [default: the training max_length]."
+    "--max-length",
+    type=click.IntRange(8),
+    help="Token window of the runtime, at most the model's max_position_embeddings [default: the training max_length].",
 )
 @_quiet
 @_friendly
@@ -247,8 +267,10 @@ def export_command(
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory to write.")
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1), help="Passes over the training file.")
+@click.option(
+    "--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Sentences per training step."
+)
 @click.option(
     "--lr",
     default=1e-4,
@@ -293,8 +315,14 @@ def export_command(
     help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep "
     "(benchmarks/results/recipe-sweep.md).",
 )
-@click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (initialisation, shuffling).")
+@click.option(
+    "--warmup-ratio",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of the training steps over which the learning rate rises linearly to --lr.",
+)
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_quiet
@@ -361,7 +389,23 @@ def finetune_command(
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON."
 )
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Sentences per model run.")
+@click.option(
+    "--aggregation",
+    default=STRATEGIES[0],
+    show_default=True,
+    type=click.Choice(STRATEGIES),
+    help="How a word of the file takes its label from its tokens (first token, their mean, the most confident "
+    "one); simple means first, since each word needs one label. A checkpoint is scored by first tokens only.",
+)
+@click.option(
+    "--word-split",
+    default=WORD_SPLITS[0],
+    show_default=True,
+    type=click.Choice(WORD_SPLITS),
+    help="Accepted as in predict; the words scored are the data file's own under either value "
+    "(word splitting applies to raw text).",
+)
 @click.option(
     "--decoding",
     default=DECODINGS[0],
@@ -370,14 +414,31 @@ def finetune_command(
     help="Most probable valid IOB2 sequence, or each word's best label.",
 )
 @_friendly
-def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int, decoding: str) -> None:
+def eval_command(
+    target: Path,
+    data: Path,
+    json_out: Path | None,
+    batch_size: int,
+    aggregation: str,
+    word_split: str,
+    decoding: str,
+) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
     if is_bundle(target):  # scored by the runtime alone: works in an install without torch
-        from ner_export.runtime.evaluate import evaluate_bundle as evaluate
+        from ner_export.runtime.evaluate import evaluate_bundle
+
+        report = evaluate_bundle(
+            target, data, batch_size=batch_size, decoding=decoding, aggregation=aggregation, word_split=word_split
+        )
     else:  # a checkpoint, or neither (finetune's evaluate says so)
+        if aggregation not in ("first", "simple"):
+            raise click.UsageError(
+                f"--aggregation {aggregation} applies to bundles: a checkpoint is scored by each word's first "
+                "token (first or simple)"
+            )
         from ner_export.finetune import evaluate
 
-    report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
+        report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
     click.echo(report.table())
     click.echo(f"entity-level micro F1: {report.f1:.4f}")
     if json_out:
@@ -627,7 +688,7 @@ def bench_command(
     help="Where the demo checkpoint and bundle go.",
 )
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
-@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1), help="Passes over the sample.")
 @_quiet
 @_friendly
 def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool) -> None:
@@ -649,7 +710,9 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.IntRange(0, 65535),
     help="0 picks a free port (the log names it).",
 )
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option(
+    "--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs."
+)
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
 @click.option(
     "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
@@ -661,8 +724,20 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.Choice(["first", "average", "max", "simple"]),
     help="When a request names no aggregation_strategy.",
 )
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]))
-@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]))
+@click.option(
+    "--decoding",
+    default="constrained",
+    show_default=True,
+    type=click.Choice(["constrained", "argmax"]),
+    help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).",
+)
+@click.option(
+    "--word-split",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "pipeline"]),
+    help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.",
+)
 @click.option(
     "--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call."
 )
@@ -731,6 +806,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Least severe log messages shown.",
 )
 @click.option(
     "--engine",
