@@ -16,6 +16,7 @@ Design trade-offs:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -219,25 +220,26 @@ def predict_stream(
             write(json.dumps(row, ensure_ascii=False, default=_json_default))
         counts.written += len(good)
 
-    for chunk in _chunks(records, chunk_size, max_wait):
-        good: list[Record] = []
-        for record in chunk:
-            record = _clash(record, text_field)
-            counts.records += 1
-            if record.ok:
-                good.append(record)
-                continue
+    with contextlib.closing(_chunks(records, chunk_size, max_wait)) as chunks:  # closing stops the reader
+        for chunk in chunks:
+            good: list[Record] = []
+            for record in chunk:
+                record = _clash(record, text_field)
+                counts.records += 1
+                if record.ok:
+                    good.append(record)
+                    continue
+                emit(good)
+                good = []
+                if not skip_bad:
+                    flush()
+                    raise InputError(
+                        f"{where(record)}: {record.error}; stopped there, {counts.written} row(s) before it "
+                        "written (--skip-bad skips bad records)"
+                    )
+                counts.skipped += 1
+                if report is not None:
+                    report(record)
             emit(good)
-            good = []
-            if not skip_bad:
-                flush()
-                raise InputError(
-                    f"{where(record)}: {record.error}; stopped there, {counts.written} row(s) before it written "
-                    "(--skip-bad skips bad records)"
-                )
-            counts.skipped += 1
-            if report is not None:
-                report(record)
-        emit(good)
-        flush()
+            flush()
     return counts

@@ -281,3 +281,60 @@ def test_memory_stays_flat_over_a_million_lines(tiny_bundle: Path, tmp_path: Pat
         sizes[n] = peak_kb
         print(f"{n} lines: peak RSS {peak_kb / 1024:.0f} MB, {time.monotonic() - started:.0f} s")
     assert sizes[1_000_000] - sizes[20_000] < 30 * 1024, sizes
+
+
+# --------------------------------------------------------------------------- the streaming loop itself
+class _CountingModel:
+    """Stands in for a NerModel: no entities, and a log of the texts of each predict call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts: list[str], batch_size: int = 32) -> list[list]:
+        self.calls.append(list(texts))
+        return [[] for _ in texts]
+
+
+def _records(texts, fail_after: int | None = None, pause: float = 0.0, read_at: list | None = None):
+    from ner_export.annotate.sources import Record
+    from ner_export.runtime import InputError
+
+    for i, text in enumerate(texts):
+        if fail_after is not None and i == fail_after:
+            raise InputError(f"in.txt: cannot read line {i + 1} onwards")
+        if i and pause:
+            time.sleep(pause)
+        if read_at is not None:
+            read_at.append(time.monotonic())
+        yield Record("in.txt", i, i + 1, text, {})
+
+
+def test_a_chunk_closes_after_max_wait_so_slow_input_is_answered_line_by_line() -> None:
+    from ner_export.annotate.stream import predict_stream
+
+    model, written = _CountingModel(), []
+    stamps: list[float] = []
+
+    def write(line: str) -> None:
+        written.append(json.loads(line)["text"])
+        stamps.append(time.monotonic())
+
+    read_at: list[float] = []
+    records = _records(["a", "b", "c"], pause=0.5, read_at=read_at)
+    counts = predict_stream(model, records, write, max_wait=0.05, chunk_size=100)
+    assert written == ["a", "b", "c"] and model.calls == [["a"], ["b"], ["c"]]
+    assert stamps[0] < read_at[1] and stamps[1] < read_at[2]  # each row was out before the next line was read
+    assert (counts.records, counts.written, counts.skipped) == (3, 3, 0)
+    fast = _CountingModel()
+    predict_stream(fast, _records([str(i) for i in range(10)]), lambda line: None, chunk_size=4)
+    assert [len(call) for call in fast.calls] == [4, 4, 2]
+
+
+def test_a_reading_failure_comes_after_the_rows_read_before_it() -> None:
+    from ner_export.annotate.stream import predict_stream
+    from ner_export.runtime import InputError
+
+    model, written = _CountingModel(), []
+    with pytest.raises(InputError, match="cannot read line 3 onwards"):
+        predict_stream(model, _records(["a", "b", "c"], fail_after=2), written.append, chunk_size=100)
+    assert [json.loads(line)["line"] for line in written] == [1, 2]
