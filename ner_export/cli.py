@@ -461,8 +461,8 @@ Each line is a JSON object with:
                          offsets (text[start:end] is the entity's text), `score` the model's
                          confidence (README: Entity scores)
 
-Blank lines are not records. A bad record (not UTF-8, not valid JSON, no text field, a text that is
-not text) stops the run with its file:line, after every row before it has been written; with
+Blank lines are not records. A bad record (not UTF-8, not valid JSON, no text field, a lone
+surrogate) stops the run with its file:line, after every row before it has been written; with
 --skip-bad it is skipped and listed on stderr (or in --errors FILE), so that rows written + records
 skipped = records in.
 """
