@@ -174,8 +174,8 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     type=click.FloatRange(0),
     metavar="POINTS",
     help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
-    "beyond it safer int8 configurations are tried in order (see README: int8 accuracy gate), and if none "
-    "is within the limit the export is refused.",
+    "beyond it safer int8 configurations are tried in order (README: int8 accuracy gate), "
+    "then the export is refused.",
 )
 @click.option(
     "--max-length",

@@ -42,10 +42,6 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("int8", "fp32", "fp16")
-MIN_MAX_LENGTH = 8
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-# model types whose position ids start after the padding index (RoBERTa's scheme): they lose pad_token_id + 1 positions
-_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet")
 
 
 def sha256_file(path: Path) -> str:
@@ -60,6 +56,12 @@ def sha256_file(path: Path) -> str:
 def is_bundle(path: str | Path) -> bool:
     """True when `path` is a directory holding a bundle manifest (whether valid or not)."""
     return (Path(path) / MANIFEST_NAME).is_file()
+
+
+MIN_MAX_LENGTH = 8
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# model types whose position ids start after the padding index (RoBERTa's scheme): they lose pad_token_id + 1 positions
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet")
 
 
 def position_limit(config: Mapping[str, Any]) -> int | None:

@@ -394,7 +394,7 @@ def test_help_documents_exit_status_output_fields_and_every_option() -> None:
     ]
     assert missing == []
     export = _flat(_run("export", "--help").output)
-    assert "safer int8 configurations are tried in order (see README: int8 accuracy gate)" in export
+    assert "safer int8 configurations are tried in order (README: int8 accuracy gate)" in export
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     assert "**int8 accuracy gate**" in readme
     assert "**Exit status**: 0 on success; 1 on an error you can fix" in _flat(readme)
