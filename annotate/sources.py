@@ -229,7 +229,8 @@ def check_encoding(head: bytes, name: str) -> None:
         if head.startswith(bom):
             raise InputError(
                 f"{name}: the file is {encoding} (it starts with a {encoding} byte order mark); "
-                f"ner-export reads UTF-8: convert it first, e.g. iconv -f {iconv} -t UTF-8 {name} > converted.txt"
+                "ner-export reads UTF-8: "
+                f"convert it first, e.g. iconv -f {iconv} -t UTF-8 {name} > converted.txt"
             )
     if b"\x00" not in head:
         return
@@ -279,8 +280,10 @@ def _lone_surrogate(value: Any, where: str) -> str | None:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
-            code = ord(value[exc.start])
-            return f"{where} holds a lone surrogate U+{code:04X} at character {exc.start}, which is not text"
+            return (
+                f"{where} holds a lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start}, "
+                "which is not text"
+            )
         return None
     if isinstance(value, dict):
         for key, item in value.items():
