@@ -344,21 +344,21 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
 
 # --------------------------------------------------------------------------- entity scores
 def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
-    """`model.logits` replaced by log-probabilities written by hand: a token listed in `words` gets its
-    label probabilities (the rest spread evenly over the other labels), any other token O at 0.92."""
+    """The model's graph replaced by log-probabilities written by hand: a token listed in `words` gets
+    its label probabilities (the rest spread evenly over the other labels), any other token O at 0.92.
+    `_run` (one padded batch of token id rows -> logits) is what every inference path calls."""
+    offset = len(model._prefix)
 
-    def logits(encodings, batch_size=32, types=None):
-        rows = []
-        for encoding in encodings:
-            probs = np.empty((len(encoding.ids), len(model.labels)))
-            for i, token in enumerate(encoding.tokens):
-                given = words.get(token, {"O": 0.92})
+    def run(rows, width, types=None):
+        logits = np.zeros((len(rows), width, len(model.labels)), dtype=np.float32)
+        for j, row in enumerate(rows):
+            for k, token_id in enumerate(np.asarray(row).tolist()):
+                given = words.get(model._tokenizer.id_to_token(token_id), {"O": 0.92})
                 rest = (1.0 - sum(given.values())) / (len(model.labels) - len(given))
-                probs[i] = [given.get(label, rest) for label in model.labels]
-            rows.append(np.log(probs).astype(np.float32))
-        return rows
+                logits[j, offset + k] = np.log([given.get(label, rest) for label in model.labels])
+        return logits
 
-    model.logits = logits  # type: ignore[method-assign]
+    model._run = run  # type: ignore[method-assign]
     return model
 
 
