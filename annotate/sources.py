@@ -1,7 +1,7 @@
 """Read input files as a stream of keyed records: plain text, JSONL, JSON arrays and Parquet.
 
 Design trade-offs:
-- One reader for every command that takes files (`annotate` now, `predict` next), so format choice,
+- One reader for every command that takes files (`annotate` and `predict`), so format choice,
   encodings, line numbers and bad records are decided in one place.
 - The format comes from `--format` or the file's extension, never from its content: a text line that
   starts with `{` is text. An unknown extension is read as text, with a warning that says so.
@@ -364,13 +364,29 @@ def _line_record(name: str, fmt: str, text_field: str, row: int, line: int, cont
     return _json_record(name, row, line, value, text_field, text)
 
 
+def _read_some(handle: IO[bytes], size: int) -> bytes:
+    """Up to `size` bytes, returning as soon as some have arrived (a pipe's `read(n)` waits for all n)."""
+    read1 = getattr(handle, "read1", None)
+    data: bytes = read1(size) if read1 is not None else handle.read(size)
+    return data
+
+
 def _read_head(handle: IO[bytes]) -> tuple[bytes, IO[bytes]]:
-    """The first bytes of a stream, and a stream that still yields them (stdin cannot seek back)."""
+    """The first bytes of a stream, and a stream that still yields them (stdin cannot seek back).
+
+    From a pipe it reads only until the first line is complete (or 4 KiB), so a producer that writes a
+    line and waits for its answer is not kept waiting for more input.
+    """
     if handle.seekable():
         head = handle.read(_HEAD_BYTES)
         handle.seek(0)
         return head, handle
-    head = handle.read(_HEAD_BYTES)
+    head = b""
+    while len(head) < _HEAD_BYTES and (len(head) < 4 or b"\n" not in head):
+        data = _read_some(handle, _HEAD_BYTES - len(head))
+        if not data:
+            break
+        head += data
     return head, io.BufferedReader(_Prefixed(head, handle))
 
 
@@ -390,7 +406,7 @@ class _Prefixed(io.RawIOBase):
             buffer[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        data = self._rest.read(len(buffer))
+        data = _read_some(self._rest, len(buffer))
         buffer[: len(data)] = data
         return len(data)
 

@@ -48,6 +48,7 @@ from ner_export.runtime.manifest import (
     MANIFEST_NAME,
     BundleManifest,
     GraphSpec,
+    position_limit,
     sha256_file,
 )
 from ner_export.runtime.session import first_line
@@ -202,11 +203,21 @@ def _to_fp16(fp32: Path, dest: Path) -> None:
     model.save_model_to_file(str(dest))
 
 
+def _check_max_length(config: dict[str, Any], override: int | None, model_dir: Path) -> None:
+    """Refuse a `--max-length` longer than the model has positions for: its graph would fail on long texts."""
+    limit = position_limit(config)
+    if override and limit is not None and override > limit:
+        raise ExportError(
+            f"--max-length {override} is more than the {limit} token positions the model has "
+            f"(max_position_embeddings in {model_dir / 'config.json'}); use at most {limit}"
+        )
+
+
 def _max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
     if override:
         return override
     trained = config.get("max_length_trained")
-    positions = int(config.get("max_position_embeddings", 512))
+    positions = position_limit(config) or 512
     if trained:
         return min(int(trained), positions)
     return min(tokenizer_max if 0 < tokenizer_max < 100_000 else positions, positions)
@@ -221,6 +232,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     _require_export_deps()
     model_dir = Path(config.model_dir)
     hf_config = _check_checkpoint(model_dir)
+    _check_max_length(hf_config, config.max_length, model_dir)
     out = config.destination()
     if out.exists() and not config.force:
         raise OutputExistsError(f"{out}: already exists; pass --force to replace it")

@@ -10,23 +10,29 @@ the traceback of user errors too, with the exception that caused them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
 import json
 import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from ner_export import __version__
+from ner_export.annotate.sources import FORMATS
 from ner_export.benchmarks.systems import SYSTEMS
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
 from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
 from ner_export.runtime.manifest import CALIBRATIONS, DEVICES, INT8_ACTIVATIONS, INT8_EMBEDDINGS, PRECISIONS, is_bundle
+
+if TYPE_CHECKING:
+    from ner_export.annotate.sources import Record
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
@@ -55,7 +61,10 @@ def _friendly(command: F) -> F:
             except _USER_ERRORS as exc:
                 if os.environ.get("NER_EXPORT_DEBUG"):
                     raise
-                message = " ".join(str(exc).split()) or type(exc).__name__
+                if isinstance(exc, OSError) and not isinstance(exc, NerExportError) and exc.filename:
+                    message = f"{exc.filename}: {exc.strerror or type(exc).__name__}"  # not "[Errno 2] ..."
+                else:
+                    message = " ".join(str(exc).split()) or type(exc).__name__
                 raise click.ClickException(message) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -80,11 +89,21 @@ def _systems(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 
 
 class _ExportByDefault(click.Group):
-    """`ner-export MODEL_DIR ...` means `ner-export export MODEL_DIR ...`."""
+    """`ner-export MODEL_DIR ...` means `ner-export export MODEL_DIR ...`; `ner-export` alone shows the help.
+
+    Only a first argument that names an existing path (or holds a `/`) is taken for a MODEL_DIR: any
+    other word that is not a command is a mistyped command, which click answers with its suggestion
+    ("No such command 'predcit'. Did you mean 'predict'?"), instead of an export of a folder named so.
+    """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
-            args = ["export", *args]
+        if not args and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        first = args[0] if args else ""
+        if first and first not in self.commands and not first.startswith("-"):
+            if os.path.exists(first) or "/" in first or os.sep in first:
+                args = ["export", *args]
         return super().parse_args(ctx, args)
 
 
@@ -94,6 +113,11 @@ def cli() -> None:
     """Fine-tune an NER model, export it to an int8 ONNX bundle, and run it without torch.
 
     `ner-export MODEL_DIR` exports a checkpoint (same as `ner-export export MODEL_DIR`).
+
+    Exit status: 0 on success; 1 on an error you can fix (a missing or unreadable file, a bad input
+    record, a damaged bundle, an existing output), reported as one line on stderr; 2 on a usage error
+    (an unknown command or option, a bad option value or combination). NER_EXPORT_DEBUG=1 shows the
+    traceback of errors instead.
     """
 
 
@@ -171,7 +195,9 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     "then the export is refused.",
 )
 @click.option(
-    "--max-length", type=click.IntRange(8), help="Token window of the runtime [default: the training max_length]."
+    "--max-length",
+    type=click.IntRange(8),
+    help="Token window of the runtime, at most the model's max_position_embeddings [default: the training max_length].",
 )
 @_quiet
 @_friendly
@@ -262,8 +288,10 @@ def export_command(
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory to write.")
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1), help="Passes over the training file.")
+@click.option(
+    "--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Sentences per training step."
+)
 @click.option(
     "--lr",
     default=1e-4,
@@ -310,8 +338,14 @@ def export_command(
     help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep "
     "(benchmarks/results/recipe-sweep.md).",
 )
-@click.option("--seed", default=42, show_default=True, type=int)
-@click.option("--warmup-ratio", default=0.1, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (initialisation, shuffling).")
+@click.option(
+    "--warmup-ratio",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of the training steps over which the learning rate rises linearly to --lr.",
+)
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 @_quiet
@@ -379,7 +413,23 @@ def finetune_command(
 @click.option(
     "--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the scores as JSON."
 )
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Sentences per model run.")
+@click.option(
+    "--aggregation",
+    default=STRATEGIES[0],
+    show_default=True,
+    type=click.Choice(STRATEGIES),
+    help="How a word of the file takes its label from its tokens (first token, their mean, the most confident "
+    "one); simple means first, since each word needs one label. A checkpoint is scored by first tokens only.",
+)
+@click.option(
+    "--word-split",
+    default=WORD_SPLITS[0],
+    show_default=True,
+    type=click.Choice(WORD_SPLITS),
+    help="Accepted as in predict; the words scored are the data file's own under either value "
+    "(word splitting applies to raw text).",
+)
 @click.option(
     "--decoding",
     default=DECODINGS[0],
@@ -388,59 +438,94 @@ def finetune_command(
     help="Most probable valid IOB2 sequence, or each word's best label.",
 )
 @_friendly
-def eval_command(target: Path, data: Path, json_out: Path | None, batch_size: int, decoding: str) -> None:
+def eval_command(
+    target: Path,
+    data: Path,
+    json_out: Path | None,
+    batch_size: int,
+    aggregation: str,
+    word_split: str,
+    decoding: str,
+) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
     if is_bundle(target):  # scored by the runtime alone: works in an install without torch
-        from ner_export.runtime.evaluate import evaluate_bundle as evaluate
+        from ner_export.runtime.evaluate import evaluate_bundle
+
+        report = evaluate_bundle(
+            target, data, batch_size=batch_size, decoding=decoding, aggregation=aggregation, word_split=word_split
+        )
     else:  # a checkpoint, or neither (finetune's evaluate says so)
+        if aggregation not in ("first", "simple"):
+            raise click.UsageError(
+                f"--aggregation {aggregation} applies to bundles: a checkpoint is scored by each word's first "
+                "token (first or simple)"
+            )
         from ner_export.finetune import evaluate
 
-    report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
+        report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
     click.echo(report.table())
     click.echo(f"entity-level micro F1: {report.f1:.4f}")
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
 
 
-def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
-    """(line number, text) from a text file (one text a line) or a JSONL file of {"text": ...} objects."""
-    raw = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    name = "<stdin>" if str(path) == "-" else str(path)
-    if not raw.strip():
-        raise InputError(f"{name}: the input file is empty")
-    jsonl = name.endswith((".jsonl", ".ndjson")) or raw.lstrip()[:1] == b"{"
-    for number, line in enumerate(raw.splitlines(), start=1):
-        try:
-            text = line.decode("utf-8")
-            if number == 1:
-                text = text.removeprefix("\ufeff")
-            if jsonl:
-                if not text.strip():
-                    continue
-                item = json.loads(text)
-                if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                    raise ValueError('expected a JSON object with a string "text"')
-                text = item["text"]
-        except (UnicodeDecodeError, ValueError) as exc:
-            problem = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc).splitlines()[0]
-            if not skip_bad:
-                raise InputError(f"{name}:{number}: {problem}") from exc
-            click.echo(f"skipped {name}:{number}: {problem}", err=True)
-            continue
-        yield number, text
+_PREDICT_HELP = """Print one JSON line of entities per input text.
+
+TEXT arguments come first, then the records of --input, in order. Output is written as it is computed
+(in chunks of --batch-size x 32 texts or 0.1 s of input, flushed), so it starts before stdin closes.
+
+\b
+Each line is a JSON object with:
+  argument | line | row  the input's key: `argument` (TEXT arguments, 1-based), `line` (text and
+                         JSONL input, the 1-based physical line), `row` (JSON array and Parquet
+                         input, the 0-based element or row)
+  ...                    every other field of the input object (JSONL, JSON, Parquet), unchanged
+  text                   the text, under its input field's name (--text-field; `text` for text)
+  entities               a list of {text, label, start, end, score}: `start`/`end` are character
+                         offsets (text[start:end] is the entity's text), `score` the model's
+                         confidence (README: Entity scores)
+
+Blank lines are not records. A bad record (not UTF-8, not valid JSON, no text field, a lone
+surrogate) stops the run with its file:line, after every row before it has been written; with
+--skip-bad it is skipped and listed on stderr (or in --errors FILE), so that rows written + records
+skipped = records in.
+"""
 
 
-@cli.command("predict")
+@cli.command("predict", help=_PREDICT_HELP, short_help="Print one JSON line of entities per input text.")
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("texts", nargs=-1)
 @click.option(
     "--input",
     "input_file",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    help='Text file (one text a line) or JSONL with a "text" field; - for stdin.',
+    help="Input file (see --format); - reads stdin.",
 )
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--aggregation", default=STRATEGIES[0], show_default=True, type=click.Choice(STRATEGIES))
+@click.option(
+    "--format",
+    "input_format",
+    default="auto",
+    show_default=True,
+    type=click.Choice(FORMATS),
+    help="text: one text a line; jsonl: one JSON object (or string) a line; json: a top-level array of objects "
+    "or strings; parquet: a Parquet file (needs ner-export[annotate]). auto goes by the extension (.txt, "
+    ".jsonl/.ndjson, .json, .parquet/.pq), and otherwise reads text and says so on stderr.",
+)
+@click.option(
+    "--text-field",
+    default="text",
+    show_default=True,
+    help="JSON field / Parquet column holding the text; every other field is passed through.",
+)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per onnxruntime run.")
+@click.option(
+    "--aggregation",
+    default=STRATEGIES[0],
+    show_default=True,
+    type=click.Choice(STRATEGIES),
+    help="How a word's label comes from its tokens' scores, as in transformers' pipeline "
+    "(simple: every token on its own).",
+)
 @click.option(
     "--word-split",
     default=WORD_SPLITS[0],
@@ -455,19 +540,30 @@ def _read_inputs(path: Path, skip_bad: bool) -> Iterator[tuple[int, str]]:
     type=click.Choice(DECODINGS),
     help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).",
 )
-@click.option("--device", default=DEVICES[0], show_default=True, type=click.Choice(DEVICES))
+@click.option(
+    "--device", default=DEVICES[0], show_default=True, type=click.Choice(DEVICES), help="Where the model runs."
+)
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
     help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].",
 )
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
-@click.option("--skip-bad", is_flag=True, help="Report bad input lines on stderr and go on.")
+@click.option("--skip-bad", is_flag=True, help="Skip bad records, listing each on stderr, and go on.")
+@click.option(
+    "--errors",
+    "errors_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write skipped records to this file as JSONL (source, row, line, reason, excerpt) instead of "
+    "stderr; implies --skip-bad.",
+)
 @_friendly
 def predict_command(
     bundle: Path,
     texts: tuple[str, ...],
     input_file: Path | None,
+    input_format: str,
+    text_field: str,
     batch_size: int,
     aggregation: str,
     word_split: str,
@@ -476,12 +572,17 @@ def predict_command(
     precision: str | None,
     threads: int | None,
     skip_bad: bool,
+    errors_file: Path | None,
 ) -> None:
-    """Print one JSON line of entities per input text."""
+    from ner_export.annotate.sources import read_records, resolve_format
+    from ner_export.annotate.stream import argument_records, error_row, predict_stream, where
     from ner_export.runtime import NerModel
 
     if not texts and input_file is None:
         raise click.UsageError("give TEXT arguments or --input FILE")
+    if not text_field or text_field in ("argument", "line", "row", "entities"):
+        raise click.UsageError(f"--text-field {text_field!r}: argument, line, row and entities are output keys")
+    fmt = resolve_format(str(input_file), input_format) if input_file is not None else None
     model = NerModel.load(
         bundle,
         device=device,
@@ -491,11 +592,40 @@ def predict_command(
         word_split=word_split,
         decoding=decoding,
     )
-    inputs = list(texts) + ([text for _, text in _read_inputs(input_file, skip_bad)] if input_file else [])
-    for start in range(0, len(inputs), 1024):
-        chunk = inputs[start : start + 1024]
-        for text, entities in zip(chunk, model.predict(chunk, batch_size=batch_size), strict=True):
-            click.echo(json.dumps({"text": text, "entities": [e.to_dict() for e in entities]}, ensure_ascii=False))
+    records: Iterator[Record] = argument_records(texts)
+    if input_file is not None:
+        records = itertools.chain(records, read_records(str(input_file), fmt or "auto", text_field))
+    stdout = sys.stdout
+    with contextlib.ExitStack() as stack:
+        errors = stack.enter_context(open(errors_file, "w", encoding="utf-8")) if errors_file else None
+
+        def report(record: Record) -> None:
+            if errors is not None:
+                errors.write(json.dumps(error_row(record), ensure_ascii=False) + "\n")
+            else:
+                click.echo(f"skipped {where(record)}: {record.error}", err=True)
+
+        counts = predict_stream(
+            model,
+            records,
+            lambda line: stdout.write(line + "\n"),
+            flush=stdout.flush,
+            skip_bad=skip_bad or errors is not None,
+            report=report,
+            text_field=text_field if fmt in ("jsonl", "json", "parquet") else "text",
+            batch_size=batch_size,
+            chunk_size=32 * batch_size,
+        )
+    if input_file is not None and counts.records == len(texts):
+        name = "<stdin>" if str(input_file) == "-" else str(input_file)
+        raise InputError(f"{name}: no texts in it (it is empty or holds only blank lines)")
+    if counts.skipped:
+        listed = f", listed in {errors_file}" if errors_file else ""
+        click.echo(
+            f"{counts.written} row(s) written, {counts.skipped} bad record(s) skipped{listed} "
+            f"({counts.records} records in)",
+            err=True,
+        )
 
 
 @cli.command("bench")
@@ -582,7 +712,7 @@ def bench_command(
     help="Where the demo checkpoint and bundle go.",
 )
 @click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
-@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=8, show_default=True, type=click.IntRange(1), help="Passes over the sample.")
 @_quiet
 @_friendly
 def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool) -> None:
@@ -604,7 +734,9 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.IntRange(0, 65535),
     help="0 picks a free port (the log names it).",
 )
-@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option(
+    "--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs."
+)
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
 @click.option(
     "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
@@ -616,8 +748,20 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     type=click.Choice(["first", "average", "max", "simple"]),
     help="When a request names no aggregation_strategy.",
 )
-@click.option("--decoding", default="constrained", show_default=True, type=click.Choice(["constrained", "argmax"]))
-@click.option("--word-split", default="text", show_default=True, type=click.Choice(["text", "pipeline"]))
+@click.option(
+    "--decoding",
+    default="constrained",
+    show_default=True,
+    type=click.Choice(["constrained", "argmax"]),
+    help="Most probable valid IOB2 sequence, or each word's best label (the pipeline's way).",
+)
+@click.option(
+    "--word-split",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "pipeline"]),
+    help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.",
+)
 @click.option(
     "--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call."
 )
@@ -686,6 +830,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     default="info",
     show_default=True,
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="Least severe log messages shown.",
 )
 @click.option(
     "--engine",

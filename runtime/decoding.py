@@ -23,6 +23,14 @@ first token that holds a letter or digit; punctuation at the chunk's edges neith
 part of an entity (`Paris,` gives `Paris`), except the period of an initial or a dotted abbreviation
 (`B.`, `U.S.`). `word_split="pipeline"` reproduces the pipeline's
 words exactly, for parity checks.
+
+An entity's *score* is the mean over its words of a per-word score. Under `argmax` a word's score is
+the probability of its chosen label, as the pipeline reports it. Under `constrained` a word's label
+may be a repair (`I-ORG` read as `B-ORG` at an entity's start), and the probability of the repaired
+label alone says little: a word at 0.58 `I-ORG` and 0.20 `B-ORG` is an ORG word at 0.78, yet would
+score 0.20. So there a word's score is the probability of the entity's type, `P(B-X) + P(I-X)`
+(`same_kind_matrix`), which measures the model's confidence that the word belongs to an `X` entity
+whichever position label won.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ __all__ = [
     "pipeline_word_starts",
     "aggregate_words",
     "group_words",
+    "same_kind_matrix",
 ]
 
 STRATEGIES = ("first", "average", "max", "simple")
@@ -117,6 +126,16 @@ def decoding_transitions(labels: Sequence[str], decoding: str) -> np.ndarray | N
     if decoding != "constrained" or not is_iob_label_set(labels):
         return None
     return allowed_transitions(LabelSpace.from_labels(labels))
+
+
+def same_kind_matrix(space: LabelSpace) -> np.ndarray:
+    """`same[a, b]` is 1.0 when labels a and b have the same entity type (`B-X`, `I-X`), else 0.0.
+
+    `(probabilities * same[label_ids]).sum(axis=1)` is then each word's probability of its label's type.
+    """
+    kinds = np.asarray(space.kind_ids)
+    same: np.ndarray = (kinds[:, None] == kinds[None, :]).astype(np.float32)
+    return same
 
 
 def constrained_labels(log_scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -222,13 +241,18 @@ def pipeline_word_starts(text: str, offsets: np.ndarray, tokens: Sequence[str], 
 
 
 def aggregate_words(
-    scores: np.ndarray, starts: np.ndarray, strategy: str, allowed: np.ndarray | None = None
+    scores: np.ndarray,
+    starts: np.ndarray,
+    strategy: str,
+    allowed: np.ndarray | None = None,
+    same_kind: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One label per word: returns (label id, score, index of the word's first token) per word.
 
     `scores` are per-token probabilities (tokens x labels); `starts` marks each word's first token.
     With `allowed` (from `allowed_transitions`) the labels are decoded as a constrained sequence,
-    otherwise each word takes its best label.
+    otherwise each word takes its best label. A word's score is its chosen label's probability, or
+    with `same_kind` (from `same_kind_matrix`) the probability of that label's entity type.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"aggregation strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
@@ -255,6 +279,8 @@ def aggregate_words(
         label_ids = word_scores.argmax(axis=1)
     else:
         label_ids = constrained_labels(np.log(np.maximum(word_scores, 1e-30)), allowed)
+    if same_kind is not None:
+        return label_ids, (word_scores * same_kind[label_ids]).sum(axis=1), first
     return label_ids, word_scores[np.arange(first.size), label_ids], first
 
 

@@ -68,12 +68,22 @@ def evaluate_tags(target: str | Path, kind: str, data: str | Path, tagger: Tagge
 
 
 def evaluate_bundle(
-    bundle: str | Path, data: str | Path, batch_size: int = 32, decoding: str = "constrained"
+    bundle: str | Path,
+    data: str | Path,
+    batch_size: int = 32,
+    decoding: str = "constrained",
+    aggregation: str = "first",
+    word_split: str = "text",
 ) -> EvalReport:
-    """Score the bundle directory `bundle` on the CoNLL file `data`, decoded as `decoding`."""
+    """Score the bundle directory `bundle` on the CoNLL file `data`, decoded as `decoding`.
+
+    The words are the file's own, so `word_split` (how raw text is cut into words) leaves them as they
+    are; `aggregation` picks each word's label from its tokens, `simple` meaning `first` (a word needs one
+    label), as in `NerModel.predict_words`.
+    """
 
     def tagger(words: list[list[str]], documents: list[int]) -> list[list[str]]:
-        model = NerModel.load(bundle, decoding=decoding)
+        model = NerModel.load(bundle, decoding=decoding, aggregation=aggregation, word_split=word_split)
         return model.predict_words(words, batch_size=batch_size, documents=documents)
 
     return evaluate_tags(bundle, "bundle", data, tagger)

@@ -4,16 +4,25 @@ One frozen dataclass, written by the exporter and read by the runtime, so both s
 schema. The manifest lists every file with its sha256: a bundle is a file tree that people copy
 around, and a truncated or swapped file must fail loudly at load, not predict garbage. JSON (never
 pickle) keeps loading free of code execution.
+
+Reading checks the type and range of every field it knows and names the field that is wrong, so a
+hand-edited or damaged manifest is a `BundleError`, never a traceback deep in the runtime. Keys it
+does not know are ignored: a bundle written by a newer ner-export that only adds information still
+loads. A change that an older reader would misread (a field whose meaning changes) bumps
+`FORMAT_VERSION`, which readers compare exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path, PurePosixPath
+from typing import Any, NoReturn
 
+from .context import CONTEXT_MODES
 from .errors import BundleError
 from .files import read_json
 
@@ -28,6 +37,7 @@ __all__ = [
     "GraphSpec",
     "BundleManifest",
     "is_bundle",
+    "position_limit",
     "sha256_file",
 ]
 
@@ -54,6 +64,100 @@ def is_bundle(path: str | Path) -> bool:
     return (Path(path) / MANIFEST_NAME).is_file()
 
 
+MIN_MAX_LENGTH = 8
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# model types whose position ids start after the padding index (RoBERTa's scheme): they lose pad_token_id + 1 positions
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "data2vec-text", "mpnet")
+
+
+def position_limit(config: Mapping[str, Any]) -> int | None:
+    """The most tokens one window may hold, from a Hugging Face `config.json`; None when it does not say.
+
+    That is `max_position_embeddings`, less the positions a RoBERTa-style model reserves before its first
+    token (`pad_token_id + 1`).
+    """
+    positions = config.get("max_position_embeddings")
+    if not isinstance(positions, int) or isinstance(positions, bool) or positions < 1:
+        return None
+    if config.get("model_type") in _OFFSET_POSITIONS:
+        pad = config.get("pad_token_id")
+        positions -= (pad if isinstance(pad, int) and not isinstance(pad, bool) and pad >= 0 else 1) + 1
+    return positions
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_REQUIRED = object()
+
+
+class _Fields:
+    """Typed access to the fields of one JSON object of bundle.json; every failure names the field."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
+        self.path = path
+        self.data = data
+        self.prefix = prefix
+
+    def fail(self, name: str, problem: str) -> NoReturn:
+        found = f", found {_show(self.data[name])}" if name in self.data else ""
+        raise BundleError(f"{self.path}: '{self.prefix}{name}' {problem}{found}")
+
+    def get(self, name: str, default: Any) -> Any:
+        if name not in self.data:
+            if default is _REQUIRED:
+                raise BundleError(f"{self.path}: '{self.prefix}{name}' is missing")
+            return default
+        return self.data[name]
+
+    def integer(self, name: str, default: Any = None, minimum: int = 0) -> int:
+        value = self.get(name, default)
+        if not _is_int(value) or value < minimum:
+            self.fail(name, f"must be an integer >= {minimum}")
+        return int(value)
+
+    def boolean(self, name: str, default: Any = None) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            self.fail(name, "must be true or false")
+        return value
+
+    def string(self, name: str, default: Any = None) -> str:
+        value = self.get(name, default)
+        if not isinstance(value, str):
+            self.fail(name, "must be a string")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = None) -> str:
+        value = self.get(name, default)
+        if not isinstance(value, str) or value not in choices:
+            self.fail(name, f"must be one of {', '.join(choices)}")
+        return str(value)
+
+    def mapping(self, name: str, default: Any = None) -> dict[str, Any]:
+        value = self.get(name, default)
+        if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+            self.fail(name, "must be a JSON object")
+        return dict(value)
+
+    def file_name(self, name: str, default: Any = None) -> str:
+        value = self.string(name, default)
+        if not _inside(value):
+            self.fail(name, "must be the name of a file inside the bundle")
+        return value
+
+
+def _inside(name: str) -> bool:
+    """True for a relative file name that stays inside the bundle directory."""
+    return bool(name) and not name.startswith("/") and "\\" not in name and ".." not in PurePosixPath(name).parts
+
+
 @dataclass(frozen=True)
 class GraphSpec:
     """One ONNX graph of the bundle and what it is for."""
@@ -66,14 +170,21 @@ class GraphSpec:
     batch_invariant: bool = True
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GraphSpec:
-        """A graph entry of bundle.json; entries written before `batch_invariant` existed infer it."""
-        data = dict(data)
-        if "batch_invariant" not in data:
-            quantization = data.get("quantization") or {}
-            dynamic = data.get("precision") == "int8" and quantization.get("method", "dynamic") == "dynamic"
-            data["batch_invariant"] = not dynamic
-        return cls(**data)
+    def from_dict(cls, data: dict[str, Any], path: Path = Path(MANIFEST_NAME), index: int = 0) -> GraphSpec:
+        """A graph entry of bundle.json, checked (BundleError naming the field); unknown keys are ignored.
+
+        Entries written before `batch_invariant` existed infer it.
+        """
+        if not isinstance(data, dict):
+            raise BundleError(f"{path}: 'graphs[{index}]' must be a JSON object, found {_show(data)}")
+        f = _Fields(path, data, f"graphs[{index}].")
+        file = f.file_name("file", _REQUIRED)
+        device = f.choice("device", DEVICES, _REQUIRED)
+        precision = f.choice("precision", PRECISIONS, _REQUIRED)
+        quantization = f.mapping("quantization", {})
+        method = quantization.get("method", "dynamic")
+        batch_invariant = f.boolean("batch_invariant", not (precision == "int8" and method == "dynamic"))
+        return cls(file, device, precision, quantization, batch_invariant)
 
 
 @dataclass(frozen=True)
@@ -125,22 +236,67 @@ class BundleManifest:
         if not isinstance(data, dict):
             raise BundleError(f"{path}: expected a JSON object, found {type(data).__name__}")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if not _is_int(version) or version != FORMAT_VERSION:
             raise BundleError(
                 f"{path}: format_version {version!r} is not supported by this ner-export "
                 f"(it reads version {FORMAT_VERSION}); re-export the model or upgrade ner-export"
             )
-        try:
-            graphs = tuple(GraphSpec.from_dict(g) for g in data.pop("graphs"))
-            labels = tuple(data.pop("labels"))
-            manifest = cls(labels=labels, graphs=graphs, **data)
-        except (KeyError, TypeError) as exc:
-            raise BundleError(f"{path}: malformed manifest ({exc})") from None
-        if not manifest.labels or not all(isinstance(label, str) for label in manifest.labels):
-            raise BundleError(f"{path}: 'labels' must be a non-empty list of strings")
-        if not isinstance(manifest.max_length, int) or manifest.max_length < 8:
-            raise BundleError(f"{path}: 'max_length' must be an integer >= 8, found {manifest.max_length!r}")
-        return manifest
+        return cls._from_dict(data, path, _positions(Path(bundle_dir)))
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any], path: Path, positions: int | None) -> BundleManifest:
+        """The manifest `data` holds, every known field checked; unknown keys are ignored (module docstring)."""
+        f = _Fields(path, data)
+        labels = f.get("labels", _REQUIRED)
+        if not isinstance(labels, list) or not labels:
+            f.fail("labels", "must be a non-empty list of strings")
+        for i, label in enumerate(labels):
+            if not isinstance(label, str) or not label.strip():
+                raise BundleError(f"{path}: 'labels[{i}]' must be a non-empty string, found {_show(label)}")
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            f.fail("labels", f"must not repeat a label (repeated: {', '.join(repeated)})")
+        files = f.mapping("files", _REQUIRED)
+        for name, digest in files.items():
+            if not _inside(name):
+                raise BundleError(f"{path}: 'files' lists {name!r}, which is not a file name inside the bundle")
+            if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+                _Fields(path, files, "files.").fail(name, "must be a sha256 (64 lowercase hex digits)")
+        graphs = f.get("graphs", _REQUIRED)
+        if not isinstance(graphs, list) or not graphs:
+            f.fail("graphs", "must be a non-empty list of graph entries")
+        specs = tuple(GraphSpec.from_dict(g, path, i) for i, g in enumerate(graphs))
+        for i, spec in enumerate(specs):
+            if spec.file not in files:
+                raise BundleError(f"{path}: 'graphs[{i}].file' {spec.file!r} is not listed in 'files'")
+        tokenizer_file = f.file_name("tokenizer_file", "tokenizer.json")
+        if tokenizer_file not in files:
+            raise BundleError(f"{path}: 'tokenizer_file' {tokenizer_file!r} is not listed in 'files'")
+        max_length = f.integer("max_length", _REQUIRED, minimum=MIN_MAX_LENGTH)
+        if positions is not None and max_length > positions:
+            f.fail("max_length", f"must be at most {positions}, the positions the model has (config.json)")
+        vocab_size = f.integer("vocab_size", 0)
+        pad_token_id = f.integer("pad_token_id", 0)
+        if vocab_size and pad_token_id >= vocab_size:
+            f.fail("pad_token_id", f"must be below vocab_size ({vocab_size})")
+        defaults = {x.name: x.default for x in fields(cls)}
+        return cls(
+            labels=tuple(labels),
+            max_length=max_length,
+            graphs=specs,
+            files=files,
+            tokenizer_file=tokenizer_file,
+            vocab_size=vocab_size,
+            pad_token_id=pad_token_id,
+            format_version=f.integer("format_version", _REQUIRED),
+            model_type=f.string("model_type", defaults["model_type"]),
+            context=f.choice("context", CONTEXT_MODES, defaults["context"]),
+            casing=f.boolean("casing", defaults["casing"]),
+            opset=f.integer("opset", defaults["opset"]),
+            versions=f.mapping("versions", {}),
+            validation=f.mapping("validation", {}),
+            source=f.mapping("source", {}),
+        )
 
     def verify_file(self, bundle_dir: Path, name: str) -> Path:
         """Path of a listed file after checking that it exists and matches its sha256."""
@@ -157,3 +313,12 @@ class BundleManifest:
                 "the file is corrupted, truncated or was replaced"
             )
         return path
+
+
+def _positions(bundle_dir: Path) -> int | None:
+    """The position limit of the bundle's model, from its `config.json` when it has one that says."""
+    config_path = bundle_dir / "config.json"
+    if not config_path.is_file():
+        return None
+    config = read_json(config_path, BundleError)
+    return position_limit(config) if isinstance(config, dict) else None

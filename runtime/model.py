@@ -36,11 +36,12 @@ from .decoding import (
     extend_initial,
     group_words,
     pipeline_word_starts,
+    same_kind_matrix,
     softmax,
     text_word_spans,
     text_words,
 )
-from .errors import BundleError
+from .errors import BundleError, InputError
 from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
 from .manifest import DEVICES, BundleManifest
@@ -66,12 +67,29 @@ class Entity:
         return {"text": self.text, "label": self.label, "start": self.start, "end": self.end, "score": self.score}
 
 
+def _unencodable(text: str) -> str | None:
+    """What makes `text` impossible to tokenize (a lone surrogate), or None when it is fine."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (
+            f"a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}, which is not text and cannot "
+            "be encoded (bytes that were not valid UTF-8, decoded with errors='surrogateescape', look like this)"
+        )
+    return None
+
+
 def _check_texts(texts: Any, what: str) -> None:
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
         raise TypeError(f"{what} takes a list of texts, got {type(texts).__name__}; for a single text call model(text)")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise TypeError(f"{what}: item {i} is {type(text).__name__}, expected str")
+        problem = _unencodable(text)
+        if problem:
+            raise InputError(f"{what}: text {i} has {problem}")
 
 
 def _check_word_lists(word_lists: Any) -> None:
@@ -83,6 +101,9 @@ def _check_word_lists(word_lists: Any) -> None:
         for j, word in enumerate(words):
             if not isinstance(word, str):
                 raise TypeError(f"predict_words: item {i}, word {j} is {type(word).__name__}, expected str")
+            problem = _unencodable(word)
+            if problem:
+                raise InputError(f"predict_words: item {i}, word {j} has {problem}")
 
 
 class _Streams:
@@ -181,6 +202,8 @@ class NerModel:
             raise ValueError(f"stride={stride} must be between 0 and {self._window // 2} (half a window)")
         self._iob2 = is_iob_label_set(manifest.labels)
         self._allowed = decoding_transitions(manifest.labels, decoding)
+        # constrained decoding scores a word by its entity type, not its possibly repaired label (decoding.py)
+        self._same_kind = same_kind_matrix(self._space) if self._allowed is not None else None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -288,6 +311,9 @@ class NerModel:
         """Entities of one text."""
         if not isinstance(text, str):
             raise TypeError(f"NerModel() takes a str, got {type(text).__name__}")
+        problem = _unencodable(text)
+        if problem:
+            raise InputError(f"NerModel(): text 0 has {problem}")
         return self.predict([text])[0]
 
     def predict(self, texts: Sequence[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Entity]]:
@@ -548,7 +574,10 @@ class NerModel:
             label_ids = rows.argmax(axis=1)
         else:
             label_ids = constrained_labels(rows - peak - np.log(totals)[:, None], self._allowed)
-        word_scores = exp[np.arange(len(words)), label_ids] / totals  # softmax probability of the chosen label
+        if self._same_kind is None:
+            word_scores = exp[np.arange(len(words)), label_ids] / totals  # probability of the chosen label
+        else:
+            word_scores = (exp * self._same_kind[label_ids]).sum(axis=1) / totals  # ... of its entity type
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = offsets[words[first_word][0]][0]
@@ -569,7 +598,9 @@ class NerModel:
             starts = pipeline_word_starts(text, offsets, enc.tokens, unknown)
             voting = np.ones(len(starts), dtype=bool)
         tokens = np.flatnonzero(voting)
-        label_ids, word_scores, first = aggregate_words(scores[tokens], starts[tokens], strategy, self._allowed)
+        label_ids, word_scores, first = aggregate_words(
+            scores[tokens], starts[tokens], strategy, self._allowed, self._same_kind
+        )
         first_token = tokens[first]
         last_token = tokens[np.append(first[1:], len(tokens)) - 1]
         entities = []

@@ -84,22 +84,26 @@ def test_predict_texts_and_input_file(tiny_bundle: Path, tmp_path: Path) -> None
     rows = [json.loads(line) for line in _run("predict", tiny_bundle, "--input", jsonl).output.splitlines()]
     assert [r["text"] for r in rows] == ["John Smith", "Paris"]
     stdin = _run("predict", tiny_bundle, "--input", "-", input="Paris\n")
-    assert stdin.exit_code == 0 and json.loads(stdin.output)["text"] == "Paris"
+    assert stdin.exit_code == 0 and json.loads(stdin.stdout)["text"] == "Paris"
 
 
 def test_predict_bad_input_lines(tiny_bundle: Path, tmp_path: Path) -> None:
     bad_json = tmp_path / "bad.jsonl"
     bad_json.write_text('{"text": "ok"}\n{"txt": "no text"}\n["list"]\n{"text": "fine"}\n', encoding="utf-8")
-    _one_line_error(_run("predict", tiny_bundle, "--input", bad_json), "bad.jsonl:2")
+    stopped = CliRunner().invoke(cli, ["predict", str(tiny_bundle), "--input", str(bad_json)])
+    assert stopped.exit_code == 1 and [json.loads(line)["text"] for line in stopped.stdout.splitlines()] == ["ok"]
+    assert stopped.stderr.startswith(f"Error: {bad_json}:2: no 'text' field") and len(stopped.stderr.splitlines()) == 1
     skipped = CliRunner().invoke(cli, ["predict", str(tiny_bundle), "--input", str(bad_json), "--skip-bad"])
     assert skipped.exit_code == 0
     assert [json.loads(line)["text"] for line in skipped.stdout.splitlines()] == ["ok", "fine"]
     assert "bad.jsonl:2" in skipped.stderr and "bad.jsonl:3" in skipped.stderr
     bad_utf8 = tmp_path / "bad.txt"
     bad_utf8.write_bytes(b"fine\n\xff\xfe broken\n")
-    _one_line_error(_run("predict", tiny_bundle, "--input", bad_utf8), "bad.txt:2: not valid UTF-8")
+    result = CliRunner().invoke(cli, ["predict", str(tiny_bundle), "--input", str(bad_utf8)])
+    assert result.exit_code == 1 and json.loads(result.stdout)["text"] == "fine"
+    assert result.stderr.startswith(f"Error: {bad_utf8}:2: not valid UTF-8: byte 0xFF at byte 1 of the line")
     empty = tmp_path / "empty.txt"
-    empty.write_text("")
+    empty.write_text("\n  \n")
     _one_line_error(_run("predict", tiny_bundle, "--input", empty), "empty")
 
 
@@ -320,15 +324,17 @@ def test_an_option_combination_the_library_refuses_is_a_usage_error(conll_file: 
 
 def test_debug_mode_shows_the_traceback_and_its_cause(tiny_bundle: Path, tmp_path: Path) -> None:
     import os
+    import shutil
     import subprocess
     import sys
 
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("{not json\n", encoding="utf-8")
-    argv = [sys.executable, "-m", "ner_export", "predict", str(tiny_bundle), "--input", str(bad)]
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    (bundle / "bundle.json").write_text("{not json", encoding="utf-8")
+    argv = [sys.executable, "-m", "ner_export", "predict", str(bundle), "John"]
     quiet = subprocess.run(argv, capture_output=True, text=True)
     lines = quiet.stderr.strip().splitlines()
-    assert quiet.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {bad}:1: ")
+    assert quiet.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {bundle / 'bundle.json'}: ")
     debug = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NER_EXPORT_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
     assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.InputError" in debug.stderr
@@ -339,3 +345,5 @@ def test_finetune_context_choices_are_the_library_ones() -> None:
 
     (option,) = [p for p in cli.commands["finetune"].params if p.name == "context"]
     assert tuple(option.type.choices) == TRAIN_CONTEXTS and option.default == "auto"
+
+    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.BundleError" in debug.stderr

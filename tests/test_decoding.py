@@ -126,3 +126,17 @@ def test_aggregate_words_decodes_with_constraints_when_given_transitions() -> No
     labels, word_scores, _ = aggregate_words(scores, starts, "first", allowed_transitions(SPACE))
     assert [LABELS[i] for i in labels] == ["O", "O"]
     np.testing.assert_allclose(word_scores, [0.9, 0.3], rtol=1e-6)  # the chosen label's probability
+
+
+def test_same_kind_scores_a_word_by_its_entity_type() -> None:
+    from ner_export.runtime.decoding import same_kind_matrix
+
+    same = same_kind_matrix(SPACE)
+    assert same.shape == (5, 5) and same[LABELS.index("B-PER"), LABELS.index("I-PER")] == 1.0
+    assert same[LABELS.index("B-PER"), LABELS.index("B-LOC")] == 0.0 and same[0, 0] == 1.0
+    # the second word's best label I-LOC (0.45) cannot start an entity: the search makes it B-LOC (0.3)
+    scores = np.stack([_one_hot("O", 0.9), np.array([0.2, 0.025, 0.025, 0.3, 0.45], dtype=np.float32)])
+    starts = np.ones(2, dtype=bool)
+    labels, word_scores, _ = aggregate_words(scores, starts, "first", allowed_transitions(SPACE), same)
+    assert [LABELS[i] for i in labels] == ["O", "B-LOC"]
+    np.testing.assert_allclose(word_scores, [0.9, 0.75], rtol=1e-6)  # P(O); P(B-LOC) + P(I-LOC)

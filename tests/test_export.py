@@ -476,3 +476,19 @@ def test_gate_limit_never_asks_for_less_than_one_entity() -> None:
     assert gate_limit(0.3, small) == pytest.approx(200 / 300)
     assert gate_limit(0.3, large) == 0.3
     assert gate_limit(1.0, small) == 1.0
+
+
+def test_max_length_beyond_the_models_positions_is_refused(
+    tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    """The tiny model has 128 positions: a longer window would make a bundle whose graph fails on long texts."""
+    from ner_export.export import ExportConfig, export_bundle
+    from ner_export.runtime import ExportError
+
+    out = tmp_path / "bundle"
+    config = ExportConfig(
+        model_dir=str(tiny_checkpoint), out=str(out), validate_data=str(conll_file), max_length=1000, progress=False
+    )
+    with pytest.raises(ExportError, match=r"--max-length 1000 is more than the 128 token positions the model has"):
+        export_bundle(config)
+    assert not out.exists()

@@ -119,6 +119,23 @@ def test_predict_names_the_bad_item(tiny_model: NerModel) -> None:
         tiny_model.predict_words([["ok", 1]])
 
 
+@pytest.mark.parametrize("bad, position", [("bad \ud800 x", 4), ("caf\udce9 Paris", 3), ("\udfff", 0)])
+def test_text_that_cannot_be_encoded_is_an_input_error(tiny_model: NerModel, bad: str, position: int) -> None:
+    """A lone surrogate (a JSON \\ud800 escape, or undecodable bytes read with surrogateescape) names its
+    text and character; it is bad input (InputError, a ValueError), not a TypeError from the tokenizer."""
+    from ner_export.runtime import InputError, NerExportError
+
+    code = f"U\\+{ord(bad[position]):04X}"
+    with pytest.raises(InputError, match=rf"^NerModel\(\): text 0 has a lone surrogate {code} at character {position}"):
+        tiny_model(bad)
+    with pytest.raises(InputError, match=rf"^predict: text 2 has a lone surrogate {code} at character {position}"):
+        tiny_model.predict(["fine", "Zoë also fine", bad])
+    with pytest.raises(InputError, match=rf"^predict_words: item 1, word 1 has a lone surrogate {code}"):
+        tiny_model.predict_words([["ok"], ["ok", bad]])
+    assert issubclass(InputError, ValueError) and issubclass(InputError, NerExportError)
+    tiny_model.predict(["Zoë Müller 🙂 met Reuters."])  # valid non-ASCII text still passes: no error
+
+
 def test_bad_options_are_value_errors(tiny_bundle: Path, tiny_model: NerModel) -> None:
     with pytest.raises(ValueError, match="device"):
         NerModel.load(tiny_bundle, device="tpu")
@@ -323,3 +340,60 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
         rows = logits[firsts] - np.log(np.exp(logits[firsts]).sum(axis=1, keepdims=True))
         expected = [constrained.labels[i] for i in constrained_labels(rows, allowed)]
         assert constrained.predict_words([words])[0] == expected
+
+
+# --------------------------------------------------------------------------- entity scores
+def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
+    """The model's graph replaced by log-probabilities written by hand: a token listed in `words` gets
+    its label probabilities (the rest spread evenly over the other labels), any other token O at 0.92.
+    `_run` (one padded batch of token id rows -> logits) is what every inference path calls."""
+    offset = len(model._prefix)
+
+    def run(rows, width, types=None):
+        logits = np.zeros((len(rows), width, len(model.labels)), dtype=np.float32)
+        for j, row in enumerate(rows):
+            for k, token_id in enumerate(np.asarray(row).tolist()):
+                given = words.get(model._tokenizer.id_to_token(token_id), {"O": 0.92})
+                rest = (1.0 - sum(given.values())) / (len(model.labels) - len(given))
+                logits[j, offset + k] = np.log([given.get(label, rest) for label in model.labels])
+        return logits
+
+    model._run = run  # type: ignore[method-assign]
+    return model
+
+
+REUTERS = "John Smith of Reuters visited Paris on day 0."
+REUTERS_WORDS = {
+    "john": {"B-PER": 0.90, "I-PER": 0.05},
+    "smith": {"I-PER": 0.70, "B-PER": 0.20},
+    "reuters": {"I-ORG": 0.583, "B-ORG": 0.203, "O": 0.15},  # I-ORG wins but cannot start an entity
+    "paris": {"B-LOC": 0.80, "I-LOC": 0.10},
+}
+
+
+@pytest.mark.parametrize(
+    "word_split, aggregation",
+    [("text", "first"), ("text", "average"), ("text", "max"), ("pipeline", "first"), ("pipeline", "simple")],
+)
+def test_constrained_entity_score_is_the_probability_of_its_type(
+    tiny_bundle: Path, word_split: str, aggregation: str
+) -> None:
+    """Issue #13's Reuters case: the search repairs Reuters' I-ORG (0.583) to B-ORG (0.203); its score is
+    the mean over the entity's words of P(B-X) + P(I-X), here 0.786, not the repaired label's 0.203."""
+    model = _scripted(NerModel.load(tiny_bundle, precision="fp32", word_split=word_split), REUTERS_WORDS)
+    found = {e.text: (e.label, e.score) for e in model.predict([REUTERS], aggregation=aggregation)[0]}
+    assert found.keys() == {"John Smith", "Reuters", "Paris"}
+    assert found["Reuters"][0] == "ORG" and found["Reuters"][1] == pytest.approx(0.583 + 0.203, abs=1e-5)
+    assert found["John Smith"][1] == pytest.approx(((0.90 + 0.05) + (0.70 + 0.20)) / 2, abs=1e-5)
+    assert found["Paris"][1] == pytest.approx(0.80 + 0.10, abs=1e-5)
+    assert model(REUTERS) == model.predict([REUTERS])[0]
+
+
+def test_argmax_entity_score_stays_the_chosen_labels_probability(tiny_bundle: Path) -> None:
+    """argmax keeps transformers' pipeline score (mean of the chosen labels' probabilities), for parity;
+    the stray I-ORG is an entity of its own there, scored by its own probability."""
+    model = _scripted(NerModel.load(tiny_bundle, precision="fp32", decoding="argmax"), REUTERS_WORDS)
+    found = {e.text: (e.label, e.score) for e in model(REUTERS)}
+    assert found["Reuters"] == ("ORG", pytest.approx(0.583, abs=1e-5))
+    assert found["John Smith"][1] == pytest.approx((0.90 + 0.70) / 2, abs=1e-5)
+    assert found["Paris"][1] == pytest.approx(0.80, abs=1e-5)
