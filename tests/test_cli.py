@@ -337,7 +337,7 @@ def test_debug_mode_shows_the_traceback_and_its_cause(tiny_bundle: Path, tmp_pat
     assert quiet.returncode == 1 and len(lines) == 1 and lines[0].startswith(f"Error: {bundle / 'bundle.json'}: ")
     debug = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NER_EXPORT_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
-    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.InputError" in debug.stderr
+    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.BundleError" in debug.stderr
 
 
 def test_finetune_context_choices_are_the_library_ones() -> None:
@@ -345,5 +345,3 @@ def test_finetune_context_choices_are_the_library_ones() -> None:
 
     (option,) = [p for p in cli.commands["finetune"].params if p.name == "context"]
     assert tuple(option.type.choices) == TRAIN_CONTEXTS and option.default == "auto"
-
-    assert "JSONDecodeError" in debug.stderr and "ner_export.runtime.errors.BundleError" in debug.stderr
