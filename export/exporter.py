@@ -202,6 +202,14 @@ def _to_fp16(fp32: Path, dest: Path) -> None:
     model.save_model_to_file(str(dest))
 
 
+def _tokenizer_max_length(config: dict[str, Any], tokenizer_max: float) -> int:
+    """The `model_max_length` the bundle's tokenizer files declare: the checkpoint tokenizer's when it is
+    a real length (transformers puts ~1e30 there when a tokenizer has none), else the model's positions;
+    never more than the positions, so a stock pipeline cuts long texts where the graph can read them."""
+    positions = int(config.get("max_position_embeddings", 512))
+    return min(int(tokenizer_max), positions) if 0 < tokenizer_max < 100_000 else positions
+
+
 def _max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
     if override:
         return override
@@ -279,11 +287,14 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             ),
             0,
         )
-        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        # the full set of tokenizer files, so the bundle loads in transformers and Optimum like a checkpoint
+        max_length = _max_length(hf_config, int(tokenizer.model_max_length), config.max_length)
+        tokenizer.model_max_length = _tokenizer_max_length(hf_config, tokenizer.model_max_length)
+        tokenizer.save_pretrained(tmp)
         shutil.copyfile(model_dir / "config.json", tmp / "config.json")
         base = BundleManifest(
             labels=labels,
-            max_length=_max_length(hf_config, int(tokenizer.model_max_length), config.max_length),
+            max_length=max_length,
             graphs=(GraphSpec(FP32_GRAPH, "cpu", "fp32"),),
             files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
             vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),
