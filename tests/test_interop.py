@@ -92,3 +92,103 @@ def test_a_tokenizer_without_a_max_length_gets_the_models_positions(
     assert AutoTokenizer.from_pretrained(checkpoint).model_max_length > 1e20
     bundle = export_tiny_bundle(checkpoint, conll_file, tmp_path / "bundle")
     assert AutoTokenizer.from_pretrained(bundle).model_max_length == 128
+
+
+# A model trained with casing: stock loaders refuse it loudly, ours resolve it.
+
+
+def test_a_casing_checkpoint_and_bundle_are_marked_for_stock_tools(
+    casing_checkpoint: Path, casing_bundle: Path
+) -> None:
+    from ner_export.finetune import CASING_MODEL_TYPE, checkpoint_casing, read_config
+
+    for folder in (casing_checkpoint, casing_bundle):
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        assert raw["model_type"] == CASING_MODEL_TYPE and raw["ner_export_base_model_type"] == "bert"
+        assert "ner_export.finetune.ner_pipeline" in raw["ner_export_note"] and "NerModel" in raw["ner_export_note"]
+        assert checkpoint_casing(raw)
+        resolved = read_config(folder)
+        assert resolved["model_type"] == "bert" and resolved["ner_export_casing"] is True
+        assert "ner_export_note" not in resolved and "ner_export_base_model_type" not in resolved
+    assert BundleManifest.read(casing_bundle).model_type == "bert"
+
+
+def test_stock_transformers_refuses_a_casing_checkpoint_naming_the_marker(casing_checkpoint: Path) -> None:
+    needs_torch()
+    import re
+
+    from transformers import AutoModelForTokenClassification, pipeline
+
+    from ner_export.finetune import CASING_MODEL_TYPE
+
+    with pytest.raises(ValueError, match=re.escape(CASING_MODEL_TYPE)):
+        pipeline("token-classification", model=str(casing_checkpoint))
+    with pytest.raises(ValueError, match=re.escape(CASING_MODEL_TYPE)):
+        AutoModelForTokenClassification.from_pretrained(casing_checkpoint)
+
+
+def test_optimum_refuses_a_casing_bundle_naming_the_marker(casing_bundle: Path) -> None:
+    _optimum()
+    import re
+
+    from optimum.onnxruntime import ORTModelForTokenClassification
+
+    from ner_export.finetune import CASING_MODEL_TYPE
+
+    with pytest.raises(ValueError, match=re.escape(CASING_MODEL_TYPE)):
+        ORTModelForTokenClassification.from_pretrained(casing_bundle, file_name="model_int8.onnx")
+
+
+@pytest.mark.parametrize("route", ["checkpoint path", "bundle path", "ORTModel"])
+def test_ner_pipeline_resolves_the_marker_and_gives_the_runtimes_entities(
+    route: str, casing_checkpoint: Path, casing_bundle: Path, assert_same_entities
+) -> None:
+    """Each way into `ner_pipeline` of a casing model finds the runtime's entities on raw text: the
+    checkpoint against the fp32 graph, Optimum on the int8 graph against the runtime's int8."""
+    needs_torch()
+    from ner_export.finetune import load_config, load_tokenizer, ner_pipeline
+
+    options = {"aggregation_strategy": "first", "device": "cpu"}
+    if route == "checkpoint path":
+        pipe, precision = ner_pipeline(str(casing_checkpoint), **options), "fp32"
+    elif route == "bundle path":
+        _optimum()
+        pipe, precision = ner_pipeline(str(casing_bundle), **options), "int8"
+    else:
+        _optimum()
+        from optimum.onnxruntime import ORTModelForTokenClassification
+
+        ort_model = ORTModelForTokenClassification.from_pretrained(
+            casing_bundle, config=load_config(casing_bundle), file_name="model_int8.onnx"
+        )
+        pipe, precision = ner_pipeline(ort_model, load_tokenizer(str(casing_bundle)), **options), "int8"
+    runtime = NerModel.load(casing_bundle, precision=precision, word_split="pipeline", decoding="argmax")
+    texts = [*SHORT, "JOHN SMITH of REUTERS visited paris .", "Acme Corp hired Maria Lopez in Berlin ."]
+    assert assert_same_entities(pipe, runtime, texts) > 3
+
+
+def test_an_old_style_casing_checkpoint_still_loads_and_exports(
+    tiny_checkpoint: Path, casing_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    """A checkpoint written before the marker (model_type "bert", `ner_export_casing: true`) loads in our
+    tools as the casing model it is, and exports to a bundle whose config.json is marked."""
+    needs_torch()
+    from conftest import export_tiny_bundle, make_casing_checkpoint
+
+    from ner_export.finetune import CASING_MODEL_TYPE, checkpoint_casing, load_checkpoint, ner_pipeline
+
+    old = make_casing_checkpoint(tiny_checkpoint, tmp_path / "old", old_style=True)
+    assert json.loads((old / "config.json").read_text(encoding="utf-8"))["model_type"] == "bert"
+    model, _ = load_checkpoint(str(old))
+    assert checkpoint_casing(model.config)
+    texts = [*SHORT, "JOHN SMITH of REUTERS visited paris ."]
+    options = {"aggregation_strategy": "first", "device": "cpu"}
+    old_pipe, new_pipe = ner_pipeline(str(old), **options), ner_pipeline(str(casing_checkpoint), **options)
+    assert [old_pipe(t) for t in texts] == [new_pipe(t) for t in texts]
+    bundle = export_tiny_bundle(old, conll_file, tmp_path / "bundle")
+    assert json.loads((bundle / "config.json").read_text(encoding="utf-8"))["model_type"] == CASING_MODEL_TYPE
+    assert BundleManifest.read(bundle).casing is True
+    runtime = NerModel.load(bundle, word_split="pipeline", decoding="argmax", precision="fp32")
+    assert [[(e.label, e.start, e.end) for e in runtime(t)] for t in texts] == [
+        [(e["entity_group"], e["start"], e["end"]) for e in new_pipe(t)] for t in texts
+    ]
