@@ -380,3 +380,34 @@ def test_systems_load_a_casing_model_from_its_marked_folders(
     feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64), "token_type_ids": ids % 3 * (ids > 3)}
     assert np.array_equal(marked.run(feeds), unmarked.run(feeds))
     assert not np.array_equal(marked.run(feeds), marked.run({**feeds, "token_type_ids": 0 * ids}))
+
+
+def test_casing_paths_measures_each_way_of_running_a_casing_model(
+    casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    """On sentences tagged by the casing model's own `ner_pipeline`, that path scores 1.0 and agrees on
+    every sentence, the paths that feed casing agree with it, and the all-zero stock path does not."""
+    pytest.importorskip("optimum.onnxruntime", reason="needs Optimum with ONNX Runtime (the export extra)")
+    from ner_export.benchmarks.casing_paths import PATHS, main, measure
+    from ner_export.finetune import Sentence, ner_pipeline, read_conll, write_conll
+
+    sentences = [*read_conll(conll_file)] * 2 + [Sentence(("JOHN", "SMITH", "of", "ACME", "Corp"), ("O",) * 5)]
+    pipe = ner_pipeline(str(casing_checkpoint), aggregation_strategy="first", device="cpu")
+    tagged = []
+    for s in sentences:
+        spans = [(e["entity_group"], e["start"], e["end"]) for e in pipe(" ".join(s.words))]
+        tagged.append(Sentence(s.words, tuple(entities_to_word_tags(list(s.words), spans))))
+    assert sum(tag.startswith("B-") for s in tagged for tag in s.tags) >= 5
+    data = tmp_path / "self.conll"
+    write_conll(data, tagged)
+    results = {r.key: r for r in measure(casing_checkpoint, casing_bundle, data, 9, progress=False)}
+    assert list(results) == list(PATHS)
+    reference, stock = results["ner_pipeline"], results["stock_zeros"]
+    assert reference.f1 == 1.0 and reference.same_as_ner_pipeline == reference.sentences == 9
+    assert stock.same_as_ner_pipeline < 9 and stock.f1 < 1.0
+    # Optimum and the runtime in parity mode run the same int8 graph the same way; int8 may move an
+    # entity or two away from PyTorch's. The runtime's default decoding is measured, not compared.
+    optimum, parity = results["optimum_int8"], results["runtime_int8_parity"]
+    assert optimum.same_as_ner_pipeline == parity.same_as_ner_pipeline >= 7 and optimum.f1 == parity.f1
+    assert 0 < results["runtime_int8"].f1 <= 1
+    main([str(casing_checkpoint), str(casing_bundle), "--data", str(data), "--sentences", "3", "-q"])
