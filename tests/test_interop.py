@@ -175,7 +175,14 @@ def test_an_old_style_casing_checkpoint_still_loads_and_exports(
     needs_torch()
     from conftest import export_tiny_bundle, make_casing_checkpoint
 
-    from ner_export.finetune import CASING_MODEL_TYPE, checkpoint_casing, load_checkpoint, ner_pipeline
+    from ner_export.finetune import (
+        CASING_MODEL_TYPE,
+        checkpoint_casing,
+        load_checkpoint,
+        ner_pipeline,
+        read_config,
+        write_config,
+    )
 
     old = make_casing_checkpoint(tiny_checkpoint, tmp_path / "old", old_style=True)
     assert json.loads((old / "config.json").read_text(encoding="utf-8"))["model_type"] == "bert"
@@ -192,3 +199,7 @@ def test_an_old_style_casing_checkpoint_still_loads_and_exports(
     assert [[(e.label, e.start, e.end) for e in runtime(t)] for t in texts] == [
         [(e["entity_group"], e["start"], e["end"]) for e in new_pipe(t)] for t in texts
     ]
+    # the README's way to mark an old checkpoint in place
+    write_config(old, read_config(old))
+    assert json.loads((old / "config.json").read_text(encoding="utf-8"))["model_type"] == CASING_MODEL_TYPE
+    assert read_config(old) == read_config(casing_checkpoint)
