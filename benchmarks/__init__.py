@@ -1,10 +1,10 @@
 """ner_export.benchmarks: `ner-export bench` and the comparison scripts (may use every other package).
 
 `bench` runs a benchmark, `systems` holds the stacks it compares, `timing` how they are timed,
-`report` the goals, Markdown and chart, `peers` the other CPU engines; `int8_schemes`, `compare_int8`,
-`recipe_sweep`, `serve_load` and `annotate_bench` are scripts (`python -m ner_export.benchmarks.NAME`)
-for questions the bench does not answer. Importing this package loads no torch, transformers or
-matplotlib: each loads when a measurement needs it.
+`report` the goals, Markdown and chart, `peers` the other CPU engines; `int8_schemes`,
+`runtime_options`, `compare_int8`, `recipe_sweep`, `serve_load`, `annotate_bench` and `casing_paths` are
+scripts (`python -m ner_export.benchmarks.NAME`) for questions the bench does not answer. Importing this
+package loads no torch, transformers or matplotlib: each loads when a measurement needs it.
 """
 
 from .bench import (

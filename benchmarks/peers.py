@@ -5,7 +5,9 @@ post-training quantization, calibrated on the checkpoint's validation sample (ne
 runs batches on a model compiled with the throughput hint (several streams, requests in flight
 through an `AsyncInferQueue`) and single sentences on one compiled with the latency hint, each
 engine's own best mode. `ctranslate2_int8` is the checkpoint's encoder converted by CTranslate2 with
-int8 weights, the token-classification head applied in numpy (CTranslate2 has no such head).
+int8 weights, the token-classification head applied in numpy (CTranslate2 has no such head); the
+converter reads a linked copy of the checkpoint whose config.json is the stock one, since it loads
+through transformers' AutoConfig, which refuses the marked config of a model trained with casing.
 
 Both see the same pre-tokenized, length-sorted batches as `session_int8` (special tokens, casing
 classes as token types), so the three rows compare engines and nothing else: no tokenizing, no
@@ -16,6 +18,7 @@ skipped, with the reason, when its package is missing (`pip install 'ner-export[
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,7 +108,8 @@ class CTranslate2Int8:
 
         out = workdir / "ctranslate2"
         started = time.perf_counter()
-        TransformersConverter(str(checkpoint)).convert(str(out), quantization="int8", force=True)
+        source = _stock_copy(checkpoint, workdir / "ctranslate2-source")
+        TransformersConverter(str(source)).convert(str(out), quantization="int8", force=True)
         self.convert_seconds = time.perf_counter() - started
         self._encoder = ctranslate2.Encoder(
             str(out), device="cpu", compute_type="int8", intra_threads=threads or available_cpus(), inter_threads=1
@@ -126,3 +130,16 @@ class CTranslate2Int8:
             token_type_ids=None if types is None else types.tolist(),
         )
         return np.asarray(output.last_hidden_state) @ self._weight + self._bias
+
+
+def _stock_copy(checkpoint: Path, dest: Path) -> Path:
+    """`checkpoint` with the config.json transformers reads (a casing marker resolved) and every other
+    file linked, not copied: the same weights, tokenizer and config values."""
+    from ner_export.finetune import read_config
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in Path(checkpoint).iterdir():
+        if item.name != "config.json" and not (dest / item.name).exists():
+            (dest / item.name).symlink_to(item.resolve())
+    (dest / "config.json").write_text(json.dumps(read_config(checkpoint), indent=2) + "\n", encoding="utf-8")
+    return dest

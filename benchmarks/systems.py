@@ -318,7 +318,7 @@ def load_systems(
     and must outlive them.
     BenchMismatchError when the checkpoint and the bundle are not the same model (labels, casing, context).
     """
-    from ner_export.finetune import checkpoint_casing, checkpoint_context, load_checkpoint
+    from ner_export.finetune import checkpoint_casing, checkpoint_context, load_checkpoint, load_config
 
     unknown = sorted(set(wanted) - set(SYSTEMS))
     if unknown:
@@ -355,7 +355,9 @@ def load_systems(
                 skipped[name] = "Optimum with ONNX Runtime is not installed (pip install 'ner-export[export]')"
                 continue
             graph = manifest.graph_for("cpu", "int8").file
-            ort_model = ORTModelForTokenClassification.from_pretrained(bundle, file_name=graph, local_files_only=True)
+            ort_model = ORTModelForTokenClassification.from_pretrained(
+                bundle, config=load_config(bundle), file_name=graph, local_files_only=True
+            )  # the config resolved: a casing bundle's config.json is marked so that stock loaders refuse it
             systems.append(_PipelineSystem(name, ort_model, tokenizer, [bundle / graph], batch_size, context))
         elif name == "runtime_fp32":
             if not _has_fp32(manifest):
@@ -396,9 +398,9 @@ COLD_STARTS = {
     "optimum_int8": (
         "from optimum.onnxruntime import ORTModelForTokenClassification\n"
         "from transformers import AutoTokenizer\n"
-        "from ner_export.finetune import ner_pipeline\n"
+        "from ner_export.finetune import load_config, ner_pipeline\n"
         "m = ORTModelForTokenClassification.from_pretrained("
-        "{bundle!r}, file_name='model_int8.onnx', local_files_only=True)\n"
+        "{bundle!r}, config=load_config({bundle!r}), file_name='model_int8.onnx', local_files_only=True)\n"
         "p = ner_pipeline(m, AutoTokenizer.from_pretrained({checkpoint!r}),"
         " aggregation_strategy='first', device='cpu')\n"
         "p({text!r})\n"

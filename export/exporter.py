@@ -42,7 +42,7 @@ from ner_export.runtime.errors import (
     MissingDependencyError,
     OutputExistsError,
 )
-from ner_export.runtime.files import read_json, staged_directory
+from ner_export.runtime.files import staged_directory
 from ner_export.runtime.machine import cpu_flags, library_versions
 from ner_export.runtime.manifest import (
     MANIFEST_NAME,
@@ -156,13 +156,14 @@ def _require_export_deps() -> None:
 
 
 def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
+    """The checkpoint's config.json, its casing marker resolved (`finetune.read_config`)."""
+    from ner_export.finetune import read_config
+
     if not model_dir.is_dir():
         raise CheckpointError(f"{model_dir}: no such directory (expected a fine-tuned checkpoint folder)")
     config_path = model_dir / "config.json"
-    if not config_path.is_file():
-        raise CheckpointError(f"{model_dir}: not a checkpoint folder (no config.json)")
-    config = read_json(config_path, CheckpointError)
-    if not isinstance(config, dict) or not config.get("id2label"):
+    config = read_config(model_dir)
+    if not config.get("id2label"):
         raise CheckpointError(f"{config_path}: no id2label; is this a token-classification checkpoint?")
     if not any((model_dir / f).is_file() for f in ("model.safetensors", "pytorch_model.bin")):
         raise CheckpointError(f"{model_dir}: no weights (model.safetensors or pytorch_model.bin)")
@@ -213,6 +214,14 @@ def _check_max_length(config: dict[str, Any], override: int | None, model_dir: P
         )
 
 
+def _tokenizer_max_length(config: dict[str, Any], tokenizer_max: float) -> int:
+    """The `model_max_length` the bundle's tokenizer files declare: the checkpoint tokenizer's when it is
+    a real length (transformers puts ~1e30 there when a tokenizer has none), else the model's positions;
+    never more than the positions, so a stock pipeline cuts long texts where the graph can read them."""
+    positions = int(config.get("max_position_embeddings", 512))
+    return min(int(tokenizer_max), positions) if 0 < tokenizer_max < 100_000 else positions
+
+
 def _max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
     if override:
         return override
@@ -250,11 +259,13 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     ladder = config.int8_ladder or default_int8_ladder(requested)
     chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
 
-    from optimum.exporters.onnx import main_export
+    from optimum.exporters.onnx import onnx_export_from_model
 
-    from ner_export.finetune import load_tokenizer
+    from ner_export.finetune import load_checkpoint, write_config
 
-    tokenizer = load_tokenizer(str(model_dir))
+    # Optimum exports the model loaded here, not the folder: its own loader would refuse the config.json
+    # of a model trained with casing (finetune._checkpoint), which load_checkpoint resolves
+    model, tokenizer = load_checkpoint(str(model_dir))
     labels = tuple(
         hf_config["id2label"][str(i)] if str(i) in hf_config["id2label"] else hf_config["id2label"][i]
         for i in range(len(hf_config["id2label"]))
@@ -265,13 +276,12 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         steps.set_description("exporting with Optimum")
         try:
             with third_party_warnings_silenced():
-                main_export(
-                    str(model_dir),
+                onnx_export_from_model(
+                    model,
                     raw_dir,
                     task="token-classification",
                     opset=config.opset,
-                    do_validation=False,
-                    local_files_only=True,
+                    do_validation=False,  # BundleValidator compares the fused graph with PyTorch instead
                 )
         except Exception as exc:  # optimum raises many types for unsupported models
             raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({first_line(exc)})") from exc
@@ -291,11 +301,15 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             ),
             0,
         )
-        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        shutil.copyfile(model_dir / "config.json", tmp / "config.json")
+        # the full set of tokenizer files, so the bundle loads in transformers and Optimum like a checkpoint
+        max_length = _max_length(hf_config, int(tokenizer.model_max_length), config.max_length)
+        tokenizer.model_max_length = _tokenizer_max_length(hf_config, tokenizer.model_max_length)
+        tokenizer.save_pretrained(tmp)
+        del model  # the validator loads its own copy, untouched by the export
+        write_config(tmp, hf_config)  # marked when trained with casing, like the checkpoint's
         base = BundleManifest(
             labels=labels,
-            max_length=_max_length(hf_config, int(tokenizer.model_max_length), config.max_length),
+            max_length=max_length,
             graphs=(GraphSpec(FP32_GRAPH, "cpu", "fp32"),),
             files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
             vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),

@@ -11,13 +11,17 @@ from ner_export.runtime.evaluate import EvalReport
 
 from ._batching import collate, shuffled_batches
 from ._checkpoint import (
+    CASING_MODEL_TYPE,
     DEV_SAMPLE_NAME,
     add_casing_rows,
     checkpoint_casing,
     checkpoint_context,
     default_base_model,
     load_checkpoint,
+    load_config,
     load_tokenizer,
+    read_config,
+    write_config,
 )
 from ._encoding import encode_examples, first_subword_mask, group_sentences, special_tokens, training_features
 from ._evaluate import evaluate, evaluate_checkpoint
@@ -47,7 +51,11 @@ __all__ = [
     "finetune",
     "default_base_model",
     "load_checkpoint",
+    "load_config",
     "load_tokenizer",
+    "read_config",
+    "write_config",
+    "CASING_MODEL_TYPE",
     "add_casing_rows",
     "checkpoint_casing",
     "checkpoint_context",

@@ -51,7 +51,15 @@ def run_demo(
     """Fine-tune on the sample, export, predict and compare; returns the figures it printed."""
     from ner_export.benchmarks import block_latencies
     from ner_export.export import ExportConfig, export_bundle
-    from ner_export.finetune import TrainConfig, finetune, load_checkpoint, ner_pipeline, read_conll, tag_words
+    from ner_export.finetune import (
+        TrainConfig,
+        checkpoint_casing,
+        finetune,
+        load_checkpoint,
+        ner_pipeline,
+        read_conll,
+        tag_words,
+    )
     from ner_export.runtime import NerModel
     from ner_export.runtime.labels import entity_scores
 
@@ -109,4 +117,10 @@ def run_demo(
     echo(f"| PyTorch pipeline    | {result.pytorch_f1:9.3f} | {result.pytorch_p50_ms:18.2f} ms |")
     echo(f"| ner-export int8     | {result.bundle_f1:9.3f} | {result.bundle_p50_ms:18.2f} ms |")
     echo(f"bundle speed-up: {result.pytorch_p50_ms / result.bundle_p50_ms:.1f}x   (bundle at {bundle})")
+    if checkpoint_casing(torch_model.config):
+        echo(
+            "the model reads casing classes in token_type_ids, which stock tools would fill with zeros, so "
+            "stock transformers and Optimum refuse its config.json; load it with "
+            f"ner_export.finetune.ner_pipeline({str(checkpoint)!r}) or NerModel.load({str(bundle)!r})"
+        )
     return result

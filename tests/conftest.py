@@ -116,11 +116,13 @@ def conll_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def make_casing_checkpoint(source: Path, out: Path) -> Path:
-    """`source` trained-with-casing style: three token-type rows, the new ones far apart."""
+def make_casing_checkpoint(source: Path, out: Path, old_style: bool = False) -> Path:
+    """`source` trained-with-casing style: three token-type rows, the new ones far apart, and the
+    config.json `finetune` writes (marked so that stock transformers refuses it), or with `old_style`
+    the one it wrote before the marker (the real model_type and `ner_export_casing: true`)."""
     import torch
 
-    from ner_export.finetune import add_casing_rows, load_checkpoint
+    from ner_export.finetune import add_casing_rows, load_checkpoint, read_config, write_config
 
     model, tokenizer = load_checkpoint(str(source))
     add_casing_rows(model, str(source))
@@ -130,6 +132,8 @@ def make_casing_checkpoint(source: Path, out: Path) -> Path:
         rows[1:] += torch.randn_like(rows[1:]) * 2.0  # as if training had moved them: casing must matter
     model.config.ner_export_casing = True
     model.save_pretrained(out)
+    if not old_style:
+        write_config(out, read_config(out))
     tokenizer.save_pretrained(out)
     return out
 

@@ -349,3 +349,65 @@ def test_peer_engines_run_the_models_graph(tiny_bundle: Path, tiny_checkpoint: P
         )
         assert agree > 0.8, (system.name, agree)
         assert system.answers(texts, 1) == labels or system.name != "session_int8"
+
+
+def test_systems_load_a_casing_model_from_its_marked_folders(
+    casing_bundle: Path, casing_checkpoint: Path, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The config.json of a casing model is marked so that stock loaders refuse it: `optimum_int8` (and
+    its cold-start script) load the bundle with the config resolved and answer like the runtime, and
+    the CTranslate2 peer converts the checkpoint into exactly the numbers of the unmarked old format."""
+    import numpy as np
+    from conftest import make_casing_checkpoint
+
+    from ner_export.benchmarks.peers import CTranslate2Int8, missing_peer
+    from ner_export.benchmarks.systems import cold_start, load_systems
+    from ner_export.runtime import NerModel
+
+    texts = ["John Smith of REUTERS visited Paris", "maria lopez works for the Bank of Tokyo", "ACME Corp in Berlin"]
+    skipped: dict[str, str] = {}
+    (optimum,) = load_systems(casing_bundle, casing_checkpoint, ("optimum_int8",), texts, 2, skipped, tmp_path)
+    assert not skipped
+    parity = NerModel.load(casing_bundle, precision="int8", word_split="pipeline", decoding="argmax")
+    expected = [[(e.label, e.start, e.end) for e in row] for row in parity.predict(texts)]
+    assert optimum.answers(texts, 1) == expected and any(expected)
+    assert cold_start("optimum_int8", casing_bundle, casing_checkpoint, texts[0])["cold_start_s"] > 0
+    if missing_peer("ctranslate2_int8"):
+        pytest.skip(f"ctranslate2_int8: {missing_peer('ctranslate2_int8')}")
+    old = make_casing_checkpoint(tiny_checkpoint, tmp_path / "old-style", old_style=True)
+    marked, unmarked = CTranslate2Int8(casing_checkpoint, tmp_path / "marked"), CTranslate2Int8(old, tmp_path / "old")
+    ids = np.array([[2, 40, 41, 42, 3, 0]], dtype=np.int64)
+    feeds = {"input_ids": ids, "attention_mask": (ids > 0).astype(np.int64), "token_type_ids": ids % 3 * (ids > 3)}
+    assert np.array_equal(marked.run(feeds), unmarked.run(feeds))
+    assert not np.array_equal(marked.run(feeds), marked.run({**feeds, "token_type_ids": 0 * ids}))
+
+
+def test_casing_paths_measures_each_way_of_running_a_casing_model(
+    casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    """On sentences tagged by the casing model's own `ner_pipeline`, that path scores 1.0 and agrees on
+    every sentence, the paths that feed casing agree with it, and the all-zero stock path does not."""
+    pytest.importorskip("optimum.onnxruntime", reason="needs Optimum with ONNX Runtime (the export extra)")
+    from ner_export.benchmarks.casing_paths import PATHS, main, measure
+    from ner_export.finetune import Sentence, ner_pipeline, read_conll, write_conll
+
+    sentences = [*read_conll(conll_file)] * 2 + [Sentence(("JOHN", "SMITH", "of", "ACME", "Corp"), ("O",) * 5)]
+    pipe = ner_pipeline(str(casing_checkpoint), aggregation_strategy="first", device="cpu")
+    tagged = []
+    for s in sentences:
+        spans = [(e["entity_group"], e["start"], e["end"]) for e in pipe(" ".join(s.words))]
+        tagged.append(Sentence(s.words, tuple(entities_to_word_tags(list(s.words), spans))))
+    assert sum(tag.startswith("B-") for s in tagged for tag in s.tags) >= 5
+    data = tmp_path / "self.conll"
+    write_conll(data, tagged)
+    results = {r.key: r for r in measure(casing_checkpoint, casing_bundle, data, 9, progress=False)}
+    assert list(results) == list(PATHS)
+    reference, stock = results["ner_pipeline"], results["stock_zeros"]
+    assert reference.f1 == 1.0 and reference.same_as_ner_pipeline == reference.sentences == 9
+    assert stock.same_as_ner_pipeline < 9 and stock.f1 < 1.0
+    # Optimum and the runtime in parity mode run the same int8 graph the same way; int8 may move an
+    # entity or two away from PyTorch's. The runtime's default decoding is measured, not compared.
+    optimum, parity = results["optimum_int8"], results["runtime_int8_parity"]
+    assert optimum.same_as_ner_pipeline == parity.same_as_ner_pipeline >= 7 and optimum.f1 == parity.f1
+    assert 0 < results["runtime_int8"].f1 <= 1
+    main([str(casing_checkpoint), str(casing_bundle), "--data", str(data), "--sentences", "3", "-q"])

@@ -215,6 +215,12 @@ def test_demo_command_on_the_tiny_model(tiny_checkpoint: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "entities found by the bundle" in result.output and "| ner-export int8" in result.output
     assert (tmp_path / "demo" / "bundle" / "bundle.json").is_file()
+    # trained with casing (the default): the checkpoint is marked for stock tools, and the demo says how to load it
+    from ner_export.finetune import CASING_MODEL_TYPE
+
+    config = json.loads((tmp_path / "demo" / "checkpoint" / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == CASING_MODEL_TYPE and config["ner_export_base_model_type"] == "bert"
+    assert "ner_export.finetune.ner_pipeline(" in result.output
 
 
 def test_predict_command_does_not_import_torch(tiny_bundle: Path) -> None:

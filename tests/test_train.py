@@ -101,18 +101,46 @@ def test_the_saved_checkpoint_tags_the_training_sentences_as_learned(trained: Pa
     assert report.scores["micro"].correct >= 9  # of the 10 entities in the file
 
 
-def test_checkpoint_loads_in_transformers_pipeline_and_finds_what_it_learned(trained: Path) -> None:
+def test_a_casing_checkpoint_is_refused_by_transformers_and_finds_what_it_learned_in_ner_pipeline(
+    trained: Path,
+) -> None:
+    import re
+
     from transformers import pipeline
 
-    from ner_export.finetune import ner_pipeline
+    from ner_export.finetune import CASING_MODEL_TYPE, ner_pipeline
 
-    stock = pipeline("token-classification", model=str(trained), aggregation_strategy="first", device="cpu")
-    assert isinstance(stock("John Smith lives in Paris ."), list)  # loads and runs as a plain HF folder
+    # stock transformers would feed zeros where the model reads casing: it must refuse, naming the marker
+    with pytest.raises(ValueError, match=re.escape(CASING_MODEL_TYPE)):
+        pipeline("token-classification", model=str(trained), aggregation_strategy="first", device="cpu")
     casing = ner_pipeline(
         str(trained), aggregation_strategy="first", device="cpu"
     )  # fed the casing it was trained with
     found = [(e["entity_group"], e["start"], e["end"]) for e in casing("John Smith lives in Paris .")]
     assert found == [("PER", 0, 10), ("LOC", 20, 25)]
+
+
+def test_a_casing_checkpoint_can_be_the_base_of_another_training(
+    trained: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    from ner_export.finetune import checkpoint_casing, load_checkpoint
+
+    out = tmp_path / "again"
+    _finetune(conll_file, conll_file, out, trained, epochs=1, batch_size=4)
+    model, _ = load_checkpoint(str(out))
+    assert checkpoint_casing(model.config) and model.config.type_vocab_size == 3
+
+
+def test_a_checkpoint_without_casing_loads_in_transformers_pipeline(
+    tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    from transformers import pipeline
+
+    out = tmp_path / "model"
+    _finetune(conll_file, conll_file, out, tiny_checkpoint, epochs=1, batch_size=4, casing=False)
+    assert json.loads((out / "config.json").read_text())["model_type"] == "bert"
+    stock = pipeline("token-classification", model=str(out), aggregation_strategy="first", device="cpu")
+    assert isinstance(stock("John Smith lives in Paris ."), list)  # a plain HF folder
 
 
 def test_existing_output_needs_force(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
