@@ -280,3 +280,22 @@ def test_a_file_with_documents_trains_with_context_by_default(
     assert (metrics["context"], metrics["context_reason"]) == (result.context, result.context_reason)
     args = json.loads((tmp_path / "model" / "training_args.json").read_text())
     assert (args["context"], args["context_chosen"]) == ("auto", "document")
+
+
+def test_conll2003_keeps_document_context_under_auto() -> None:
+    """CoNLL-2003's train.txt marks no documents, yet is news split into sentences: auto must see that
+    (the committed CoNLL results were trained with document context)."""
+    train = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003" / "train.txt"
+    if not train.is_file():
+        pytest.skip(f"CoNLL-2003 is not at {train} (it is not redistributable; see shared/README.md)")
+    import warnings
+
+    from ner_export.finetune import neighbour_relatedness
+    from ner_export.runtime.conll import read_conll
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the file's I- tags repaired to B-, reported elsewhere
+        sentences = read_conll(train)
+    assert len({s.document for s in sentences}) == 1  # no -DOCSTART- lines in this copy
+    mode, why = choose_context("auto", 1, neighbour_relatedness(sentences))
+    assert mode == "document" and "consecutive sentences are related" in why
