@@ -138,6 +138,24 @@ class AnnotateResult:
     engine: str
     run: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def from_counts(
+        cls,
+        output: Path,
+        counts: dict[str, Any],
+        written: int,
+        skipped: int,
+        seconds: float,
+        engine: str,
+        run: dict[str, Any] | None = None,
+    ) -> AnnotateResult:
+        """The result of a run whose folder's `_manifest.json` holds `counts`."""
+        c = counts
+        return cls(
+            str(output), c["files"], c["rows_in"], c["rows_out"], c["errors"], c["blank_lines"], c["shards"],
+            written, skipped, seconds, engine, run or {},
+        )  # fmt: skip
+
     def summary(self) -> str:
         done = (
             "already complete"
@@ -433,20 +451,9 @@ def annotate(config: AnnotateConfig) -> AnnotateResult:
     pinned = {"settings": _settings(config, bundle), "inputs": _inputs(scans)}
     state = _prepare_folder(out, pinned, config.resume)
     if state == "complete":
-        data = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))
-        c = data["counts"]
-        return AnnotateResult(
-            str(out),
-            c["files"],
-            c["rows_in"],
-            c["rows_out"],
-            c["errors"],
-            c["blank_lines"],
-            c["shards"],
-            0,
-            c["shards"],
-            time.perf_counter() - started,
-            config.engine,
+        counts = json.loads((out / MANIFEST_FILE).read_text(encoding="utf-8"))["counts"]
+        return AnnotateResult.from_counts(
+            out, counts, 0, counts["shards"], time.perf_counter() - started, config.engine
         )
     todo = [s for s in shards if read_receipt(out, s, config.output_format) is None]
     done_rows = sum(s.rows for s in shards) - sum(s.rows for s in todo)
@@ -470,18 +477,6 @@ def annotate(config: AnnotateConfig) -> AnnotateResult:
     run["seconds"] = round(seconds, 3)
     run["rows_per_second"] = round(sum(s.rows for s in todo) / seconds, 1) if todo and seconds > 0 else None
     manifest = _seal(out, config, bundle, pinned, shards, run)
-    c = manifest["counts"]
-    return AnnotateResult(
-        str(out),
-        c["files"],
-        c["rows_in"],
-        c["rows_out"],
-        c["errors"],
-        c["blank_lines"],
-        c["shards"],
-        len(todo),
-        len(shards) - len(todo),
-        seconds,
-        config.engine,
-        run,
+    return AnnotateResult.from_counts(
+        out, manifest["counts"], len(todo), len(shards) - len(todo), seconds, config.engine, run
     )

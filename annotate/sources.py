@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ner_export.runtime.errors import DataNotFoundError, InputError, MissingDependencyError, NerExportWarning
+from ner_export.runtime.texts import json_type, lone_surrogate
 
 __all__ = [
     "FORMATS",
@@ -261,30 +262,13 @@ def _excerpt(raw: bytes | str) -> str:
     return text[:_EXCERPT_CHARS]
 
 
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
 def _lone_surrogate(value: Any, where: str) -> str | None:
     """Where a lone surrogate sits in a parsed JSON value (it cannot be encoded to UTF-8), or None."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return (
-                f"{where} holds a lone surrogate U+{ord(value[exc.start]):04X} at character {exc.start}, "
-                "which is not text"
-            )
-        return None
+        at = lone_surrogate(value)
+        if at is None:
+            return None
+        return f"{where} holds a lone surrogate U+{ord(value[at]):04X} at character {at}, which is not text"
     if isinstance(value, dict):
         for key, item in value.items():
             found = _lone_surrogate(key, f"a key of {where}") or _lone_surrogate(
@@ -314,10 +298,10 @@ def _json_record(name: str, row: int, line: int | None, value: Any, text_field: 
             return bad(f"no {text_field!r} field (the object has: {keys})")
         text = value[text_field]
         if not isinstance(text, str):
-            return bad(f"{text_field!r} is {_json_type(text)}, expected a string")
+            return bad(f"{text_field!r} is {json_type(text)}, expected a string")
         fields = {k: v for k, v in value.items() if k != text_field}
     else:
-        return bad(f"expected a JSON object or string, found {_json_type(value)}")
+        return bad(f"expected a JSON object or string, found {json_type(value)}")
     if _SURROGATE_ESCAPE.search(raw):
         problem = _lone_surrogate(text, repr(text_field)) or _lone_surrogate(fields, "the record")
         if problem:

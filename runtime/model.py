@@ -46,6 +46,7 @@ from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
 from .manifest import DEVICES, BundleManifest
 from .session import batch_inputs, check_graph, create_session, load_tokenizer
+from .texts import lone_surrogate
 
 __all__ = ["Entity", "NerModel", "auto_streams", "available_cpus"]
 
@@ -69,16 +70,13 @@ class Entity:
 
 def _unencodable(text: str) -> str | None:
     """What makes `text` impossible to tokenize (a lone surrogate), or None when it is fine."""
-    if text.isascii():
+    at = lone_surrogate(text)
+    if at is None:
         return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return (
-            f"a lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start}, which is not text and cannot "
-            "be encoded (bytes that were not valid UTF-8, decoded with errors='surrogateescape', look like this)"
-        )
-    return None
+    return (
+        f"a lone surrogate U+{ord(text[at]):04X} at character {at}, which is not text and cannot "
+        "be encoded (bytes that were not valid UTF-8, decoded with errors='surrogateescape', look like this)"
+    )
 
 
 def _check_texts(texts: Any, what: str) -> None:

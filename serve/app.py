@@ -56,6 +56,7 @@ from .protocol import (
     error_body,
     info_body,
     parse_predict,
+    too_large,
     versions,
 )
 
@@ -132,16 +133,7 @@ class Service:
     def _load(self) -> NerModel:
         s = self.settings
         started = time.perf_counter()
-        model = NerModel.load(
-            self.bundle_dir,
-            device=s.device,
-            threads=s.threads,
-            precision=s.precision,
-            aggregation=s.aggregation,
-            word_split=s.word_split,
-            decoding=s.decoding,
-            token_budget=s.max_batch_tokens,
-        )
+        model = NerModel.load(self.bundle_dir, **s.model_options())
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(self.bundle_dir / self.manifest.tokenizer_file))
@@ -350,12 +342,12 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
             return _unavailable(service)
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > s.payload_limit:
-            return _error(_too_large(int(length), s.payload_limit), service)
+            return _error(too_large(int(length), s.payload_limit), service)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > s.payload_limit:
-                return _error(_too_large(len(body), s.payload_limit), service)
+                return _error(too_large(len(body), s.payload_limit), service)
         try:
             call = parse_predict(bytes(body), s)
         except RequestError as exc:
@@ -500,12 +492,3 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
 def _unavailable(service: Service) -> Response:
     reason = "shutting down" if service.draining else f"not ready ({service.status()})"
     return _error(RequestError(503, f"server is {reason}", "unavailable", "unavailable", {"Retry-After": "1"}), service)
-
-
-def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(
-        413,
-        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
-        "payload_too_large",
-        "payload_too_large",
-    )

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from ner_export.runtime import Entity, available_cpus
 from ner_export.runtime.manifest import BundleManifest, GraphSpec
+from ner_export.runtime.texts import json_type, lone_surrogate
 
 from .settings import AGGREGATIONS, ServeSettings
 
@@ -52,6 +53,16 @@ class RequestError(Exception):
         self.headers = headers or {}
 
 
+def too_large(size: int, limit: int) -> RequestError:
+    """413 for a body of `size` bytes over the payload limit."""
+    return RequestError(
+        413,
+        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
+        "payload_too_large",
+        "payload_too_large",
+    )
+
+
 def invalid(message: str) -> RequestError:
     return RequestError(422, message, "validation", "invalid_request")
 
@@ -68,29 +79,14 @@ class PredictCall:
 
 def _check_text(text: Any, field: str) -> str:
     if not isinstance(text, str):
-        raise invalid(f"{field}: expected a string, got {_json_type(text)}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        bad = text[exc.start]
+        raise invalid(f"{field}: expected a string, got {json_type(text)}")
+    at = lone_surrogate(text)
+    if at is not None:
         raise invalid(
-            f"{field}: invalid text: {bad!r} at character {exc.start} is a lone surrogate, not a character "
+            f"{field}: invalid text: {text[at]!r} at character {at} is a lone surrogate, not a character "
             "(it cannot be encoded as UTF-8)"
-        ) from None
+        )
     return text
-
-
-def _json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        bool: "a boolean",
-        type(None): "null",
-        int: "a number",
-        float: "a number",
-    }
-    return names.get(type(value), type(value).__name__)
 
 
 def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
@@ -102,7 +98,7 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
     except ValueError as exc:
         raise invalid(f"body: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise invalid(f'body: expected a JSON object with "inputs", got {_json_type(data)}')
+        raise invalid(f'body: expected a JSON object with "inputs", got {json_type(data)}')
     for key in data:
         if key not in TOP_LEVEL:
             raise invalid(f"{key}: unknown field (expected inputs, parameters and optionally options)")
@@ -123,12 +119,12 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
     elif isinstance(inputs, str):
         texts, single = [_check_text(inputs, "inputs")], True
     else:
-        raise invalid(f"inputs: expected a string or an array of strings, got {_json_type(inputs)}")
+        raise invalid(f"inputs: expected a string or an array of strings, got {json_type(inputs)}")
     parameters = data.get("parameters")
     if parameters is None:
         parameters = {}
     if not isinstance(parameters, dict):
-        raise invalid(f"parameters: expected an object, got {_json_type(parameters)}")
+        raise invalid(f"parameters: expected an object, got {json_type(parameters)}")
     for key in parameters:
         if key not in PARAMETERS:
             raise invalid(f"parameters.{key}: unknown parameter (supported: aggregation_strategy, ignore_labels)")
@@ -141,15 +137,15 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
     if ignore is None:
         ignore = []
     if not isinstance(ignore, list):
-        raise invalid(f"parameters.ignore_labels: expected an array of strings, got {_json_type(ignore)}")
+        raise invalid(f"parameters.ignore_labels: expected an array of strings, got {json_type(ignore)}")
     for i, label in enumerate(ignore):
         if not isinstance(label, str):
-            raise invalid(f"parameters.ignore_labels[{i}]: expected a string, got {_json_type(label)}")
+            raise invalid(f"parameters.ignore_labels[{i}]: expected a string, got {json_type(label)}")
     if parameters.get("stride") is not None:
         raise invalid("parameters.stride: not supported; long texts are read in windows with the bundle's own stride")
     options = data.get("options")
     if options is not None and not isinstance(options, dict):
-        raise invalid(f"options: expected an object, got {_json_type(options)}")
+        raise invalid(f"options: expected an object, got {json_type(options)}")
     return PredictCall(texts, single, aggregation, frozenset(ignore))
 
 

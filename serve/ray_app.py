@@ -46,7 +46,7 @@ from ner_export.runtime.errors import InputError, MissingDependencyError, NerExp
 from ner_export.runtime.manifest import MANIFEST_NAME, BundleManifest
 
 from .app import log_batching_decision, warm_up
-from .protocol import RequestError, entities_json, error_body, info_body, parse_predict
+from .protocol import RequestError, entities_json, error_body, info_body, parse_predict, too_large
 from .settings import ServeSettings
 
 try:
@@ -157,16 +157,7 @@ class NerReplica:
         self.graph = self.manifest.graph_for(s.device, s.precision)
         self.bundle_sha256 = hashlib.sha256((self.bundle_dir / MANIFEST_NAME).read_bytes()).hexdigest()
         self.threads = threads
-        self.model = NerModel.load(
-            self.bundle_dir,
-            device=s.device,
-            threads=threads,
-            precision=s.precision,
-            aggregation=s.aggregation,
-            word_split=s.word_split,
-            decoding=s.decoding,
-            token_budget=s.max_batch_tokens,
-        )
+        self.model = NerModel.load(self.bundle_dir, **s.model_options(threads))
         warm_up(self.model, s.max_batch_size)
         self.cross_request = self.model.batch_invariant or s.allow_batch_dependent
         log.info(
@@ -270,12 +261,12 @@ class NerReplica:
         s = self.settings
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > s.payload_limit:
-            return _error(_too_large(int(length), s.payload_limit))
+            return _error(too_large(int(length), s.payload_limit))
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > s.payload_limit:
-                return _error(_too_large(len(body), s.payload_limit))
+                return _error(too_large(len(body), s.payload_limit))
         try:
             call = parse_predict(bytes(body), s)
         except RequestError as exc:
@@ -380,15 +371,6 @@ def _json(status: int, body: bytes, headers: dict[str, str] | None = None) -> Re
 
 def _error(exc: RequestError) -> Response:
     return _json(exc.status, error_body(exc.message, exc.error_type), exc.headers)
-
-
-def _too_large(size: int, limit: int) -> RequestError:
-    return RequestError(
-        413,
-        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
-        "payload_too_large",
-        "payload_too_large",
-    )
 
 
 def _rss_bytes() -> int | None:

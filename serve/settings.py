@@ -88,5 +88,17 @@ class ServeSettings:
         base = asdict(settings) if settings is not None else {}
         return cls(**{**base, **overrides})
 
+    def model_options(self, threads: int | None = None) -> dict[str, Any]:
+        """`NerModel.load` keyword arguments for these settings (`threads` overrides the setting's)."""
+        return {
+            "device": self.device,
+            "threads": self.threads if threads is None else threads,
+            "precision": self.precision,
+            "aggregation": self.aggregation,
+            "word_split": self.word_split,
+            "decoding": self.decoding,
+            "token_budget": self.max_batch_tokens,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

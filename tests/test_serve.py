@@ -185,20 +185,18 @@ def server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 # --------------------------------------------------------------------------- answers
-def test_concurrent_requests_equal_offline_predictions(server: Server, offline: NerModel) -> None:
-    """200 requests from 16 threads, batched across requests by the server, each equal to offline predict."""
-    rng = random.Random(14)
-    requests = [random_request(rng) for _ in range(200)]
+def post_concurrently(url: str, requests: list[tuple[Any, str | None]], workers: int, offline: NerModel) -> int:
+    """Send `requests` from `workers` threads (alternating / and /predict); check each answer equals offline
+    predict; return how many texts were sent."""
     answers: list[Any] = [None] * len(requests)
-    before = metrics(server.url)
 
     def worker(k: int) -> None:
         with httpx.Client(timeout=30) as client:
-            for i in range(k, len(requests), 16):
+            for i in range(k, len(requests), workers):
                 inputs, aggregation = requests[i]
-                answers[i] = client.post(server.url + ("/predict" if i % 2 else "/"), json=payload(inputs, aggregation))
+                answers[i] = client.post(url + ("/predict" if i % 2 else "/"), json=payload(inputs, aggregation))
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
@@ -210,6 +208,15 @@ def test_concurrent_requests_equal_offline_predictions(server: Server, offline: 
         texts = [inputs] if single else inputs
         n_texts += len(texts)
         assert answer.json() == expected(offline, texts, aggregation, single), (inputs, aggregation)
+    return n_texts
+
+
+def test_concurrent_requests_equal_offline_predictions(server: Server, offline: NerModel) -> None:
+    """200 requests from 16 threads, batched across requests by the server, each equal to offline predict."""
+    rng = random.Random(14)
+    requests = [random_request(rng) for _ in range(200)]
+    before = metrics(server.url)
+    n_texts = post_concurrently(server.url, requests, 16, offline)
     after = metrics(server.url)
     batches = sample(after, "ner_serve_batch_size_count") - sample(before, "ner_serve_batch_size_count")
     texts_run = sample(after, "ner_serve_batch_size_sum") - sample(before, "ner_serve_batch_size_sum")

@@ -33,7 +33,7 @@ serve = pytest.importorskip(
     "ray.serve", reason="the Ray Serve application needs the ray extra: pip install 'ner-export[ray]'"
 )
 
-from test_serve import TEXTS, _mark_graph_batch_dependent, expected, payload, random_request  # noqa: E402
+from test_serve import TEXTS, _mark_graph_batch_dependent, expected, post_concurrently, random_request  # noqa: E402
 
 from ner_export.runtime import NerModel  # noqa: E402
 
@@ -213,27 +213,8 @@ def test_concurrent_requests_equal_offline_predictions(fp32_url: str, offline: N
 
     rng = random.Random(15)
     requests = [random_request(rng) for _ in range(64)]
-    answers: list[Any] = [None] * len(requests)
     before = _get(fp32_url + "/info")["replica"]
-
-    def worker(k: int) -> None:
-        with httpx.Client(timeout=30) as client:
-            for i in range(k, len(requests), 8):
-                inputs, aggregation = requests[i]
-                answers[i] = client.post(fp32_url + ("/predict" if i % 2 else "/"), json=payload(inputs, aggregation))
-
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    n_texts = 0
-    for (inputs, aggregation), answer in zip(requests, answers, strict=True):
-        assert answer is not None and answer.status_code == 200, answer and answer.text
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else inputs
-        n_texts += len(texts)
-        assert answer.json() == expected(offline, texts, aggregation, single), (inputs, aggregation)
+    n_texts = post_concurrently(fp32_url, requests, 8, offline)
     after = _get(fp32_url + "/info")["replica"]
     assert after["texts"] - before["texts"] == n_texts
     assert after["batches"] - before["batches"] < n_texts, "texts of different requests should have shared model calls"
