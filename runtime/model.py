@@ -446,7 +446,10 @@ class NerModel:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
         `types` are the rows' token types (casing), cut like the ids. Rows outside every owned range
-        are left unset. Batches run one after the other, or on the model's streams when there are
+        are left unset. Windows are sorted by length and batched under `batch_size` and the token budget,
+        and a window shorter than half its batch's longest starts the next batch: a few random-length
+        texts (a server's micro-batch) then cost about their own tokens, not the longest one's times
+        their count. Batches run one after the other, or on the model's streams when there are
         enough of them (`streams`); either way each batch's rows land in the same places.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -460,8 +463,12 @@ class NerModel:
         while start < len(pieces):
             longest = pieces[start][2] - pieces[start][1] + n_special
             count = max(1, min(batch_size, self.token_budget // longest))
-            batches.append((pieces[start : start + count], longest))
-            start += count
+            end = start + 1
+            # a window less than half the batch's longest starts a new batch: padding costs as much as text
+            while end < min(len(pieces), start + count) and 2 * (pieces[end][2] - pieces[end][1] + n_special) > longest:
+                end += 1
+            batches.append((pieces[start:end], longest))
+            start = end
         offset = len(self._prefix)
 
         def one(batch: list[tuple[int, int, int, int, int]], width: int, runner: _Runner) -> None:
