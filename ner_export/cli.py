@@ -742,6 +742,13 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
 )
 @click.option(
+    "--spin/--no-spin",
+    default=False,
+    show_default=True,
+    help="Let idle onnxruntime threads spin between model calls: lower latency alone, but they take CPU "
+    "from the event loop under load.",
+)
+@click.option(
     "--aggregation",
     default="first",
     show_default=True,

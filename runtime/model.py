@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +220,7 @@ class NerModel:
         io_binding: bool | None = None,
         pad_multiple: int | None = None,
         streams: int | None = None,
+        session_config: Mapping[str, str] | None = None,
         verify: bool = True,
     ) -> NerModel:
         """Load a bundle directory.
@@ -242,6 +243,9 @@ class NerModel:
         streams: for inputs of many batches, run this many batches at once, each on `threads // streams`
             threads (default `auto_streams`: one per thread on CPU); results are the same as with 1.
             A single text or batch always takes the plain path, on all `threads`.
+        session_config: onnxruntime session configuration entries for every session of the model, e.g.
+            `{"session.intra_op.allow_spinning": "0"}` where other work shares the CPUs (a server's
+            event loop): idle pool threads then sleep instead of spinning between runs.
         verify: check every file the model needs against the manifest's sha256 first.
         """
         if device not in DEVICES:
@@ -256,7 +260,7 @@ class NerModel:
         check = manifest.verify_file if verify else (lambda d, name: Path(d) / name)
         graph_path = check(bundle, graph.file)
         tokenizer = load_tokenizer(check(bundle, manifest.tokenizer_file), manifest.vocab_size)
-        session = create_session(graph_path, device=device, threads=threads)
+        session = create_session(graph_path, device=device, threads=threads, config_entries=session_config)
         check_graph(session, manifest, graph_path)
         cpus = threads or available_cpus()
         count = auto_streams(cpus, device) if streams is None else streams
@@ -275,7 +279,9 @@ class NerModel:
             io_binding=device == "cuda" if io_binding is None else io_binding,
             pad_multiple=(16 if device == "cuda" else 1) if pad_multiple is None else pad_multiple,
             streams=count,
-            stream_session=lambda: create_session(graph_path, device=device, threads=per_stream),
+            stream_session=lambda: create_session(
+                graph_path, device=device, threads=per_stream, config_entries=session_config
+            ),
         )
 
     @staticmethod

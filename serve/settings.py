@@ -30,6 +30,7 @@ class ServeSettings:
     aggregation: str = "first"  # when a request does not name an aggregation_strategy
     decoding: str = "constrained"
     word_split: str = "text"
+    spin: bool = False  # let idle onnxruntime threads spin between runs (faster alone, slower beside the loop)
     # dynamic micro-batching
     max_batch_size: int = 32  # texts in one model call
     max_batch_tokens: int = 16384  # padded tokens in one model call (the runtime's token budget)
@@ -98,6 +99,8 @@ class ServeSettings:
             "word_split": self.word_split,
             "decoding": self.decoding,
             "token_budget": self.max_batch_tokens,
+            # the event loop shares the CPUs: idle onnxruntime threads must sleep, not spin (PERFORMANCE.md)
+            "session_config": None if self.spin else {"session.intra_op.allow_spinning": "0"},
         }
 
     def to_dict(self) -> dict[str, Any]:
