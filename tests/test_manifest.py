@@ -39,7 +39,7 @@ def _set_graph(key: str, value: Any):
         (lambda d: d["files"].__setitem__("model.onnx", "abc"), r"'files.model.onnx' must be a sha256"),
         (lambda d: d["files"].__setitem__("../outside.onnx", "0" * 64), r"'files' lists '../outside.onnx'"),
         (_set("tokenizer_file", None), r"'tokenizer_file' must be a string, found null"),
-        (_set("tokenizer_file", "vocab.txt"), r"'tokenizer_file' 'vocab.txt' is not listed in 'files'"),
+        (_set("tokenizer_file", "absent.json"), r"'tokenizer_file' 'absent.json' is not listed in 'files'"),
         (_set_graph("file", 5), r"'graphs\[0\].file' must be a string, found 5"),
         (_set_graph("file", "other.onnx"), r"'graphs\[0\].file' 'other.onnx' is not listed in 'files'"),
         (_set_graph("device", "tpu"), r"'graphs\[0\].device' must be one of cpu, cuda"),
