@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PREBUILT, WORDS, needs_torch
+from conftest import WORDS, needs_torch, openvino_graph
 
 from ner_export.runtime import BundleError, BundleManifest, MissingDependencyError, NerModel
 from ner_export.runtime.manifest import MANIFEST_NAME, sha256_file
@@ -33,29 +33,9 @@ def _texts(seed: int, count: int, longest: int = 60) -> list[str]:
     ]
 
 
-def _needs_openvino() -> None:
-    pytest.importorskip("openvino", reason="needs openvino (pip install 'ner-export[openvino]'), absent here")
-
-
-def _openvino_graph(bundle: Path):
-    """The bundle's OpenVINO graph entry. A bundle exported in this session must have it whenever openvino and
-    nncf are installed (a failure, not a skip); prebuilt or exported without them, the test skips."""
-    from importlib.util import find_spec
-
-    manifest = BundleManifest.read(bundle)
-    graphs = [g for g in manifest.graphs if g.backend == "openvino"]
-    if graphs:
-        return graphs[0]
-    reason = manifest.validation.get("openvino", {}).get("reason", "not recorded")
-    if PREBUILT or find_spec("openvino") is None or find_spec("nncf") is None:
-        pytest.skip(f"the test bundle has no OpenVINO graph ({reason})")
-    pytest.fail(f"openvino and nncf are installed but the export left the OpenVINO graph out: {reason}")
-
-
 @pytest.fixture(scope="module")
 def ov_model(tiny_bundle: Path) -> NerModel:
-    _needs_openvino()
-    _openvino_graph(tiny_bundle)
+    openvino_graph(tiny_bundle)
     return NerModel.load(tiny_bundle, backend="openvino")
 
 
@@ -77,7 +57,7 @@ def _without_openvino_graph(bundle: Path, dest: Path) -> Path:
 
 # --------------------------------------------------------------------------- the export
 def test_export_ships_the_openvino_graph_hashed_and_recorded(tiny_bundle: Path) -> None:
-    spec = _openvino_graph(tiny_bundle)
+    spec = openvino_graph(tiny_bundle)
     manifest = BundleManifest.read(tiny_bundle)
     assert (spec.file, spec.weights, spec.device, spec.precision, spec.backend) == (XML, BIN, "cpu", "int8", "openvino")
     assert spec.batch_invariant is True
@@ -186,8 +166,7 @@ def test_a_missing_openvino_names_the_extra(tiny_bundle: Path, tmp_path: Path, m
 
 
 def test_a_damaged_ir_is_a_bundle_error(tiny_bundle: Path, tmp_path: Path) -> None:
-    _needs_openvino()
-    _openvino_graph(tiny_bundle)
+    openvino_graph(tiny_bundle)
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
     (bundle / BIN).write_bytes((bundle / BIN).read_bytes()[:100])
@@ -198,8 +177,7 @@ def test_a_damaged_ir_is_a_bundle_error(tiny_bundle: Path, tmp_path: Path) -> No
 
 
 def test_only_the_openvino_backend_imports_openvino_and_neither_imports_torch(tiny_bundle: Path) -> None:
-    _needs_openvino()
-    _openvino_graph(tiny_bundle)
+    openvino_graph(tiny_bundle)
     code = (
         "import sys\n"
         "from ner_export.runtime import NerModel\n"
@@ -221,11 +199,10 @@ def test_openvino_agrees_with_the_onnxruntime_int8_graph_on_most_words(
 ) -> None:
     """Two quantizers of one model: not identical, but the same tags on most words; and the logits really come
     from OpenVINO (they differ from onnxruntime's)."""
-    _needs_openvino()
     from ner_export.runtime.openvino_backend import OpenVinoSession
 
     bundle = request.getfixturevalue(which)
-    _openvino_graph(bundle)
+    openvino_graph(bundle)
     ov, ort = NerModel.load(bundle, backend="openvino"), NerModel.load(bundle)
     assert isinstance(ov._session, OpenVinoSession) and ov.backend == "openvino" and ov.precision == "int8"
     assert repr(ov) == "NerModel(device='cpu', precision='int8', backend='openvino', labels=9)"
@@ -265,8 +242,7 @@ def test_long_texts_and_empty_inputs_keep_the_contract(ov_model: NerModel) -> No
 
 
 def test_streams_give_the_single_stream_results_on_openvino(tiny_bundle: Path) -> None:
-    _needs_openvino()
-    _openvino_graph(tiny_bundle)
+    openvino_graph(tiny_bundle)
     texts = _texts(5, 300)
     one = NerModel.load(tiny_bundle, backend="openvino", streams=1)
     two = NerModel.load(tiny_bundle, backend="openvino", threads=2, streams=2)
