@@ -24,7 +24,7 @@ import contextlib
 import importlib.util
 import io
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ def add_openvino_graph(
     validator: BundleValidator,
     fp32_graph: str,
     limit: float,
-    calibration_inputs: Any,
+    calibration_inputs: Callable[[], tuple[list[dict[str, np.ndarray]], dict[str, Any]]],
 ) -> tuple[OpenVinoOutcome, GraphSpec | None]:
     """Make, measure and keep or drop the OpenVINO graph of the bundle being built in `bundle_dir`.
 
