@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ner_export.runtime.errors import InputError, MissingDependencyError, OutputExistsError
-from ner_export.runtime.manifest import MANIFEST_NAME, BundleManifest
+from ner_export.runtime.manifest import BACKENDS, MANIFEST_NAME, BundleManifest
 
 from .shards import (
     ERRORS_FILE,
@@ -75,7 +75,7 @@ class AnnotateConfig:
         by length), and the Ray map batch; shard_size: input records per output file.
     threads: onnxruntime threads (local: default all CPUs; ray: per actor, default 1).
     actors: Ray actors, one model each (default: the cluster's CPUs / threads).
-    precision, aggregation, decoding: as for `NerModel.load`.
+    precision, backend, aggregation, decoding: as for `NerModel.load`.
     """
 
     bundle: str
@@ -93,6 +93,7 @@ class AnnotateConfig:
     threads: int | None = None
     actors: int | None = None
     precision: str | None = None
+    backend: str = "onnxruntime"
     aggregation: str = "first"
     decoding: str = "constrained"
     progress: bool = True
@@ -107,6 +108,8 @@ class AnnotateConfig:
             raise ValueError(f"input format {self.input_format!r} is not one of {', '.join(FORMATS)}")
         if self.output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output format {self.output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if self.engine != "ray" and (self.address is not None or self.actors is not None):
@@ -206,13 +209,18 @@ def predict_entities(model: Any, texts: list[str], batch_size: int) -> list[list
 
 
 def model_options(config: AnnotateConfig) -> dict[str, Any]:
-    return {"precision": config.precision, "aggregation": config.aggregation, "decoding": config.decoding}
+    return {
+        "precision": config.precision,
+        "backend": config.backend,
+        "aggregation": config.aggregation,
+        "decoding": config.decoding,
+    }
 
 
 # --------------------------------------------------------------------------- planning and the folder
-def _bundle_identity(bundle: str, precision: str | None) -> dict[str, Any]:
+def _bundle_identity(bundle: str, precision: str | None, backend: str = "onnxruntime") -> dict[str, Any]:
     manifest = BundleManifest.read(Path(bundle))
-    graph = manifest.graph_for("cpu", precision)
+    graph = manifest.graph_for("cpu", precision, backend)
     digest = hashlib.sha256((Path(bundle) / MANIFEST_NAME).read_bytes()).hexdigest()
     return {
         "path": str(bundle),
@@ -220,6 +228,7 @@ def _bundle_identity(bundle: str, precision: str | None) -> dict[str, Any]:
         "graph": graph.file,
         "graph_sha256": manifest.files.get(graph.file),
         "precision": graph.precision,
+        "backend": graph.backend,
         "batch_invariant": graph.batch_invariant,
     }
 
@@ -445,7 +454,7 @@ def annotate(config: AnnotateConfig) -> AnnotateResult:
     config.check()
     started = time.perf_counter()
     out = Path(config.output)
-    bundle = _bundle_identity(config.bundle, config.precision)
+    bundle = _bundle_identity(config.bundle, config.precision, config.backend)
     scans, passthrough = _scan_inputs(config)
     shards = plan_shards(scans, config.shard_size)
     pinned = {"settings": _settings(config, bundle), "inputs": _inputs(scans)}

@@ -2,7 +2,8 @@
 
 Each system answers the same three questions: tags of pre-split words (accuracy), entities of one
 text (latency) and of a list of texts (throughput). `pytorch` and `optimum_int8` are transformers'
-pipeline on the checkpoint and on the bundle's int8 graph; `runtime_*` are `NerModel`; `session_int8`
+pipeline on the checkpoint and on the bundle's int8 graph; `runtime_*` are `NerModel` (`runtime_int8_openvino`
+on its OpenVINO backend, the bundle's NNCF int8 IR, raw text in like every runtime row); `session_int8`
 is a bare onnxruntime session fed pre-tokenized, length-sorted batches, the floor that the runtime's
 own overhead is measured against, built with the runtime's session and padding code so that the two
 differ only in what the runtime adds. Cold start runs a system's minimal script in a fresh process,
@@ -30,7 +31,7 @@ from ner_export.runtime.session import batch_inputs, create_session, load_tokeni
 
 from .peers import PEERS, missing_peer
 
-__all__ = ["BARE", "COLD_STARTS", "SYSTEMS", "System", "cold_start", "load_systems"]
+__all__ = ["BARE", "COLD_STARTS", "SYSTEMS", "System", "cold_start", "load_systems", "missing_openvino_backend"]
 
 SYSTEMS = (
     "pytorch",
@@ -38,6 +39,7 @@ SYSTEMS = (
     "runtime_fp32",
     "runtime_int8",
     "runtime_int8_dynamic",
+    "runtime_int8_openvino",
     "session_int8",
     "openvino_int8",
     "ctranslate2_int8",
@@ -119,12 +121,13 @@ class _PipelineSystem(System):
 
 
 class _RuntimeSystem(System):
-    def __init__(self, name: str, bundle: Path, precision: str, batch_size: int) -> None:
+    def __init__(self, name: str, bundle: Path, precision: str, batch_size: int, backend: str = "onnxruntime") -> None:
         from ner_export.runtime import NerModel
 
         self.name, self.imports_torch, self.bundle = name, False, bundle
-        self._model = NerModel.load(bundle, precision=precision)
-        self.model_files = [bundle / self._model.manifest.graph_for("cpu", precision).file]
+        self._model = NerModel.load(bundle, precision=precision, backend=backend)
+        graph = self._model.manifest.graph_for("cpu", precision, backend)
+        self.model_files = [bundle / name for name in (graph.file, graph.weights) if name]
         self._batch_size = batch_size
 
     def presplit(self, words: list[list[str]], documents: list[int]) -> list[list[str]]:
@@ -371,6 +374,12 @@ def load_systems(
                 skipped[name] = "the bundle has no fp32 graph to quantize dynamically (exported with --no-fp32)"
                 continue
             systems.append(_RuntimeSystem(name, _dynamic_bundle(bundle, workdir), "int8", batch_size))
+        elif name == "runtime_int8_openvino":
+            why = missing_openvino_backend(manifest)
+            if why:
+                skipped[name] = why
+                continue
+            systems.append(_RuntimeSystem(name, bundle, "int8", batch_size, backend="openvino"))
         elif name == "session_int8":
             systems.append(_SessionSystem(bundle, texts, batch_size))
         elif name in PEERS:
@@ -383,6 +392,19 @@ def load_systems(
             else:
                 systems.append(_CTranslate2System(bundle, checkpoint, texts, batch_size, workdir))
     return systems
+
+
+def missing_openvino_backend(manifest: BundleManifest) -> str | None:
+    """Why `runtime_int8_openvino` cannot run on this bundle here, or None."""
+    import importlib.util
+
+    if not any(g.backend == "openvino" for g in manifest.graphs):
+        recorded = manifest.validation.get("openvino", {})
+        why = f": {recorded['reason']}" if isinstance(recorded, dict) and recorded.get("reason") else ""
+        return f"the bundle has no OpenVINO graph{why} (export with ner-export[openvino] installed)"
+    if importlib.util.find_spec("openvino") is None:
+        return "the Python package 'openvino' is not installed (pip install 'ner-export[openvino]')"
+    return None
 
 
 def _has_fp32(manifest: BundleManifest) -> bool:
@@ -407,6 +429,9 @@ COLD_STARTS = {
     ),
     "runtime_fp32": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r}, precision='fp32')({text!r})\n",
     "runtime_int8": "from ner_export.runtime import NerModel\nNerModel.load({bundle!r})({text!r})\n",
+    "runtime_int8_openvino": (
+        "from ner_export.runtime import NerModel\nNerModel.load({bundle!r}, backend='openvino')({text!r})\n"
+    ),
     "session_int8": (
         "import numpy as np, onnxruntime as ort\n"
         "from tokenizers import Tokenizer\n"

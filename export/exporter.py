@@ -18,6 +18,11 @@ while it exceeds `max_f1_drop` try the next, safer rung; when no rung is within 
 is refused with the numbers. Every attempt is recorded in the manifest, so a bundle says what its int8
 graph cost and what was tried to get there.
 
+When openvino and nncf are installed (and `openvino` is not False), the bundle may also carry an
+NNCF int8 OpenVINO IR for the runtime's optional OpenVINO backend (`export.openvino_int8`): made
+after the gate from the same fp32 graph and calibration inputs, measured the same way, shipped only
+within the same limit, and never a reason for the export to fail.
+
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
 built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,
 failed or refused export leaves the previous bundle (or nothing) behind, never a half-written one.
@@ -53,7 +58,8 @@ from ner_export.runtime.manifest import (
 )
 from ner_export.runtime.session import first_line
 
-from .gate import run_int8_gate
+from .gate import calibration_inputs, run_int8_gate
+from .openvino_int8 import OpenVinoOutcome, add_openvino_graph, missing_openvino
 from .quantize import Int8Config, default_int8_ladder
 from .validate import BundleValidator, ValidationReport
 
@@ -100,7 +106,9 @@ class ExportConfig:
     `calibration`, `embeddings`, `per_channel` and `reduce_range` make the requested int8 config, the
     first rung of the gate's ladder (`export.quantize.default_int8_ladder`); `int8_ladder` replaces
     the whole ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose
-    against the fp32 one on the validation sentences.
+    against the fp32 one on the validation sentences. `openvino`: also make the NNCF int8 OpenVINO graph
+    (None: when openvino and nncf are installed; True asks for it, recording why when it cannot be made;
+    False: never).
     """
 
     model_dir: str
@@ -120,6 +128,7 @@ class ExportConfig:
     max_f1_drop: float = 0.3
     int8_ladder: tuple[Int8Config, ...] | None = None
     max_length: int | None = None
+    openvino: bool | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -271,7 +280,9 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         for i in range(len(hf_config["id2label"]))
     )
     with staged_directory(out) as tmp:
-        steps = _progress(config.progress, total=5 if config.include_fp16 else 4)
+        missing = missing_openvino()
+        openvino = config.openvino is not False and (config.openvino is True or missing is None)
+        steps = _progress(config.progress, total=4 + int(config.include_fp16) + int(openvino))
         raw_dir = tmp / "raw"
         steps.set_description("exporting with Optimum")
         try:
@@ -341,6 +352,19 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         quantization = gate.quantization
         steps.update()
         graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization["batch_invariant"])]
+        ov_graph = None
+        if not openvino:
+            outcome = OpenVinoOutcome(False, "turned off (--no-openvino)" if config.openvino is False else str(missing))
+        elif missing:
+            outcome = OpenVinoOutcome(False, missing)
+            steps.update()
+        else:
+            steps.set_description("quantizing to int8 for OpenVINO (NNCF)")
+            with third_party_warnings_silenced():
+                outcome, ov_graph = add_openvino_graph(
+                    tmp, base, validator, FP32_GRAPH, gate.limit, lambda: calibration_inputs(tmp, validator)
+                )
+            steps.update()
         if config.include_fp32:
             graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
         if config.include_fp16:
@@ -352,8 +376,10 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
         else:
             (tmp / FP32_GRAPH).unlink()
+        if ov_graph is not None:  # listed last: a reader that predates backends takes the first int8 graph
+            graphs.append(ov_graph)
         steps.close()
-        report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration)
+        report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration, outcome.to_dict())
         final = replace(
             base,
             graphs=tuple(graphs),

@@ -37,7 +37,7 @@ from ner_export.runtime.model import NerModel
 from .quantize import Int8Config, quantize_graph
 from .validate import BundleValidator, word_agreement
 
-__all__ = ["GateResult", "Int8Attempt", "gate_limit", "int8_refusal", "run_int8_gate"]
+__all__ = ["GateResult", "Int8Attempt", "calibration_inputs", "gate_limit", "int8_refusal", "run_int8_gate"]
 
 
 def gate_limit(max_f1_drop: float, fp32_scores: EntityScores) -> float:
@@ -47,6 +47,15 @@ def gate_limit(max_f1_drop: float, fp32_scores: EntityScores) -> float:
     points; a drop smaller than that cannot be measured on this sample.
     """
     return max(max_f1_drop, 200 / max(1, fp32_scores.true_entities + fp32_scores.predicted_entities))
+
+
+def calibration_inputs(
+    bundle_dir: Path, validator: BundleValidator
+) -> tuple[list[dict[str, np.ndarray]], dict[str, Any]]:
+    """The graph inputs static int8 scales are calibrated on, and their record: every window the validation
+    sentences make, read by the bundle's fp32 graph as the runtime reads them (module docstring)."""
+    feeds = NerModel.load(bundle_dir, precision="fp32").graph_inputs(validator.words, validator.documents)
+    return feeds, {"data": validator.source, "sentences": len(validator.words), "runs": len(feeds)}
 
 
 @dataclass(frozen=True)
@@ -103,8 +112,7 @@ def run_int8_gate(
     for number, rung in enumerate(ladder, 1):
         progress(f"quantizing to int8 ({rung.name}, {number}/{len(ladder)})")
         if rung.activations == "static" and feeds is None:
-            feeds = NerModel.load(bundle_dir, precision="fp32").graph_inputs(validator.words, validator.documents)
-            calibration = {"data": validator.source, "sentences": len(validator.words), "runs": len(feeds)}
+            feeds, calibration = calibration_inputs(bundle_dir, validator)
         resolved = rung.resolve(bundle_dir / fp32_graph)
         quantization = quantize_graph(bundle_dir / fp32_graph, bundle_dir / int8_graph, resolved, feeds)
         quantization["chosen_for"] = chosen_for

@@ -55,6 +55,7 @@ class ValidationReport:
     int8_config: str = ""  # name of the accepted rung
     int8_calibration: dict[str, Any] = field(default_factory=dict)  # data and sentences of static scales
     int8_attempts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+    openvino: dict[str, Any] = field(default_factory=dict)  # the OpenVINO graph: shipped or why not, its F1
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -176,7 +177,12 @@ class BundleValidator:
         return bool(self._fp32.get("scored"))
 
     def report(
-        self, attempts: list[Int8Attempt], int8_tags: list[list[str]], limit: float, calibration: dict[str, Any]
+        self,
+        attempts: list[Int8Attempt],
+        int8_tags: list[list[str]],
+        limit: float,
+        calibration: dict[str, Any],
+        openvino: dict[str, Any] | None = None,
     ) -> ValidationReport:
         """The manifest's `validation` entry for the accepted (last) attempt, listing every attempt."""
         fp32 = self._fp32
@@ -199,9 +205,11 @@ class BundleValidator:
             int8_config=chosen.name,
             int8_calibration=calibration,
             int8_attempts=tuple(a.to_dict() for a in attempts),
+            openvino=dict(openvino or {}),
         )
 
-    def tags(self, bundle_dir: Path, precision: str) -> list[list[str]]:
-        """IOB2 tags of the validation sentences by the bundle's `precision` graph, through the runtime."""
-        model = NerModel.load(bundle_dir, precision=precision)
+    def tags(self, bundle_dir: Path, precision: str, backend: str = "onnxruntime") -> list[list[str]]:
+        """IOB2 tags of the validation sentences by the bundle's `precision` graph of `backend`, through
+        the runtime."""
+        model = NerModel.load(bundle_dir, precision=precision, backend=backend)
         return model.predict_words(self.words, documents=self.documents)

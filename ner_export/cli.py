@@ -29,7 +29,15 @@ from ner_export.benchmarks.systems import SYSTEMS
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
 from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
-from ner_export.runtime.manifest import CALIBRATIONS, DEVICES, INT8_ACTIVATIONS, INT8_EMBEDDINGS, PRECISIONS, is_bundle
+from ner_export.runtime.manifest import (
+    BACKENDS,
+    CALIBRATIONS,
+    DEVICES,
+    INT8_ACTIVATIONS,
+    INT8_EMBEDDINGS,
+    PRECISIONS,
+    is_bundle,
+)
 
 if TYPE_CHECKING:
     from ner_export.annotate.sources import Record
@@ -122,6 +130,14 @@ def cli() -> None:
 
 
 _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+_backend = click.option(
+    "--backend",
+    default=BACKENDS[0],
+    show_default=True,
+    type=click.Choice(BACKENDS),
+    help="Engine that runs the graph: onnxruntime, or openvino for the bundle's OpenVINO int8 graph "
+    "(cpu only; needs ner-export[openvino] and a bundle exported with it).",
+)
 
 
 @cli.command("export")
@@ -199,6 +215,12 @@ _quiet = click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
     type=click.IntRange(8),
     help="Token window of the runtime, at most the model's max_position_embeddings [default: the training max_length].",
 )
+@click.option(
+    "--openvino/--no-openvino",
+    default=None,
+    help="Also ship an NNCF int8 OpenVINO graph for the runtime's OpenVINO backend, kept only within "
+    "--max-f1-drop [default: when openvino and nncf are installed].",
+)
 @_quiet
 @_friendly
 def export_command(
@@ -217,6 +239,7 @@ def export_command(
     atol: float,
     max_f1_drop: float,
     max_length: int | None,
+    openvino: bool | None,
     quiet: bool,
 ) -> None:
     """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
@@ -240,6 +263,7 @@ def export_command(
             atol=atol,
             max_f1_drop=max_f1_drop,
             max_length=max_length,
+            openvino=openvino,
             progress=not quiet,
         )
     )
@@ -263,6 +287,12 @@ def export_command(
                 f"  int8 config {attempt['config']['name']}: "
                 f"entity F1 drop vs fp32 {attempt['drop']:.2f} points, {verdict}"
             )
+    ov = v.openvino
+    if ov.get("shipped"):
+        drop = "" if ov["drop"] is None else f"entity F1 drop vs fp32 {ov['drop']:.2f} points, "
+        click.echo(f"  openvino int8 (NNCF): {drop}shipped as {ov['graph']} (NerModel.load(..., backend='openvino'))")
+    elif ov:
+        click.echo(f"  openvino int8 (NNCF): left out: {ov['reason']}")
 
 
 @cli.command("finetune")
@@ -437,6 +467,7 @@ def finetune_command(
     type=click.Choice(DECODINGS),
     help="Most probable valid IOB2 sequence, or each word's best label.",
 )
+@_backend
 @_friendly
 def eval_command(
     target: Path,
@@ -446,15 +477,24 @@ def eval_command(
     aggregation: str,
     word_split: str,
     decoding: str,
+    backend: str,
 ) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
     if is_bundle(target):  # scored by the runtime alone: works in an install without torch
         from ner_export.runtime.evaluate import evaluate_bundle
 
         report = evaluate_bundle(
-            target, data, batch_size=batch_size, decoding=decoding, aggregation=aggregation, word_split=word_split
+            target,
+            data,
+            batch_size=batch_size,
+            decoding=decoding,
+            aggregation=aggregation,
+            word_split=word_split,
+            backend=backend,
         )
     else:  # a checkpoint, or neither (finetune's evaluate says so)
+        if backend != BACKENDS[0]:
+            raise click.UsageError(f"--backend {backend} applies to bundles: a checkpoint is scored through PyTorch")
         if aggregation not in ("first", "simple"):
             raise click.UsageError(
                 f"--aggregation {aggregation} applies to bundles: a checkpoint is scored by each word's first "
@@ -549,6 +589,7 @@ skipped = records in.
     help="Graph to run [default: int8 on cpu, the first CUDA graph on cuda].",
 )
 @click.option("--threads", type=click.IntRange(1), help="Intra-op threads [default: the CPUs this process may use].")
+@_backend
 @click.option("--skip-bad", is_flag=True, help="Skip bad records, listing each on stderr, and go on.")
 @click.option(
     "--errors",
@@ -571,6 +612,7 @@ def predict_command(
     device: str,
     precision: str | None,
     threads: int | None,
+    backend: str,
     skip_bad: bool,
     errors_file: Path | None,
 ) -> None:
@@ -588,6 +630,7 @@ def predict_command(
         device=device,
         threads=threads,
         precision=precision,
+        backend=backend,
         aggregation=aggregation,
         word_split=word_split,
         decoding=decoding,
@@ -738,6 +781,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     "--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]), help="Where the model runs."
 )
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
+@_backend
 @click.option(
     "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
 )
@@ -969,6 +1013,7 @@ def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | 
     "--threads", type=click.IntRange(1), help="onnxruntime threads [default: all CPUs locally, 1 per Ray actor]."
 )
 @click.option("--precision", type=click.Choice(["int8", "fp32"]), help="Graph to run [default: int8].")
+@_backend
 @click.option(
     "--decoding",
     default="constrained",
@@ -994,6 +1039,7 @@ def annotate_command(
     shard_size: int,
     threads: int | None,
     precision: str | None,
+    backend: str,
     decoding: str,
     quiet: bool,
 ) -> None:
@@ -1016,6 +1062,7 @@ def annotate_command(
         shard_size=shard_size,
         threads=threads,
         precision=precision,
+        backend=backend,
         decoding=decoding,
         progress=not quiet,
     )

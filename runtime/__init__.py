@@ -1,4 +1,4 @@
-"""ner_export.runtime: load a bundle and find entities, with onnxruntime, tokenizers and numpy only.
+"""ner_export.runtime: load a bundle and find entities, with onnxruntime (or OpenVINO), tokenizers and numpy only.
 
     >>> from ner_export.runtime import NerModel
     >>> model = NerModel.load("bundle/")
@@ -7,8 +7,9 @@
 
 This package is the base layer of ner-export: it imports nothing from finetune/, export/ or
 benchmarks/, and they build on its errors, label schemes, CoNLL reader, bundle manifest and session
-builder. Its modules are public and typed (`py.typed`): `model`, `session`, `manifest`, `decoding`,
-`labels`, `context`, `casing`, `conll`, `evaluate`, `machine`, `files`, `errors`.
+builder. Its modules are public and typed (`py.typed`): `model`, `session`, `openvino_backend` (the optional
+backend, which alone imports openvino), `manifest`, `decoding`, `labels`, `context`, `casing`, `conll`,
+`evaluate`, `machine`, `files`, `errors`.
 """
 
 from .errors import (

@@ -74,6 +74,7 @@ def evaluate_bundle(
     decoding: str = "constrained",
     aggregation: str = "first",
     word_split: str = "text",
+    backend: str = "onnxruntime",
 ) -> EvalReport:
     """Score the bundle directory `bundle` on the CoNLL file `data`, decoded as `decoding`.
 
@@ -83,7 +84,9 @@ def evaluate_bundle(
     """
 
     def tagger(words: list[list[str]], documents: list[int]) -> list[list[str]]:
-        model = NerModel.load(bundle, decoding=decoding, aggregation=aggregation, word_split=word_split)
+        model = NerModel.load(
+            bundle, decoding=decoding, aggregation=aggregation, word_split=word_split, backend=backend
+        )
         return model.predict_words(words, batch_size=batch_size, documents=documents)
 
     return evaluate_tags(bundle, "bundle", data, tagger)

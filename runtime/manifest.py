@@ -27,6 +27,7 @@ from .errors import BundleError
 from .files import read_json
 
 __all__ = [
+    "BACKENDS",
     "CALIBRATIONS",
     "INT8_ACTIVATIONS",
     "INT8_EMBEDDINGS",
@@ -44,6 +45,7 @@ __all__ = [
 FORMAT_VERSION = 1
 MANIFEST_NAME = "bundle.json"
 DEVICES = ("cpu", "cuda")
+BACKENDS = ("onnxruntime", "openvino")  # the engine that runs a graph: ONNX files, or an OpenVINO IR (.xml + .bin)
 PRECISIONS = ("int8", "fp32", "fp16")
 INT8_ACTIVATIONS = ("static", "dynamic")  # calibrated activation scales (batch-invariant), or per batch
 INT8_EMBEDDINGS = ("per-row", "per-tensor", "fp32")  # how the large embedding tables are stored
@@ -160,7 +162,8 @@ def _inside(name: str) -> bool:
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One ONNX graph of the bundle and what it is for."""
+    """One graph of the bundle and what it is for: an ONNX file for onnxruntime, or an OpenVINO IR
+    (`file` the .xml, `weights` its .bin) for the optional OpenVINO backend."""
 
     file: str
     device: str  # one of DEVICES
@@ -168,12 +171,14 @@ class GraphSpec:
     quantization: dict[str, Any] = field(default_factory=dict)
     # False when a text's result can depend on the other texts in its batch (dynamic int8 activation scales)
     batch_invariant: bool = True
+    backend: str = "onnxruntime"  # one of BACKENDS
+    weights: str = ""  # a second file the graph needs (an OpenVINO IR's .bin), listed in `files`; "" for none
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], path: Path = Path(MANIFEST_NAME), index: int = 0) -> GraphSpec:
         """A graph entry of bundle.json, checked (BundleError naming the field); unknown keys are ignored.
 
-        Entries written before `batch_invariant` existed infer it.
+        Entries written before `batch_invariant` existed infer it; before `backend`, they are onnxruntime's.
         """
         if not isinstance(data, dict):
             raise BundleError(f"{path}: 'graphs[{index}]' must be a JSON object, found {_show(data)}")
@@ -184,7 +189,18 @@ class GraphSpec:
         quantization = f.mapping("quantization", {})
         method = quantization.get("method", "dynamic")
         batch_invariant = f.boolean("batch_invariant", not (precision == "int8" and method == "dynamic"))
-        return cls(file, device, precision, quantization, batch_invariant)
+        backend = f.choice("backend", BACKENDS, "onnxruntime")
+        weights = f.file_name("weights") if data.get("weights", "") != "" else ""
+        if backend == "openvino":
+            if device != "cpu":
+                f.fail("device", "must be cpu for an openvino graph (the OpenVINO backend runs on CPU only)")
+            if not weights:
+                f.fail("weights", "must name the IR's weights file (.bin) for an openvino graph")
+        return cls(file, device, precision, quantization, batch_invariant, backend, weights)
+
+    def describe(self) -> str:
+        """E.g. `int8 for cpu`, or `int8 for cpu (openvino)` for a graph of another backend."""
+        return f"{self.precision} for {self.device}" + (f" ({self.backend})" if self.backend != "onnxruntime" else "")
 
 
 @dataclass(frozen=True)
@@ -207,13 +223,19 @@ class BundleManifest:
     validation: dict[str, Any] = field(default_factory=dict)
     source: dict[str, Any] = field(default_factory=dict)
 
-    def graph_for(self, device: str, precision: str | None = None) -> GraphSpec:
-        """The graph to run on `device`; with `precision=None` the first one listed for it."""
+    def graph_for(self, device: str, precision: str | None = None, backend: str = "onnxruntime") -> GraphSpec:
+        """The graph to run on `device` with `backend`; with `precision=None` the first one listed for them."""
         for graph in self.graphs:
-            if graph.device == device and (precision is None or graph.precision == precision):
+            if (
+                graph.device == device
+                and graph.backend == backend
+                and (precision is None or graph.precision == precision)
+            ):
                 return graph
-        have = ", ".join(f"{g.precision} for {g.device}" for g in self.graphs) or "none"
+        have = ", ".join(g.describe() for g in self.graphs) or "none"
         wanted = f"{precision} graph" if precision else "graph"
+        if backend != "onnxruntime":
+            wanted = f"{backend} {wanted}"
         raise BundleError(f"{MANIFEST_NAME} lists no {wanted} for device {device!r} (it has: {have})")
 
     def to_json(self) -> str:
@@ -269,6 +291,8 @@ class BundleManifest:
         for i, spec in enumerate(specs):
             if spec.file not in files:
                 raise BundleError(f"{path}: 'graphs[{i}].file' {spec.file!r} is not listed in 'files'")
+            if spec.weights and spec.weights not in files:
+                raise BundleError(f"{path}: 'graphs[{i}].weights' {spec.weights!r} is not listed in 'files'")
         tokenizer_file = f.file_name("tokenizer_file", "tokenizer.json")
         if tokenizer_file not in files:
             raise BundleError(f"{path}: 'tokenizer_file' {tokenizer_file!r} is not listed in 'files'")

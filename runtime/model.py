@@ -1,4 +1,4 @@
-"""`NerModel`: a bundle loaded for inference with onnxruntime, tokenizers and numpy only.
+"""`NerModel`: a bundle loaded for inference with onnxruntime (or OpenVINO), tokenizers and numpy only.
 
 Design: the tokenizer runs once per call over the whole batch (tokenizers' Rust batch encoder), each
 text is cut into overlapping token windows of the bundle's max_length so nothing is truncated, the
@@ -8,7 +8,8 @@ arrays (see `decoding`); offsets come from the tokenizer, so `text[start:end] ==
 by construction. No torch, no transformers: a service that embeds this pays only for what it runs.
 
 A loaded model holds no per-call state, and onnxruntime sessions accept concurrent `run` calls, so
-one instance can serve many threads.
+one instance can serve many threads. `backend="openvino"` runs the bundle's OpenVINO IR instead,
+through an adapter with the same calls (`openvino_backend`): everything else is this module's code.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .decoding import (
 from .errors import BundleError, InputError
 from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
-from .manifest import DEVICES, BundleManifest
+from .manifest import BACKENDS, DEVICES, BundleManifest
 from .session import batch_inputs, check_graph, create_session, load_tokenizer
 from .texts import lone_surrogate
 
@@ -106,7 +107,8 @@ def _check_word_lists(word_lists: Any) -> None:
 
 class _Streams:
     """`count` concurrent runs of one graph: one extra session, made on first use, whose small intra-op
-    pool each run uses alone, and the threads that call it (onnxruntime releases the GIL)."""
+    pool each run uses alone (OpenVINO: a model compiled with `count` streams), and the threads that
+    call it (onnxruntime and OpenVINO release the GIL)."""
 
     def __init__(self, count: int, make_session: Callable[[], Any]) -> None:
         self.count = count
@@ -158,7 +160,12 @@ class NerModel:
         pad_multiple: int = 1,
         streams: int = 1,
         stream_session: Callable[[], Any] | None = None,
+        backend: str = "onnxruntime",
     ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "openvino" and io_binding:
+            raise ValueError("io_binding is onnxruntime's; the openvino backend has none")
         if not isinstance(streams, int) or streams < 1:
             raise ValueError(f"streams={streams!r} must be a positive integer")
         if streams > 1 and stream_session is None:
@@ -172,7 +179,8 @@ class NerModel:
         if word_split not in WORD_SPLITS:
             raise ValueError(f"word_split={word_split!r} is not one of {', '.join(WORD_SPLITS)}")
         self.manifest = manifest
-        self._graph = manifest.graph_for(device, precision)
+        self._graph = manifest.graph_for(device, precision, backend)
+        self.backend = backend
         self.device = device
         self.precision = precision
         self.aggregation = aggregation
@@ -221,6 +229,7 @@ class NerModel:
         pad_multiple: int | None = None,
         streams: int | None = None,
         session_config: Mapping[str, str] | None = None,
+        backend: str = "onnxruntime",
         verify: bool = True,
     ) -> NerModel:
         """Load a bundle directory.
@@ -246,6 +255,9 @@ class NerModel:
         session_config: onnxruntime session configuration entries for every session of the model, e.g.
             `{"session.intra_op.allow_spinning": "0"}` where other work shares the CPUs (a server's
             event loop): idle pool threads then sleep instead of spinning between runs.
+        backend: "onnxruntime" (default) or "openvino": the bundle's NNCF int8 OpenVINO IR, exported when
+            the `openvino` extra was installed; CPU only. Same outputs contract, only the logits differ.
+            MissingDependencyError without openvino, BundleError when the bundle has no OpenVINO graph.
         verify: check every file the model needs against the manifest's sha256 first.
         """
         if device not in DEVICES:
@@ -254,17 +266,40 @@ class NerModel:
             raise ValueError(f"threads={threads!r} must be a positive integer or None")
         if streams is not None and (not isinstance(streams, int) or streams < 1):
             raise ValueError(f"streams={streams!r} must be a positive integer or None")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "openvino" and device != "cpu":
+            raise ValueError(f"backend='openvino' runs on cpu only, not device={device!r}")
+        if backend == "openvino" and session_config:
+            raise ValueError("session_config holds onnxruntime session entries; the openvino backend takes none")
         bundle = Path(bundle_dir)
         manifest = BundleManifest.read(bundle)
-        graph = manifest.graph_for(device, precision)
+        graph = manifest.graph_for(device, precision, backend)
         check = manifest.verify_file if verify else (lambda d, name: Path(d) / name)
         graph_path = check(bundle, graph.file)
         tokenizer = load_tokenizer(check(bundle, manifest.tokenizer_file), manifest.vocab_size)
-        session = create_session(graph_path, device=device, threads=threads, config_entries=session_config)
-        check_graph(session, manifest, graph_path)
         cpus = threads or available_cpus()
         count = auto_streams(cpus, device) if streams is None else streams
         per_stream = max(1, cpus // count)
+        make_stream_session: Callable[[], Any]
+        if backend == "openvino":
+            from .openvino_backend import create_openvino_session, import_openvino
+
+            import_openvino()  # a missing extra is named before the graph files are hashed
+            weights = check(bundle, graph.weights)
+            recorded = graph.quantization.get("inference_precision")
+            session = create_openvino_session(graph_path, weights, threads=threads, precision=recorded)
+
+            def make_stream_session() -> Any:
+                return create_openvino_session(graph_path, weights, threads=cpus, streams=count, precision=recorded)
+
+        else:
+            session = create_session(graph_path, device=device, threads=threads, config_entries=session_config)
+
+            def make_stream_session() -> Any:
+                return create_session(graph_path, device=device, threads=per_stream, config_entries=session_config)
+
+        check_graph(session, manifest, graph_path)
         return cls(
             session,
             tokenizer,
@@ -279,9 +314,8 @@ class NerModel:
             io_binding=device == "cuda" if io_binding is None else io_binding,
             pad_multiple=(16 if device == "cuda" else 1) if pad_multiple is None else pad_multiple,
             streams=count,
-            stream_session=lambda: create_session(
-                graph_path, device=device, threads=per_stream, config_entries=session_config
-            ),
+            stream_session=make_stream_session,
+            backend=backend,
         )
 
     @staticmethod
@@ -308,7 +342,8 @@ class NerModel:
         return tuple(k for k in self._space.kinds if k != "O")
 
     def __repr__(self) -> str:
-        return f"NerModel(device={self.device!r}, precision={self.precision!r}, labels={len(self.labels)})"
+        backend = f", backend={self.backend!r}" if self.backend != "onnxruntime" else ""
+        return f"NerModel(device={self.device!r}, precision={self.precision!r}{backend}, labels={len(self.labels)})"
 
     # ------------------------------------------------------------------ inference
     def __call__(self, text: str) -> list[Entity]:

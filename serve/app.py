@@ -116,7 +116,7 @@ class Service:
         self.bundle_dir = Path(bundle_dir)
         self.settings = settings
         self.manifest = BundleManifest.read(self.bundle_dir)  # a wrong path fails here, before serving
-        self.graph = self.manifest.graph_for(settings.device, settings.precision)
+        self.graph = self.manifest.graph_for(settings.device, settings.precision, settings.backend)
         self.bundle_sha256 = hashlib.sha256((self.bundle_dir / MANIFEST_NAME).read_bytes()).hexdigest()
         self.metrics = Metrics()
         self.batcher = Batcher(self._load, settings, self.metrics, self._loaded, self._failed)

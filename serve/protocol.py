@@ -195,12 +195,24 @@ def info_body(
             "opset": m.opset,
             "format_version": m.format_version,
             "graphs": [
-                {"file": x.file, "device": x.device, "precision": x.precision, "batch_invariant": x.batch_invariant}
+                {
+                    "file": x.file,
+                    "device": x.device,
+                    "precision": x.precision,
+                    "backend": x.backend,
+                    "batch_invariant": x.batch_invariant,
+                }
                 for x in m.graphs
             ],
             "validation": {k: v for k, v in m.validation.items() if not isinstance(v, (list, dict))},
         },
-        "graph": {"file": g.file, "device": g.device, "precision": g.precision, "quantization": g.quantization},
+        "graph": {
+            "file": g.file,
+            "device": g.device,
+            "precision": g.precision,
+            "backend": g.backend,
+            "quantization": g.quantization,
+        },
         "batch_invariant": g.batch_invariant,
         "batching": {
             "cross_request": cross_request,

@@ -154,7 +154,7 @@ class NerReplica:
         s = self.settings = ServeSettings(**settings)
         self.bundle_dir = Path(bundle_dir)
         self.manifest = BundleManifest.read(self.bundle_dir)
-        self.graph = self.manifest.graph_for(s.device, s.precision)
+        self.graph = self.manifest.graph_for(s.device, s.precision, s.backend)
         self.bundle_sha256 = hashlib.sha256((self.bundle_dir / MANIFEST_NAME).read_bytes()).hexdigest()
         self.threads = threads
         self.model = NerModel.load(self.bundle_dir, **s.model_options(threads))
@@ -398,7 +398,7 @@ def build_app(
     """
     settings, options = split_settings(settings, options, dict(overrides))
     bundle = Path(bundle_dir).resolve()
-    BundleManifest.read(bundle).graph_for(settings.device, settings.precision)
+    BundleManifest.read(bundle).graph_for(settings.device, settings.precision, settings.backend)
     _, threads = replica_resources(settings, options)
     return NerDeployment.options(**deployment_options(settings, options)).bind(str(bundle), settings.to_dict(), threads)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ner_export.runtime.manifest import BACKENDS
+
 __all__ = ["ServeSettings", "AGGREGATIONS"]
 
 AGGREGATIONS = ("first", "average", "max", "simple")
@@ -26,6 +28,7 @@ class ServeSettings:
     # the model
     device: str = "cpu"
     precision: str | None = None  # None: the device's default graph (int8 on cpu)
+    backend: str = "onnxruntime"  # or "openvino": the bundle's OpenVINO graph (NerModel.load's backend)
     threads: int | None = None  # onnxruntime intra-op threads; None: the CPUs this process may use
     aggregation: str = "first"  # when a request does not name an aggregation_strategy
     decoding: str = "constrained"
@@ -69,6 +72,8 @@ class ServeSettings:
             raise ValueError(f"port={self.port!r} must be an integer between 0 and 65535")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"threads={self.threads!r} must be a positive integer or None")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend={self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation={self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
         if self.max_client_batch_size > self.max_queued_texts:
@@ -95,12 +100,15 @@ class ServeSettings:
             "device": self.device,
             "threads": self.threads if threads is None else threads,
             "precision": self.precision,
+            "backend": self.backend,
             "aggregation": self.aggregation,
             "word_split": self.word_split,
             "decoding": self.decoding,
             "token_budget": self.max_batch_tokens,
             # the event loop shares the CPUs: idle onnxruntime threads must sleep, not spin (PERFORMANCE.md)
-            "session_config": None if self.spin else {"session.intra_op.allow_spinning": "0"},
+            "session_config": None
+            if self.spin or self.backend != "onnxruntime"
+            else {"session.intra_op.allow_spinning": "0"},
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -81,6 +81,27 @@ def needs_torch() -> None:
         pytest.importorskip(module, reason=f"needs {module} (the train extra); this install has the runtime only")
 
 
+def openvino_graph(bundle: Path):
+    """The bundle's OpenVINO graph entry, for tests that run it (they skip without openvino).
+
+    A bundle exported in this session must have one whenever openvino and nncf are installed (a failure,
+    not a skip); a prebuilt bundle, or one exported without them, makes the test skip, saying why.
+    """
+    from importlib.util import find_spec
+
+    from ner_export.runtime import BundleManifest
+
+    pytest.importorskip("openvino", reason="needs openvino (pip install 'ner-export[openvino]'), absent here")
+    manifest = BundleManifest.read(bundle)
+    graphs = [g for g in manifest.graphs if g.backend == "openvino"]
+    if graphs:
+        return graphs[0]
+    reason = manifest.validation.get("openvino", {}).get("reason", "not recorded")
+    if PREBUILT or find_spec("nncf") is None:
+        pytest.skip(f"the test bundle has no OpenVINO graph ({reason})")
+    pytest.fail(f"openvino and nncf are installed but the export left the OpenVINO graph out: {reason}")
+
+
 def make_tiny_checkpoint(folder: Path, labels: list[str] = LABELS, seed: int = 0, logit_scale: float = 40.0) -> Path:
     """Write a random 2-layer BERT token classifier and its tokenizer to `folder`."""
     import torch

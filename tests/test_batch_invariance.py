@@ -1,4 +1,5 @@
-"""A text's answer never depends on which texts share its batch: the default int8 graph, by property test.
+"""A text's answer never depends on which texts share its batch: the default int8 graph, by property test,
+on onnxruntime and on the OpenVINO backend (the bundle's NNCF int8 IR; skipped without openvino).
 
 The same checks run against a dynamically quantized bundle must find differences, so they can fail.
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import WORDS, needs_torch
+from conftest import WORDS, needs_torch, openvino_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -31,9 +32,11 @@ def _assert_same(alone, together) -> None:
     np.testing.assert_allclose([e.score for e in alone], [e.score for e in together], rtol=0, atol=1e-5)
 
 
-@pytest.fixture(scope="module")
-def int8_model(tiny_bundle: Path) -> NerModel:
-    return NerModel.load(tiny_bundle)
+@pytest.fixture(scope="module", params=["onnxruntime", "openvino"])
+def int8_model(tiny_bundle: Path, request: pytest.FixtureRequest) -> NerModel:
+    if request.param == "openvino":
+        openvino_graph(tiny_bundle)
+    return NerModel.load(tiny_bundle, backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def dynamic_bundle(tiny_checkpoint: Path, conll_file: Path, tmp_path_factory: py
 
 def test_the_default_int8_graph_says_it_is_batch_invariant(tiny_bundle: Path, int8_model: NerModel) -> None:
     assert int8_model.precision == "int8" and int8_model.batch_invariant is True
-    assert BundleManifest.read(tiny_bundle).graph_for("cpu", "int8").batch_invariant is True
+    assert BundleManifest.read(tiny_bundle).graph_for("cpu", "int8", int8_model.backend).batch_invariant is True
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -104,6 +107,7 @@ def _logit_gaps(model: NerModel, trials: int = 30) -> list[float]:
 
 
 def test_static_int8_logits_are_identical_alone_and_in_a_batch(int8_model: NerModel) -> None:
+    # exactly, on both backends: static scales, and kernels whose results do not depend on the batch's shape
     assert max(_logit_gaps(int8_model)) == 0.0
 
 

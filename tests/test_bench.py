@@ -411,3 +411,80 @@ def test_casing_paths_measures_each_way_of_running_a_casing_model(
     assert optimum.same_as_ner_pipeline == parity.same_as_ner_pipeline >= 7 and optimum.f1 == parity.f1
     assert 0 < results["runtime_int8"].f1 <= 1
     main([str(casing_checkpoint), str(casing_bundle), "--data", str(data), "--sentences", "3", "-q"])
+
+
+def test_the_openvino_runtime_row_is_the_backends_own(bench, tiny_bundle: Path, self_tagged: Path) -> None:
+    """`runtime_int8_openvino` is NerModel on its OpenVINO backend: its F1 is the backend's, its size the IR's."""
+    from conftest import openvino_graph
+
+    from ner_export.finetune import read_conll
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
+
+    spec = openvino_graph(tiny_bundle)
+    data = bench[0].data
+    assert "runtime_int8_openvino" not in data["skipped"]
+    row = data["systems"]["runtime_int8_openvino"]
+    sentences = read_conll(self_tagged)
+    words, gold = [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
+    model = NerModel.load(tiny_bundle, backend="openvino")
+    assert row["f1_presplit"] == entity_scores(gold, model.predict_words(words, batch_size=32)).f1
+    size = sum((tiny_bundle / name).stat().st_size for name in (spec.file, spec.weights))
+    assert row["model_mb"] == round(size / 1e6, 2) and row["imports_torch"] is False
+    assert row["batch_invariance"] == 0 and row["cold_start_s"] > 0
+    goals = {t["target"] for t in data["targets"]}
+    assert "runtime_int8_openvino throughput / openvino_int8 (bare, pre-tokenized)" in goals
+
+
+def test_the_openvino_runtime_row_is_skipped_with_its_reason(
+    tiny_bundle: Path, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import sys
+
+    from ner_export.benchmarks.systems import load_systems
+    from ner_export.runtime.manifest import MANIFEST_NAME
+
+    assert "runtime_int8_openvino" in SYSTEMS
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_bundle, bare)
+    data = json.loads((bare / MANIFEST_NAME).read_text())
+    data["graphs"] = [g for g in data["graphs"] if g.get("backend") != "openvino"]
+    data["validation"]["openvino"] = {"shipped": False, "reason": "turned off (--no-openvino)"}
+    (bare / MANIFEST_NAME).write_text(json.dumps(data))
+    skipped: dict[str, str] = {}
+    assert load_systems(bare, tiny_checkpoint, ("runtime_int8_openvino",), ["paris"], 2, skipped, tmp_path) == []
+    assert skipped == {
+        "runtime_int8_openvino": "the bundle has no OpenVINO graph: turned off (--no-openvino) "
+        "(export with ner-export[openvino] installed)"
+    }
+    if any(g.get("backend") == "openvino" for g in json.loads((tiny_bundle / MANIFEST_NAME).read_text())["graphs"]):
+        monkeypatch.setitem(sys.modules, "openvino", None)  # as if not installed
+        skipped.clear()
+        assert load_systems(tiny_bundle, tiny_checkpoint, ("runtime_int8_openvino",), ["x"], 2, skipped, tmp_path) == []
+        why = "the Python package 'openvino' is not installed (pip install 'ner-export[openvino]')"
+        assert skipped == {"runtime_int8_openvino": why}
+
+
+def test_the_peer_race_goals_of_the_openvino_runtime() -> None:
+    from ner_export.benchmarks import TARGETS
+
+    def row(sps: float, p50: float) -> dict[str, Any]:
+        return {"throughput_sps": sps, "latency_ms": {"p50": p50}}
+
+    results = {"runtime_int8_openvino": row(1300, 1.6), "openvino_int8": row(1200, 1.5)}
+    results["ctranslate2_int8"] = row(870, 5.7)
+    race = {t.name: t for t in TARGETS if t.name.startswith("runtime_int8_openvino")}
+    assert {name: (t.kind, t.limit) for name, t in race.items()} == {
+        "runtime_int8_openvino throughput / openvino_int8 (bare, pre-tokenized)": ("min", 1.05),
+        "runtime_int8_openvino throughput / ctranslate2_int8 (bare, pre-tokenized)": ("min", 1.15),
+        "runtime_int8_openvino p50 latency / best peer's p50": ("max", 1.0),
+    }
+    assert [round(t.measure(results), 4) for t in race.values()] == [
+        round(1300 / 1200, 4),
+        round(1300 / 870, 4),
+        round(1.6 / 1.5, 4),
+    ]
+    assert all(t.applies(results) for t in race.values())
+    assert not any(t.applies({"runtime_int8_openvino": results["runtime_int8_openvino"]}) for t in race.values())
+    assert not any(t.applies({"openvino_int8": results["openvino_int8"]}) for t in race.values())

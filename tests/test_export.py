@@ -377,6 +377,17 @@ def test_gate_falls_back_to_a_safer_int8_config(bad_head: tuple[Path, Path], tmp
     assert ops["/classifier/MatMul"] == "MatMul" and ops["/bert/encoder/layer.1/output/dense/MatMul"] == "MatMul"
     assert "/bert/encoder/layer.0/output/dense/MatMul_quant" in ops  # the rest is still int8
     assert manifest.files["model_int8.onnx"] == sha256_file(out / "model_int8.onnx")
+    # NNCF has no ladder: the OpenVINO graph is measured once, against the same limit, and left out
+    from ner_export.export.openvino_int8 import missing_openvino
+
+    outcome = manifest.validation["openvino"]
+    assert outcome["shipped"] is False and all(g.backend == "onnxruntime" for g in manifest.graphs)
+    assert not (out / "model_int8_openvino.xml").exists() and not (out / "model_int8_openvino.bin").exists()
+    if missing_openvino():
+        assert outcome["reason"] == missing_openvino()
+    else:
+        assert outcome["fp32_f1"] == 1.0 and outcome["drop"] > 5.0 and outcome["limit"] == 5.0
+        assert outcome["reason"].startswith(f"NNCF int8 loses {outcome['drop']:.2f} points of entity F1 against fp32")
 
 
 def test_a_given_ladder_replaces_the_default_one(bad_head: tuple[Path, Path], tmp_path: Path) -> None:

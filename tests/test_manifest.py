@@ -64,6 +64,15 @@ def _set_graph(key: str, value: Any):
         (lambda d: d.pop("labels"), r"'labels' is missing"),
         (lambda d: d.pop("max_length"), r"'max_length' is missing"),
         (_set("format_version", True), r"format_version True is not supported"),
+        (_set_graph("backend", "tensorrt"), r"'graphs\[0\].backend' must be one of onnxruntime, openvino"),
+        (_set_graph("weights", "absent.bin"), r"'graphs\[0\].weights' 'absent.bin' is not listed in 'files'"),
+        (_set_graph("weights", "../x.bin"), r"'graphs\[0\].weights' must be the name of a file inside the bundle"),
+        (_set_graph("weights", 3), r"'graphs\[0\].weights' must be a string, found 3"),
+        (_set_graph("backend", "openvino"), r"'graphs\[0\].weights' must name the IR's weights file"),
+        (
+            lambda d: d["graphs"][0].update(backend="openvino", weights="vocab.txt", device="cuda"),
+            r"'graphs\[0\].device' must be cpu for an openvino graph",
+        ),
     ],
 )
 def test_a_damaged_field_is_a_bundle_error_naming_it(tiny_bundle: Path, tmp_path: Path, change, message: str) -> None:
@@ -115,3 +124,26 @@ def test_the_written_manifest_reads_back_equal(tiny_bundle: Path, tmp_path: Path
     shutil.copytree(tiny_bundle, copy)
     manifest.write(copy)
     assert BundleManifest.read(copy) == manifest
+
+
+def test_graphs_written_before_backends_are_onnxruntime_graphs(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A bundle.json without `backend` and `weights` (every bundle before the OpenVINO backend) reads as
+    before, and `graph_for` without a backend never returns another backend's graph."""
+
+    def strip(data: dict) -> None:
+        data["graphs"] = [g for g in data["graphs"] if g.get("backend", "onnxruntime") == "onnxruntime"]
+        for graph in data["graphs"]:
+            graph.pop("backend", None)
+            graph.pop("weights", None)
+
+    old = BundleManifest.read(_copy_with(tiny_bundle, tmp_path, strip))
+    assert {(g.backend, g.weights) for g in old.graphs} == {("onnxruntime", "")}
+    current = BundleManifest.read(tiny_bundle)
+    assert old.graphs == tuple(g for g in current.graphs if g.backend == "onnxruntime")
+    for precision in (None, "int8", "fp32"):
+        assert current.graph_for("cpu", precision) == old.graph_for("cpu", precision)
+    assert current.graph_for("cpu", "int8").file == "model_int8.onnx"
+    with pytest.raises(BundleError, match=r"lists no openvino int8 graph for device 'cpu' \(it has: int8 for cpu, "):
+        old.graph_for("cpu", "int8", "openvino")
+    with pytest.raises(BundleError, match=r"lists no openvino graph for device 'cuda'"):
+        current.graph_for("cuda", backend="openvino")
