@@ -44,6 +44,7 @@ __all__ = ["LoadConfig", "run_load", "read_sentences", "main"]
 
 HOST = "127.0.0.1"
 DEFAULT_DATA = Path("..") / "shared" / "data" / "conll2003" / "test.txt"
+MAX_IDLE_S = 4.0  # the load generator reuses a keep-alive connection idle at most this long
 FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 TARGETS = {
     "p99_limit_ms": 50.0,  # (a)'s highest offered rate with p99 <= this ...
@@ -214,16 +215,24 @@ class _Pool:
 
     def __init__(self, port: int, size: int) -> None:
         self.port, self.size = port, size
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []  # and when released
         self.open = 0
         self.freed = asyncio.Condition()
 
     async def acquire(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         async with self.freed:
-            while not self.idle and self.open >= self.size:
-                await self.freed.wait()
-            if self.idle:
-                return self.idle.pop()
+            while True:
+                while not self.idle and self.open >= self.size:
+                    await self.freed.wait()
+                if not self.idle:
+                    break
+                reader, writer, released = self.idle.pop()
+                # the server closes a connection idle for its keep-alive timeout (uvicorn: 5 s); reusing
+                # one then fails with no fault of the server's, so drop it as an HTTP client does
+                if time.monotonic() - released < MAX_IDLE_S:
+                    return reader, writer
+                writer.close()
+                self.open -= 1
             self.open += 1
         try:
             return await asyncio.open_connection(HOST, self.port)
@@ -236,11 +245,11 @@ class _Pool:
             if conn is None:
                 self.open -= 1
             else:
-                self.idle.append(conn)
+                self.idle.append((*conn, time.monotonic()))
             self.freed.notify()
 
     def close(self) -> None:
-        for _, writer in self.idle:
+        for _, writer, _ in self.idle:
             writer.close()
         self.idle.clear()
 
