@@ -60,6 +60,36 @@ def _measured(system: str, field: str) -> Callable[[Results], bool]:
     return lambda r: r[system].get(field) is not None
 
 
+PEERS = ("openvino_int8", "ctranslate2_int8")
+
+
+def _peer_race(system: str) -> tuple[Target, ...]:
+    """`system`'s goals against the bare peer engines (issue #17): throughput ahead of each, p50 at most
+    the best peer's. A goal applies when the run has both sides."""
+    prefix = "" if system == "runtime_int8" else f"{system} "
+
+    def against(peer: str, limit: float) -> Target:
+        return Target(
+            f"{prefix}throughput / {peer} (bare, pre-tokenized)",
+            "min",
+            limit,
+            lambda r: _ratio(r[system]["throughput_sps"], r[peer]["throughput_sps"]),
+            applies=lambda r: system in r and peer in r,
+        )
+
+    return (
+        against("openvino_int8", 1.05),
+        against("ctranslate2_int8", 1.15),
+        Target(
+            f"{prefix}p50 latency / best peer's p50",
+            "max",
+            1.0,
+            lambda r: _ratio(r[system]["latency_ms"]["p50"], min(r[p]["latency_ms"]["p50"] for p in PEERS if p in r)),
+            applies=lambda r: system in r and any(p in r for p in PEERS),
+        ),
+    )
+
+
 TARGETS: tuple[Target, ...] = (
     Target("F1 pre-split: pytorch - runtime_int8 (points)", "max", 0.3, _f1_gap("f1_presplit")),
     Target(
@@ -114,55 +144,9 @@ TARGETS: tuple[Target, ...] = (
         lambda r: _ratio(r["runtime_int8"]["latency_ms"]["p50"], r["runtime_int8_dynamic"]["latency_ms"]["p50"]),
         applies=_ran("runtime_int8_dynamic"),
     ),
-    Target(
-        "throughput / openvino_int8 (bare, pre-tokenized)",
-        "min",
-        1.05,
-        lambda r: _ratio(r["runtime_int8"]["throughput_sps"], r["openvino_int8"]["throughput_sps"]),
-        applies=_ran("openvino_int8"),
-    ),
-    Target(
-        "throughput / ctranslate2_int8 (bare, pre-tokenized)",
-        "min",
-        1.15,
-        lambda r: _ratio(r["runtime_int8"]["throughput_sps"], r["ctranslate2_int8"]["throughput_sps"]),
-        applies=_ran("ctranslate2_int8"),
-    ),
-    Target(
-        "p50 latency / best peer's p50",
-        "max",
-        1.0,
-        lambda r: _ratio(
-            r["runtime_int8"]["latency_ms"]["p50"],
-            min(r[p]["latency_ms"]["p50"] for p in ("openvino_int8", "ctranslate2_int8") if p in r),
-        ),
-        applies=lambda r: "openvino_int8" in r or "ctranslate2_int8" in r,
-    ),
+    *_peer_race("runtime_int8"),
     # the same peer race for the runtime on its OpenVINO backend (the bundle's NNCF int8 IR, raw text in)
-    Target(
-        "runtime_int8_openvino throughput / openvino_int8 (bare, pre-tokenized)",
-        "min",
-        1.05,
-        lambda r: _ratio(r["runtime_int8_openvino"]["throughput_sps"], r["openvino_int8"]["throughput_sps"]),
-        applies=lambda r: "runtime_int8_openvino" in r and "openvino_int8" in r,
-    ),
-    Target(
-        "runtime_int8_openvino throughput / ctranslate2_int8 (bare, pre-tokenized)",
-        "min",
-        1.15,
-        lambda r: _ratio(r["runtime_int8_openvino"]["throughput_sps"], r["ctranslate2_int8"]["throughput_sps"]),
-        applies=lambda r: "runtime_int8_openvino" in r and "ctranslate2_int8" in r,
-    ),
-    Target(
-        "runtime_int8_openvino p50 latency / best peer's p50",
-        "max",
-        1.0,
-        lambda r: _ratio(
-            r["runtime_int8_openvino"]["latency_ms"]["p50"],
-            min(r[p]["latency_ms"]["p50"] for p in ("openvino_int8", "ctranslate2_int8") if p in r),
-        ),
-        applies=lambda r: "runtime_int8_openvino" in r and ("openvino_int8" in r or "ctranslate2_int8" in r),
-    ),
+    *_peer_race("runtime_int8_openvino"),
     Target(
         "int8 graph / fp32 graph size",
         "max",
