@@ -16,6 +16,7 @@ is imported only here, on first use: an onnxruntime-only install never loads it.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -111,16 +112,10 @@ def inference_precision(recorded: str | None, core: Any) -> str:
     return wanted
 
 
-_core: Any = None
-_core_lock = threading.Lock()
-
-
+@functools.cache
 def _openvino_core() -> Any:
-    global _core
-    with _core_lock:
-        if _core is None:
-            _core = import_openvino().Core()
-        return _core
+    """One OpenVINO Core per process: it holds the plugins and their caches, which models can share."""
+    return import_openvino().Core()
 
 
 def create_openvino_session(
