@@ -88,7 +88,7 @@ class AnnotateConfig:
     address: str | None = None
     resume: bool = False
     batch_size: int = 32
-    buffer_size: int = 1024
+    buffer_size: int = 4096
     shard_size: int = 10_000
     threads: int | None = None
     actors: int | None = None

@@ -1001,7 +1001,7 @@ def _json_object(value: str | None, param: click.Parameter) -> dict[str, Any] | 
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per onnxruntime run.")
 @click.option(
     "--buffer-size",
-    default=1024,
+    default=4096,
     show_default=True,
     type=click.IntRange(1),
     help="Texts per predict call, sorted by length inside it (the Ray map batch).",
