@@ -22,6 +22,7 @@ RUN_KEYS = {
     "ray_init_s",
     "rows_per_s_without_ray_start",
     "peak_pss_mb",
+    "pss_sampler_cpu_s",
     "format",
     "ratio_to_offline",
     "summary",
@@ -55,6 +56,7 @@ def test_local_engine_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path)
     assert [(r["engine"], r["format"]) for r in data["runs"]] == [("local", "parquet"), ("local", "jsonl")]
     for run in data["runs"]:
         assert set(run) == RUN_KEYS and run["rows"] == 120 and run["errors"] == 0
+        assert run["pss_sampler_cpu_s"] >= 0
         assert run["peak_pss_mb"] > 10 and run["ratio_to_offline"] == pytest.approx(
             run["rows_per_s"] / data["offline"]["rows_per_s"], abs=1e-3
         )
