@@ -789,8 +789,8 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     "--spin/--no-spin",
     default=False,
     show_default=True,
-    help="Let idle onnxruntime threads spin between model calls: lower latency alone, but they take CPU "
-    "from the event loop under load.",
+    help="Let onnxruntime threads keep spinning between model calls (by default they spin only inside one): "
+    "lower latency alone, but they take CPU from the event loop under load.",
 )
 @click.option(
     "--aggregation",
@@ -849,7 +849,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 )
 @click.option(
     "--max-queued-texts",
-    default=128,
+    default=64,
     show_default=True,
     type=click.IntRange(1),
     help="Most texts waiting for the model (429 beyond).",

@@ -33,7 +33,7 @@ class ServeSettings:
     aggregation: str = "first"  # when a request does not name an aggregation_strategy
     decoding: str = "constrained"
     word_split: str = "text"
-    spin: bool = False  # let idle onnxruntime threads spin between runs (faster alone, slower beside the loop)
+    spin: bool = False  # threads spin between runs too, not only inside one (faster alone, slower under load)
     # dynamic micro-batching
     max_batch_size: int = 32  # texts in one model call
     max_batch_tokens: int = 16384  # padded tokens in one model call (the runtime's token budget)
@@ -42,7 +42,7 @@ class ServeSettings:
     # limits
     payload_limit: int = 2_000_000  # bytes of request body
     max_client_batch_size: int = 32  # texts in one request
-    max_queued_texts: int = 128  # texts waiting for the model; beyond it requests get 429
+    max_queued_texts: int = 64  # texts waiting for the model (two default batches); beyond it requests get 429
     request_timeout: float = 10.0  # seconds from acceptance to answer; beyond it 504
     # shutdown
     graceful_timeout: float = 20.0  # seconds in-flight requests get to finish after SIGTERM/SIGINT
@@ -105,10 +105,12 @@ class ServeSettings:
             "word_split": self.word_split,
             "decoding": self.decoding,
             "token_budget": self.max_batch_tokens,
-            # the event loop shares the CPUs: idle onnxruntime threads must sleep, not spin (PERFORMANCE.md)
+            # the event loop shares the CPUs: onnxruntime's threads spin inside a run, where that saves their
+            # wake-ups between its parallel steps, and stop when it returns, leaving the CPUs to the loop
+            # (PERFORMANCE.md, serving)
             "session_config": None
             if self.spin or self.backend != "onnxruntime"
-            else {"session.intra_op.allow_spinning": "0"},
+            else {"session.force_spinning_stop": "1"},
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -717,6 +717,17 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
     )
 
 
+def test_threads_spin_only_inside_a_run_unless_asked(tiny_bundle: Path) -> None:
+    from ner_export.serve import ServeSettings
+
+    # by default onnxruntime's threads stop spinning when a run returns: the event loop gets the CPUs
+    assert ServeSettings().model_options()["session_config"] == {"session.force_spinning_stop": "1"}
+    assert ServeSettings(spin=True).model_options()["session_config"] is None  # onnxruntime's own default
+    assert ServeSettings(backend="openvino").model_options()["session_config"] is None  # not an onnxruntime session
+    model = NerModel.load(tiny_bundle, **ServeSettings(threads=1).model_options())
+    assert model.predict(TEXTS) == NerModel.load(tiny_bundle, threads=1).predict(TEXTS)
+
+
 def test_bad_settings_and_bundles_fail_early(tiny_bundle: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
