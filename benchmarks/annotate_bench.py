@@ -355,7 +355,7 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"| >= {target}x {'met' if r['ratio_to_offline'] >= target else 'not met'} "
             f"| {r['rows_per_s_without_ray_start'] or '-'} | "
             f"{r['ray_init_s'] if r['ray_init_s'] is not None else '-'} | {r['wall_s']:.1f} | {r['peak_pss_mb']:.0f} "
-            f"| {r['pss_sampler_cpu_s'] if 'pss_sampler_cpu_s' in r else '-'} |"
+            f"| {r.get('pss_sampler_cpu_s', '-')} |"
         )
     model = data["cost_model"]
     lines += [

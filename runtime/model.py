@@ -253,8 +253,8 @@ class NerModel:
             threads (default `auto_streams`: one per thread on CPU); results are the same as with 1.
             A single text or batch always takes the plain path, on all `threads`.
         session_config: onnxruntime session configuration entries for every session of the model, e.g.
-            `{"session.intra_op.allow_spinning": "0"}` where other work shares the CPUs (a server's
-            event loop): idle pool threads then sleep instead of spinning between runs.
+            `{"session.force_spinning_stop": "1"}` where other work shares the CPUs (a server's event
+            loop): pool threads spin inside a run and sleep once it returns, instead of spinning on.
         backend: "onnxruntime" (default) or "openvino": the bundle's NNCF int8 OpenVINO IR, exported when
             the `openvino` extra was installed; CPU only. Same outputs contract, only the logits differ.
             MissingDependencyError without openvino, BundleError when the bundle has no OpenVINO graph.
