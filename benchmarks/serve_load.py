@@ -69,13 +69,14 @@ class LoadConfig:
     allow_batch_dependent: bool = False
     max_wait_ms: float = 0.0
     max_queued_texts: int | None = None  # None: the server's default
+    max_queue_ms: float | None = None  # None: the server's default
     rates: tuple[float, ...] | None = None  # offered requests/s; None: FRACTIONS of (c)
     step_seconds: float = 10.0
     max_requests_per_step: int = 20000
     refine: int = 2  # bisection steps between the last rate meeting the p99 limit and the first missing it
     offline_seconds: float = 10.0
     sentences: int | None = None
-    connections: int = 256  # above the server's default --max-queued-texts (128), so overload reaches its queue limit
+    connections: int = 256  # above the server's default --max-queued-texts (64), so overload reaches its queue limits
     seed: int = 0
     progress: bool = True
     command: str = ""
@@ -529,6 +530,8 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         common.append("--allow-batch-dependent")
     if config.max_queued_texts:
         common += ["--max-queued-texts", str(config.max_queued_texts)]
+    if config.max_queue_ms is not None:
+        common += ["--max-queue-ms", str(config.max_queue_ms)]
     configs = {
         "a": _sweep(config, "a", common, requests, rates, out, say, extra=True, saturation_hint=0.0),
         "b": _sweep(
@@ -788,6 +791,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--allow-batch-dependent", action="store_true")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-queued-texts", type=int)
+    parser.add_argument("--max-queue-ms", type=float)
     parser.add_argument("--rates", help="comma-separated offered rates in requests/s [default: fractions of (c)]")
     parser.add_argument("--step-seconds", type=float, default=10.0)
     parser.add_argument("--max-requests-per-step", type=int, default=20000)
@@ -833,6 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         allow_batch_dependent=args.allow_batch_dependent,
         max_wait_ms=args.max_wait_ms,
         max_queued_texts=args.max_queued_texts,
+        max_queue_ms=args.max_queue_ms,
         rates=tuple(float(r) for r in args.rates.split(",")) if args.rates else None,
         step_seconds=args.step_seconds,
         max_requests_per_step=args.max_requests_per_step,

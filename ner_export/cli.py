@@ -855,6 +855,13 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     help="Most texts waiting for the model (429 beyond).",
 )
 @click.option(
+    "--max-queue-ms",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Longest estimated wait for the model a new request may face (429 beyond; 0: no time bound).",
+)
+@click.option(
     "--request-timeout",
     default=10.0,
     show_default=True,

@@ -367,16 +367,19 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         else:
             costs = [counter.cost(t) for t in call.texts]
         job = Job(call.texts, costs, call.aggregation, loop.create_future(), loop)
-        if not service.batcher.submit(job):
+        refused = service.batcher.submit(job)
+        if refused is not None:
             retry = service.batcher.retry_after()
+            if refused == "queue_full":
+                why = f"{service.batcher.queued} texts waiting (limit {s.max_queued_texts}, --max-queued-texts)"
+            else:
+                why = (
+                    f"the {service.batcher.queued} texts waiting would keep this request from the model for about "
+                    f"{service.batcher.expected_wait() * 1000:.0f} ms (limit {s.max_queue_ms:g} ms, --max-queue-ms)"
+                )
             return _error(
                 RequestError(
-                    429,
-                    f"queue full: {service.batcher.queued} texts waiting "
-                    f"(limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
-                    "overloaded",
-                    "queue_full",
-                    {"Retry-After": str(retry)},
+                    429, f"queue full: {why}; retry in {retry} s", "overloaded", refused, {"Retry-After": str(retry)}
                 ),
                 service,
             )

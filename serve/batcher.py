@@ -14,6 +14,17 @@ one call of its own texts, exactly as offline `predict(texts)` would, unless cro
 explicitly allowed. Texts are queued individually with the request's aggregation; one batch holds one
 aggregation. A failed batch is retried request by request, so one bad text fails only its request.
 A cancelled request (client gone, timed out) is removed from the queue and never computed.
+
+Admission: a request is refused (429) when its texts would not fit under `max_queued_texts`, or when
+the work ahead of it would keep it from the model longer than `max_queue_ms`. That wait is estimated
+from the queued texts' token estimates (`TokenCounter`), the running batch's remainder and the model's
+measured speed in the same units, so the bound follows what the machine delivers now rather than a
+text count fixed in advance: under overload an accepted request waits about `max_queue_ms` plus its
+own batch, whatever the texts' lengths. The speed is the faster of two averages over recent batches:
+all of them, and those of at least a quarter of `max_batch_size` texts. A queue long enough to matter
+runs in such batches, while lone texts after idle gaps run slower (cold caches) and would, alone,
+make a burst below saturation look like overload. A request that meets an empty queue is
+always taken; the first batch's speed is unknown, so until then only the text count bounds the queue.
 """
 
 from __future__ import annotations
@@ -116,7 +127,12 @@ class Batcher:
         self._thread: threading.Thread | None = None
         self.model: NerModel | None = None
         self.cross_request = False  # decided once the model is loaded
-        self.texts_per_second = 0.0  # smoothed throughput, for Retry-After
+        self.texts_per_second = 0.0  # smoothed throughput in texts
+        self.cost_per_second = 0.0  # smoothed throughput in the units of `TokenCounter` (windows x width)
+        self._cost_per_second_full = 0.0  # ... of batches of at least a quarter of max_batch_size texts
+        self._queued_cost = 0  # estimated tokens of the queued texts
+        self._running_cost = 0  # ... of the batch on the model now (0: none)
+        self._running_since = 0.0
         self.alive = True
 
     # ------------------------------------------------------------------ event-loop side
@@ -132,6 +148,7 @@ class Batcher:
             self._stopping = True
             dropped = len(self._queue)
             self._queue.clear()
+            self._queued_cost = 0
             self._metrics.queue_depth.set(0)
             self._cond.notify_all()
         if self._thread is not None:
@@ -142,29 +159,51 @@ class Batcher:
     def queued(self) -> int:
         return len(self._queue)
 
-    def submit(self, job: Job) -> bool:
-        """Queue a job's texts; False (nothing queued) when they do not fit under `max_queued_texts`."""
+    def submit(self, job: Job) -> str | None:
+        """Queue a job's texts and return None; or queue nothing and name the limit that refuses them:
+        "queue_full" (`max_queued_texts`) or "queue_wait" (`max_queue_ms`; see the module docstring)."""
+        s = self._settings
         with self._cond:
-            if len(self._queue) + len(job.texts) > self._settings.max_queued_texts:
-                return False
+            if len(self._queue) + len(job.texts) > s.max_queued_texts:
+                return "queue_full"
+            if self._queue and s.max_queue_ms > 0 and self._wait_ahead() * 1000 > s.max_queue_ms:
+                return "queue_wait"
             self._queue.extend(_Item(job, i) for i in range(len(job.texts)))
+            self._queued_cost += sum(w * width for w, width in job.costs)
             self._metrics.queue_depth.set(len(self._queue))
             self._cond.notify()
-        return True
+        return None
 
     def cancel(self, job: Job) -> int:
         """Drop a job's texts that are still queued; returns how many were dropped (never computed)."""
         with self._cond:
             job.cancelled = True
-            before = len(self._queue)
-            self._queue = deque(item for item in self._queue if item.job is not job)
+            kept = deque(item for item in self._queue if item.job is not job)
+            dropped = len(self._queue) - len(kept)
+            if dropped:
+                self._queue = kept
+                self._queued_cost = sum(_cost(item) for item in kept)
             self._metrics.queue_depth.set(len(self._queue))
-            return before - len(self._queue)
+            return dropped
+
+    def expected_wait(self) -> float:
+        """Seconds a text queued now would wait for the model (estimated; 0 before the first batch)."""
+        with self._cond:
+            return self._wait_ahead()
+
+    def _wait_ahead(self) -> float:
+        rate = max(self.cost_per_second, self._cost_per_second_full)
+        if rate <= 0:
+            return 0.0
+        running = 0.0
+        if self._running_cost:
+            running = max(0.0, self._running_cost / rate - (time.perf_counter() - self._running_since))
+        return running + self._queued_cost / rate
 
     def retry_after(self) -> int:
         """Seconds a client should wait before retrying: the queue's expected drain time, at least 1."""
         rate = self.texts_per_second
-        seconds = len(self._queue) / rate if rate > 0 else 1.0
+        seconds = max(self.expected_wait(), len(self._queue) / rate if rate > 0 else 1.0)
         return max(1, min(60, math.ceil(seconds)))
 
     # ------------------------------------------------------------------ worker side
@@ -208,6 +247,9 @@ class Batcher:
                 if not self._queue:
                     return []  # everything waiting was cancelled
             batch = self._take_cross() if self.cross_request else self._take_job()
+            cost = sum(_cost(item) for item in batch)
+            self._queued_cost -= cost
+            self._running_cost, self._running_since = cost, time.perf_counter()
             self._metrics.queue_depth.set(len(self._queue))
         return batch
 
@@ -257,8 +299,15 @@ class Batcher:
         self._metrics.batch_size.observe(len(batch))
         self._metrics.batch_tokens.observe(windows * width)
         self._metrics.texts.inc(len(batch))
-        rate = len(batch) / max(elapsed, 1e-6)
-        self.texts_per_second = rate if self.texts_per_second == 0 else 0.8 * self.texts_per_second + 0.2 * rate
+        self.texts_per_second = _smooth(self.texts_per_second, len(batch) / max(elapsed, 1e-6))
+        cost = sum(_cost(item) for item in batch)
+        with self._cond:
+            if cost:
+                rate = cost / max(elapsed, 1e-6)
+                self.cost_per_second = _smooth(self.cost_per_second, rate)
+                if len(batch) >= max(2, s.max_batch_size // 4):
+                    self._cost_per_second_full = _smooth(self._cost_per_second_full, rate)
+            self._running_cost = 0
         for item, result in zip(batch, results, strict=True):
             job = item.job
             job.results[item.index] = result
@@ -289,9 +338,20 @@ class Batcher:
     def _fail_queued(self, exc: BaseException) -> None:
         with self._cond:
             items, self._queue = list(self._queue), deque()
+            self._queued_cost = 0
         for item in items:
             item.job.results[item.index] = exc
             _post(item.job)
+
+
+def _cost(item: _Item) -> int:
+    windows, width = item.job.costs[item.index]
+    return windows * width
+
+
+def _smooth(average: float, sample: float) -> float:
+    """An exponential moving average over recent batches (the first sample starts it)."""
+    return sample if average == 0 else 0.8 * average + 0.2 * sample
 
 
 def _post(job: Job) -> None:

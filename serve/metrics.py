@@ -46,7 +46,7 @@ class Metrics:
         self.failures = Counter(
             "ner_serve_failures",
             "Prediction requests not answered with entities, by reason "
-            "(payload_too_large, too_many_texts, invalid_request, queue_full, timeout, client_disconnect, "
+            "(payload_too_large, too_many_texts, invalid_request, queue_full, queue_wait, timeout, client_disconnect, "
             "unavailable, shutdown, internal)",
             ["reason"],
             registry=r,

@@ -225,6 +225,7 @@ def info_body(
             "payload_limit": s.payload_limit,
             "max_client_batch_size": s.max_client_batch_size,
             "max_queued_texts": s.max_queued_texts,
+            "max_queue_ms": s.max_queue_ms,
             "request_timeout": s.request_timeout,
         },
         "runtime": {

@@ -18,7 +18,8 @@ from Ray Serve, the wire format from `protocol` (the same parser, answers, JSON 
 - Plain `__call__(Request)` routing rather than a FastAPI ingress: no per-request dependency machinery;
   the price is no OpenAPI page (the plain server has one).
 - Limits as in `ner-export serve`, per replica: 413/422 from `protocol`, 429 (with Retry-After) when
-  this replica's waiting texts would exceed `max_queued_texts`, 504 at `request_timeout`. A timed-out or
+  this replica's waiting texts would exceed `max_queued_texts` or would take longer than `max_queue_ms`
+  (estimated from texts and the replica's measured texts/s), 504 at `request_timeout`. A timed-out or
   disconnected request is cancelled, and `@serve.batch` never computes cancelled items. No `/metrics`:
   Ray exports its own `serve_*` metrics (batch sizes included); `/info` carries this replica's counters.
 """
@@ -274,16 +275,24 @@ class NerReplica:
         if not call.texts:
             return _json(200, entities_json(call, []))
         n = len(call.texts)
+        rate = self._texts_per_second
+        wait = self._queued / rate if rate > 0 else 0.0  # estimated from texts: a replica has no token estimates
+        why = None
         if self._queued + n > s.max_queued_texts:
-            rate = self._texts_per_second
-            retry = max(1, min(60, math.ceil(self._queued / rate))) if rate > 0 else 1
+            reason, why = "queue_full", f"limit {s.max_queued_texts}, --max-queued-texts"
+        elif self._queued and s.max_queue_ms > 0 and wait * 1000 > s.max_queue_ms:
+            reason, why = (
+                "queue_wait",
+                f"about {wait * 1000:.0f} ms of work, limit {s.max_queue_ms:g} ms, --max-queue-ms",
+            )
+        if why is not None:
+            retry = max(1, min(60, math.ceil(wait))) if rate > 0 else 1
             return _error(
                 RequestError(
                     429,
-                    f"queue full: {self._queued} texts waiting in this replica "
-                    f"(limit {s.max_queued_texts}, --max-queued-texts); retry in {retry} s",
+                    f"queue full: {self._queued} texts waiting in this replica ({why}); retry in {retry} s",
                     "overloaded",
-                    "queue_full",
+                    reason,
                     {"Retry-After": str(retry)},
                 )
             )

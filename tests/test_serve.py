@@ -498,6 +498,30 @@ def test_overload_gives_429_with_retry_after(tiny_bundle: Path, tmp_path: Path, 
         assert srv.stop() == 0
 
 
+def test_queue_wait_bound_gives_429_naming_it(tiny_bundle: Path, tmp_path: Path) -> None:
+    """--max-queue-ms: once a batch has measured the model's speed, a request behind queued work that
+    would take longer than the bound gets 429 naming it; before that, and on an empty queue, none does."""
+    args = ("--precision", "fp32", "--max-batch-size", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
+    with serving(tiny_bundle, *args, "--max-queue-ms", 0.001, log=tmp_path / "queue-wait.log") as srv:
+        # two texts fill a batch, which runs at once and measures the speed
+        assert httpx.post(srv.url + "/predict", json={"inputs": ["John", "Paris"]}).status_code == 200
+        held: list[Any] = []
+        holder = threading.Thread(
+            target=lambda: held.append(httpx.post(srv.url + "/predict", json={"inputs": "Berlin"}, timeout=30))
+        )
+        holder.start()  # an empty queue takes it; it then waits for a second text (--max-wait-ms)
+        wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the queued text")
+        refused = httpx.post(srv.url + "/predict", json={"inputs": "Tokyo"})
+        assert refused.status_code == 429 and refused.json()["error_type"] == "overloaded", refused.text
+        assert "--max-queue-ms" in refused.json()["error"] and int(refused.headers["retry-after"]) >= 1
+        holder.join(30)
+        assert held[0].status_code == 504, held[0].text
+        values = metrics(srv.url)
+        assert sample(values, "ner_serve_failures_total", reason="queue_wait") == 1
+        assert sample(values, "ner_serve_texts_total") == 2, "neither the refused nor the timed-out text ran"
+        assert srv.stop() == 0
+
+
 # --------------------------------------------------------------------------- batching across requests
 def _mark_graph_batch_dependent(bundle: Path, out: Path) -> Path:
     shutil.copytree(bundle, out)
@@ -840,7 +864,7 @@ def _batch_calls(
         assert loaded.wait(5)
         queued = [Job(texts, costs, aggregation, loop.create_future(), loop) for texts, costs, aggregation in jobs]
         for job in queued:
-            assert batcher.submit(job)
+            assert batcher.submit(job) is None
         if cancel is not None:
             assert batcher.cancel(queued[cancel]) == len(queued[cancel].texts)
         model.gate.set()
@@ -881,3 +905,81 @@ def test_a_failing_batch_fails_only_the_request_with_the_bad_text() -> None:
     calls, outcomes = _batch_calls(True, jobs)
     assert calls[0] == (["x", "bad", "y"], "first") and len(calls) == 4  # the batch, then each request alone
     assert outcomes[0] == [["X"]] and outcomes[2] == [["Y"]] and "bad text" in outcomes[1]
+
+
+class _SlowModel:
+    """Stands in for NerModel: 20 ms per text, held at `gate`; records the texts of each call."""
+
+    batch_invariant = True
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls: list[list[str]] = []
+
+    def predict(self, texts: list[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Any]]:
+        assert self.gate.wait(5)
+        time.sleep(0.02 * len(texts))
+        self.calls.append(list(texts))
+        return [[text] for text in texts]
+
+
+def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
+    """`max_queue_ms`: nothing is refused for time before a batch has measured the speed, nor onto an
+    empty queue; behind 8 texts (at least 160 ms of work at 20 ms each) a request is refused for time,
+    and a refused text is never computed."""
+    import asyncio
+
+    from ner_export.serve.batcher import Batcher, Job
+    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.settings import ServeSettings
+
+    model = _SlowModel()
+    settings = ServeSettings(max_batch_size=8, max_queued_texts=10, max_client_batch_size=8, max_queue_ms=100)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loaded = threading.Event()
+        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
+        batcher.start()
+        assert loaded.wait(5)
+
+        def job(name: str, n: int, width: int = 10) -> Job:
+            return Job([f"{name}{i}" for i in range(n)], [(1, width)] * n, "first", loop.create_future(), loop)
+
+        async def until_taken() -> None:
+            for _ in range(500):
+                if batcher.queued == 0:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError("the batcher never took the queued texts")
+
+        # speed unknown: only the text count bounds the queue
+        running, queued, unmeasured = job("a", 1), job("b", 8), job("c", 1)
+        assert batcher.submit(running) is None
+        await until_taken()
+        assert batcher.submit(queued) is None and batcher.submit(unmeasured) is None
+        assert batcher.expected_wait() == 0.0
+        model.gate.set()
+        await asyncio.wait_for(asyncio.gather(running.future, queued.future, unmeasured.future), 10)
+
+        # measured: a long running batch, then an empty queue takes 8 texts, and the next request is refused
+        model.gate.clear()
+        long_running = job("d", 1, width=1000)
+        assert batcher.submit(long_running) is None
+        await until_taken()
+        behind = job("e", 8)
+        assert batcher.submit(behind) is None, "an empty queue always takes a request"
+        assert batcher.expected_wait() > 0.1
+        late = job("f", 1)
+        assert batcher.submit(late) == "queue_wait"
+        assert batcher.submit(job("g", 3)) == "queue_full", "the text count is checked first"
+        model.gate.set()
+        await asyncio.wait_for(asyncio.gather(long_running.future, behind.future), 10)
+        assert batcher.stop(5) == 0
+        assert not late.future.done()
+
+    asyncio.run(scenario())
+    computed = [text for call in model.calls for text in call]
+    assert "f0" not in computed and sorted(computed) == sorted(
+        ["a0", *(f"b{i}" for i in range(8)), "c0", "d0", *(f"e{i}" for i in range(8))]
+    )

@@ -331,3 +331,34 @@ def test_queue_full_is_429_and_a_timed_out_request_is_never_computed(ray_url: st
         time.sleep(1.0)  # past the batch wait: the cancelled text would have run by now
         replica = _get(url + "/info")["replica"]
         assert replica["texts"] == 0 and replica["batches"] == 0 and replica["queued_texts"] == 0, replica
+
+
+@pytest.mark.slow
+def test_queue_wait_bound_is_429_naming_it(ray_url: str, tiny_bundle: Path) -> None:
+    """--max-queue-ms on a replica: once a batch has measured its texts/s, a request behind a waiting
+    text that would take longer than the bound gets 429 naming it; the empty queue took the first."""
+    settings = {
+        "precision": "fp32",
+        "max_batch_size": 2,
+        "max_wait_ms": 10000,
+        "request_timeout": 1.5,
+        "max_client_batch_size": 2,
+        "max_queue_ms": 0.001,
+    }
+    with deployed("queue-wait", tiny_bundle, ray_url, **settings) as url:
+        measured = httpx.post(url + "/predict", json={"inputs": ["John", "Paris"]}, timeout=30)  # a full batch
+        assert measured.status_code == 200, measured.text
+        held: list[Any] = []
+        thread = threading.Thread(
+            target=lambda: held.append(httpx.post(url + "/predict", json={"inputs": "Berlin"}, timeout=30))
+        )
+        thread.start()
+        deadline = time.monotonic() + 5
+        while _get(url + "/info")["replica"]["queued_texts"] != 1:
+            assert time.monotonic() < deadline, "the second request never got queued"
+            time.sleep(0.02)
+        refused = httpx.post(url + "/predict", json={"inputs": "Tokyo"}, timeout=30)
+        assert refused.status_code == 429 and "--max-queue-ms" in refused.json()["error"], refused.text
+        thread.join(30)
+        assert held[0].status_code == 504, held[0].text
+        assert _get(url + "/info")["replica"]["texts"] == 2, "neither the refused nor the timed-out text ran"
