@@ -856,7 +856,7 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 )
 @click.option(
     "--max-queue-ms",
-    default=100.0,
+    default=75.0,
     show_default=True,
     type=click.FloatRange(0),
     help="Longest estimated wait for the model a new request may face (429 beyond; 0: no time bound).",

@@ -43,7 +43,7 @@ class ServeSettings:
     payload_limit: int = 2_000_000  # bytes of request body
     max_client_batch_size: int = 32  # texts in one request
     max_queued_texts: int = 64  # texts waiting for the model (two default batches); beyond it requests get 429
-    max_queue_ms: float = 100.0  # estimated wait for the model a request may face on arrival; beyond it 429 (0: none)
+    max_queue_ms: float = 75.0  # estimated wait for the model a request may face on arrival; beyond it 429 (0: none)
     request_timeout: float = 10.0  # seconds from acceptance to answer; beyond it 504
     # shutdown
     graceful_timeout: float = 20.0  # seconds in-flight requests get to finish after SIGTERM/SIGINT
