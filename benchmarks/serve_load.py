@@ -8,7 +8,9 @@ offered rates, for (a) the server with micro-batching, (b) the server with `--ma
 (c) the offline `model.predict(batch_size=32)` throughput of the same bundle as the ceiling, then checks
 issue #14's targets for (a) and says by how much each misses. With `--ray` it also sweeps (r), the same
 settings on Ray Serve (`--engine ray`: a local Ray, one replica, `@serve.batch`), with the same
-generator, rates and data, and reports Ray Serve's overhead against (a).
+generator, rates and data, and reports Ray Serve's overhead against (a). With `--workers N`, (a) and
+(b) run N server processes of `--threads` / N threads each (`ner-export serve --workers`); (c) and
+(r) keep all `--threads`.
 
 Trade-offs: the client and the server share this machine's cores, so the client is kept light (raw
 asyncio streams over a small keep-alive connection pool, bodies prebuilt, responses parsed only for
@@ -66,6 +68,7 @@ class LoadConfig:
     name: str = "serve-cpu"
     precision: str | None = None
     threads: int | None = None  # the server's and the offline model's intra-op threads
+    workers: int = 1  # server processes for (a) and (b), each with threads / workers threads
     allow_batch_dependent: bool = False
     max_wait_ms: float = 0.0
     max_queued_texts: int | None = None  # None: the server's default
@@ -523,7 +526,7 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
     offline = _offline_throughput(config, texts, say)
     ceiling = offline["throughput_sps"]
     rates = list(config.rates) if config.rates else [round(f * ceiling, 1) for f in FRACTIONS]
-    common = ["--threads", str(threads), "--max-wait-ms", str(config.max_wait_ms)]
+    common = ["--max-wait-ms", str(config.max_wait_ms)]
     if config.precision:
         common += ["--precision", config.precision]
     if config.allow_batch_dependent:
@@ -532,15 +535,26 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         common += ["--max-queued-texts", str(config.max_queued_texts)]
     if config.max_queue_ms is not None:
         common += ["--max-queue-ms", str(config.max_queue_ms)]
+    local = ["--threads", str(max(1, threads // config.workers)), *common]
+    if config.workers > 1:
+        local += ["--workers", str(config.workers)]
     configs = {
-        "a": _sweep(config, "a", common, requests, rates, out, say, extra=True, saturation_hint=0.0),
+        "a": _sweep(config, "a", local, requests, rates, out, say, extra=True, saturation_hint=0.0),
         "b": _sweep(
-            config, "b", [*common, "--max-batch-size", "1"], requests, rates, out, say, extra=False, saturation_hint=0.0
+            config, "b", [*local, "--max-batch-size", "1"], requests, rates, out, say, extra=False, saturation_hint=0.0
         ),
     }
     if config.ray:  # the same settings, rates and data; --threads becomes the replica's num_cpus
         configs["r"] = _sweep(
-            config, "r", [*common, "--engine", "ray"], requests, rates, out, say, extra=False, saturation_hint=0.0
+            config,
+            "r",
+            ["--threads", str(threads), *common, "--engine", "ray"],
+            requests,
+            rates,
+            out,
+            say,
+            extra=False,
+            saturation_hint=0.0,
         )
     results = {
         "name": config.name,
@@ -788,6 +802,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="serve-cpu")
     parser.add_argument("--precision", choices=["int8", "fp32"])
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--workers", type=int, default=1, help="server processes for (a) and (b) [default: 1]")
     parser.add_argument("--allow-batch-dependent", action="store_true")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-queued-texts", type=int)
@@ -834,6 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name=args.name,
         precision=args.precision,
         threads=args.threads,
+        workers=args.workers,
         allow_batch_dependent=args.allow_batch_dependent,
         max_wait_ms=args.max_wait_ms,
         max_queued_texts=args.max_queued_texts,

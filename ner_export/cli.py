@@ -783,7 +783,9 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
 @click.option("--precision", type=click.Choice(["int8", "fp32", "fp16"]), help="Graph to run [default: int8 on cpu].")
 @_backend
 @click.option(
-    "--threads", type=click.IntRange(1), help="Intra-op threads of this process [default: the CPUs it may use]."
+    "--threads",
+    type=click.IntRange(1),
+    help="Intra-op threads of each worker process [default: the CPUs this process may use / --workers].",
 )
 @click.option(
     "--spin/--no-spin",
@@ -812,6 +814,13 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     show_default=True,
     type=click.Choice(["text", "pipeline"]),
     help="Word boundaries: whitespace chunks, or exactly transformers' pipeline.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Processes serving the port, each with its own model and --threads (default: CPUs / workers).",
 )
 @click.option(
     "--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call."

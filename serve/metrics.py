@@ -4,9 +4,21 @@ A private `CollectorRegistry` (not the process-global default) lets several apps
 (tests, a user mounting two models) without name clashes, and `/metrics` shows exactly this service
 plus the process collector (RSS, CPU time, open files), which is what a load test watches for leaks.
 Buckets are chosen for a model that answers in milliseconds: fine below 25 ms, coarse up to 10 s.
+
+Several worker processes (`ner-export serve --workers N`, or your own gunicorn) share one `/metrics`
+through prometheus_client's multiprocess mode: when the environment variable `PROMETHEUS_MULTIPROC_DIR`
+names a directory (set before prometheus_client is imported; `run` sets it for its workers), every
+worker writes its values there and whichever worker answers `/metrics` reports them summed (counters,
+histograms, the queue-depth and in-flight gauges) or, for `ner_serve_ready`, their minimum. The process
+collector then gives way to `process_resident_memory_bytes` summed over the live workers.
 """
 
 from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -16,7 +28,9 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     generate_latest,
+    multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST", "PATHS"]
 
@@ -31,7 +45,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=self.registry)
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+        if self.multiprocess_dir is None:
+            ProcessCollector(registry=self.registry)
         r = self.registry
         self.request_duration = Histogram(
             "ner_serve_request_duration_seconds",
@@ -73,19 +89,53 @@ class Metrics:
             buckets=BATCH_TOKEN_BUCKETS,
             registry=r,
         )
-        self.queue_depth = Gauge("ner_serve_queue_depth", "Texts waiting for the model", registry=r)
+        self.queue_depth = Gauge(
+            "ner_serve_queue_depth", "Texts waiting for the model", registry=r, multiprocess_mode="livesum"
+        )
         self.in_flight = Gauge(
-            "ner_serve_requests_in_flight", "Prediction requests accepted and not yet answered", registry=r
+            "ner_serve_requests_in_flight",
+            "Prediction requests accepted and not yet answered",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.texts = Counter("ner_serve_texts", "Texts run through the model", registry=r)
         self.ready = Gauge(
-            "ner_serve_ready", "1 when the model is loaded and warmed and the server is not draining", registry=r
+            "ner_serve_ready",
+            "1 when the model is loaded and warmed and the server is not draining (with workers: every worker)",
+            registry=r,
+            multiprocess_mode="livemin",
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+        registry.register(_WorkersMemory(Path(self.multiprocess_dir)))
+        return generate_latest(registry)
 
     @staticmethod
     def path_label(path: str) -> str:
         """A bounded label: known routes by name, anything else as `other`."""
         return path if path in PATHS else "other"
+
+
+class _WorkersMemory:
+    """`process_resident_memory_bytes` summed over the workers that write to a multiprocess directory
+    (their pids are in its file names); Linux /proc, like prometheus_client's process collector."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        pids = {int(m.group(1)) for f in self.directory.glob("*.db") if (m := re.search(r"_(\d+)\.db$", f.name))}
+        page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        total = 0
+        for pid in pids:
+            try:
+                total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+            except (OSError, IndexError, ValueError):  # a worker that is gone, or no /proc
+                continue
+        yield GaugeMetricFamily(
+            "process_resident_memory_bytes", "Resident memory size in bytes, summed over the live workers", value=total
+        )

@@ -19,6 +19,7 @@ The pydantic models below only describe the format for the OpenAPI schema.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -229,6 +230,8 @@ def info_body(
             "request_timeout": s.request_timeout,
         },
         "runtime": {
+            "pid": os.getpid(),  # with several workers: the one that answered
+            "workers": s.workers,
             "device": s.device,
             "threads": threads or available_cpus(),
             "aggregation": s.aggregation,

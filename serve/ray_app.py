@@ -122,6 +122,8 @@ def split_settings(
     ray_kwargs = {name: overrides.pop(name) for name in list(overrides) if name in _RAY_FIELDS}
     options = RayOptions(**{**asdict(options or RayOptions()), **ray_kwargs})
     settings = ServeSettings.from_kwargs(settings, **overrides)
+    if settings.workers != 1:
+        raise ValueError("workers is not used by the ray engine: Ray Serve runs replicas (num_replicas)")
     if settings.shutdown_delay:
         raise ValueError(
             "shutdown_delay is not used by the ray engine: Ray Serve stops routing to a replica before it drains "

@@ -7,19 +7,39 @@ on), the requests already accepted finish, for at most `graceful_timeout` second
 `shutdown_delay`, the time a load balancer needs to see the 503), and only then does uvicorn close the
 listener and the idle connections. A second signal stops at once. The socket is bound before uvicorn
 starts, so `port=0` works and the log names the real port.
+
+With `workers` > 1 this process only supervises: it binds the socket, starts that many worker
+processes (spawned, so none inherits a half-initialised onnxruntime), each serving the same socket with
+its own model, batcher and `threads` (default: the CPUs / workers), and the kernel spreads connections
+among them. Why processes rather than more threads: on a few cores, one model call on every core
+stalls whenever the event loop or the client takes a core from one of its threads (the others wait for
+it at each parallel step), while single-threaded calls in separate processes, each with its own event
+loop, do not wait for each other (PERFORMANCE.md, serving). The supervisor forwards SIGTERM/SIGINT once
+to every worker, which drains as above; the workers run in their own session, so a terminal's Ctrl-C
+reaches only the supervisor, and each stops by itself if the supervisor dies. A worker that exits
+unexpectedly (a model that cannot load, a crash) stops the others and the service exits non-zero, for
+the orchestrator to restart it whole. `/metrics` is summed over the workers (`metrics`); `/health`,
+`/ready` and `/info` describe the worker that took the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import replace
 from typing import Any
 
+from ner_export.runtime import available_cpus
 from ner_export.runtime.errors import MissingDependencyError, NerExportError
 
 from .app import create_app
@@ -124,14 +144,35 @@ def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = Non
 
     Raises `NerExportError` when the model cannot be loaded or requests were still waiting at the
     graceful timeout (they are answered 503), so the CLI exits non-zero with one line saying why.
+    With `workers` > 1, serves from that many processes (module docstring).
     """
     settings = ServeSettings.from_kwargs(settings, **overrides)
     app = create_app(bundle_dir, settings)  # a bad bundle path fails here, before logging is set up
     _configure_logging(settings.log_level)
-    service = app.state.service
     sock = _bind(settings.host, settings.port)
+    if settings.workers > 1:
+        try:
+            _supervise(bundle_dir, settings, sock)
+        finally:
+            sock.close()
+        return
+    log.info(
+        "serving %s on %s (pid %d); GET /ready turns 200 once the model is warm", bundle_dir, _url(sock), os.getpid()
+    )
+    try:
+        _serve(app, settings, sock)
+    finally:
+        sock.close()
+
+
+def _url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
-    shown = f"[{host}]" if ":" in host else host
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
+    """Run uvicorn on `sock` with the drain; NerExportError for a failed load or abandoned requests."""
+    service = app.state.service
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -142,22 +183,108 @@ def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = Non
         server_header=False,  # the drain above is the graceful part
     )
     server = _DrainingServer(config, service)
-    log.info(
-        "serving %s on http://%s:%d (pid %d); GET /ready turns 200 once the model is warm",
-        bundle_dir,
-        shown,
-        port,
-        os.getpid(),
-    )
-
     service.on_failure = lambda: setattr(server, "should_exit", True)  # a model that cannot load ends the process
-    try:
-        server.run(sockets=[sock])
-    finally:
-        sock.close()
+    server.run(sockets=[sock])
     if service.load_error is not None:
-        raise NerExportError(f"cannot serve {bundle_dir}: {service.load_error}")
+        raise NerExportError(f"cannot serve {service.bundle_dir}: {service.load_error}")
     if server.abandoned:
         raise NerExportError(
             f"graceful timeout of {settings.graceful_timeout:g} s: {server.abandoned} accepted requests were abandoned"
         )
+
+
+def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock: socket.socket) -> None:
+    """Start `settings.workers` worker processes on `sock`, forward signals, wait for them all."""
+    threads = settings.threads or max(1, available_cpus() // settings.workers)
+    worker_settings = replace(settings, threads=threads)
+    metrics_dir = tempfile.mkdtemp(prefix="ner-export-serve-metrics-")
+    saved_env = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the spawned workers
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(
+            target=_worker_main,
+            args=(str(bundle_dir), worker_settings, sock, k, os.getpid()),
+            name=f"ner-serve-worker-{k}",
+            daemon=False,
+        )
+        for k in range(settings.workers)
+    ]
+    stopping = threading.Event()
+
+    def forward(sig: int, frame: Any) -> None:
+        name = signal.Signals(sig).name
+        log.info("%s: %s %d workers", name, "stopping" if stopping.is_set() else "draining", len(workers))
+        stopping.set()
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)  # a second signal is forwarded too: the workers stop at once
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    failures: list[str] = []
+    try:
+        for worker in workers:
+            worker.start()
+        log.info(
+            "serving %s on %s with %d workers of %d threads (supervisor pid %d, workers %s); "
+            "GET /ready turns 200 once the model is warm",
+            bundle_dir,
+            _url(sock),
+            len(workers),
+            threads,
+            os.getpid(),
+            ", ".join(str(w.pid) for w in workers),
+        )
+        running = list(workers)
+        while running:
+            multiprocessing.connection.wait([w.sentinel for w in running], timeout=1.0)
+            for worker in [w for w in running if not w.is_alive()]:
+                running.remove(worker)
+                worker.join()
+                _mark_dead(worker.pid, metrics_dir)
+                if worker.exitcode != 0 or not stopping.is_set():
+                    failures.append(f"{worker.name} (pid {worker.pid}) exited with status {worker.exitcode}")
+                    if not stopping.is_set():
+                        log.error("%s; stopping the other workers", failures[-1])
+                        forward(signal.SIGTERM, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join(5)
+        if saved_env is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = saved_env
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    if failures:
+        raise NerExportError("; ".join(failures) + " (the log above says why)")
+
+
+def _mark_dead(pid: int | None, directory: str) -> None:
+    """Drop a finished worker's live gauges from the shared metrics."""
+    from prometheus_client import multiprocess
+
+    if pid is not None:
+        multiprocess.mark_process_dead(pid, directory)
+
+
+def _worker_main(bundle_dir: str, settings: ServeSettings, sock: socket.socket, index: int, parent: int) -> None:
+    """One worker process: its own app, model and batcher on the shared socket; exit status 1 on failure."""
+    os.setsid()  # a terminal's Ctrl-C goes to the supervisor, which forwards one SIGTERM
+    _configure_logging(settings.log_level)
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.error("worker %d: the supervisor (pid %d) is gone; draining", index, parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, name="ner-serve-watch-parent", daemon=True).start()
+    try:
+        _serve(create_app(bundle_dir, settings), settings, sock)
+    except NerExportError as exc:
+        log.error("worker %d (pid %d): %s", index, os.getpid(), exc)
+        sys.exit(1)

@@ -29,7 +29,8 @@ class ServeSettings:
     device: str = "cpu"
     precision: str | None = None  # None: the device's default graph (int8 on cpu)
     backend: str = "onnxruntime"  # or "openvino": the bundle's OpenVINO graph (NerModel.load's backend)
-    threads: int | None = None  # onnxruntime intra-op threads; None: the CPUs this process may use
+    threads: int | None = None  # onnxruntime intra-op threads per worker; None: the CPUs this process may use / workers
+    workers: int = 1  # processes serving one socket, each with its own model and batcher (`run` only)
     aggregation: str = "first"  # when a request does not name an aggregation_strategy
     decoding: str = "constrained"
     word_split: str = "text"
@@ -59,6 +60,7 @@ class ServeSettings:
             "payload_limit",
             "max_client_batch_size",
             "max_queued_texts",
+            "workers",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

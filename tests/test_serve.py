@@ -706,6 +706,51 @@ def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1
     assert "Traceback" not in log and outcome == [503], outcome
 
 
+# --------------------------------------------------------------------------- several workers
+def test_workers_share_the_port_sum_their_metrics_and_drain_on_sigterm(
+    tiny_bundle: Path, tmp_path: Path, offline: NerModel
+) -> None:
+    """--workers 2: two processes answer on one port, each exactly as offline predict; /metrics counts
+    every text whichever worker ran it; SIGTERM to the supervisor drains both and exits 0."""
+    with serving(tiny_bundle, "--precision", "fp32", "--workers", 2, log=tmp_path / "workers.log") as srv:
+        pids = set()
+        for _ in range(200):  # fresh connections, spread over the workers by the kernel
+            info = httpx.get(srv.url + "/info", timeout=10).json()
+            assert info["runtime"]["workers"] == 2 and info["runtime"]["threads"] == 1
+            pids.add(info["runtime"]["pid"])
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2 and srv.proc.pid not in pids, pids
+        rng = random.Random(11)
+        requests = [random_request(rng) for _ in range(60)]
+        n_texts = post_concurrently(srv.url, requests, 8, offline)
+        values = metrics(srv.url)
+        assert sample(values, "ner_serve_texts_total") == n_texts
+        answered = sum(
+            sample(values, "ner_serve_requests_total", path=path, status="200") for path in ("/", "/predict")
+        )
+        assert answered == len(requests)
+        assert sample(values, "ner_serve_ready") == 1 and sample(values, "ner_serve_queue_depth") == 0
+        assert sample(values, "process_resident_memory_bytes") > 0
+        assert srv.stop() == 0, srv.text()[-3000:]
+    log = srv.text()
+    assert "with 2 workers of 1 threads" in log and "SIGTERM: draining 2 workers" in log
+    assert log.count("every accepted request answered") == 2 and "Traceback" not in log
+
+
+def test_a_worker_that_cannot_load_stops_the_service_with_one_line(tiny_bundle: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "model.onnx").write_bytes(b"not a graph")
+    command = [sys.executable, "-m", "ner_export", "serve", str(broken), "--precision", "fp32", "--port", "0"]
+    cli = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True, timeout=120)
+    last = cli.stderr.strip().splitlines()[-1]
+    assert cli.returncode == 1 and last.startswith("Error: ner-serve-worker-") and "status 1" in last, cli.stderr[
+        -3000:
+    ]
+    assert "cannot serve" in cli.stderr and "Traceback" not in cli.stderr
+
+
 # --------------------------------------------------------------------------- settings and CLI
 def test_cli_defaults_are_the_settings_defaults() -> None:
     import inspect

@@ -13,7 +13,8 @@ pytest.importorskip("fastapi", reason="the load benchmark starts ner-export serv
 pytest.importorskip("matplotlib", reason="the load benchmark plots with matplotlib (the bench extra)")
 
 
-def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path, workers: int) -> None:
     out = tmp_path / "load"
     command = [
         sys.executable,
@@ -29,6 +30,8 @@ def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -
         "fp32",
         "--threads",
         "1",
+        "--workers",
+        str(workers),
         "-q",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=180)
@@ -47,6 +50,7 @@ def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path) -
             )
             assert step["server"]["batches"] >= 1 and step["server"]["rss_mb_after"] > 0
     assert "--max-batch-size 1" in " ".join(results["configs"]["b"]["args"])
+    assert ("--workers 2" in " ".join(results["configs"]["a"]["args"])) == (workers == 2)
     assert "overload" in results["configs"]["a"] and len(results["targets"]) == 7
     assert "Smoke run" in done.stdout
 

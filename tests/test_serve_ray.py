@@ -87,6 +87,8 @@ def test_deployment_options_follow_the_settings(tiny_bundle: Path, tmp_path: Pat
         RayOptions(num_replicas=2, autoscaling_config={"max_replicas": 2})
     with pytest.raises(ValueError, match="shutdown_delay is not used by the ray engine"):
         build_app(tiny_bundle, shutdown_delay=1.0)
+    with pytest.raises(ValueError, match="workers is not used by the ray engine"):
+        build_app(tiny_bundle, workers=2)
     with pytest.raises(TypeError, match="unknown serve setting"):
         build_app(tiny_bundle, replicas=2)
     with pytest.raises(BundleError, match="not a directory"):
