@@ -71,7 +71,10 @@ class _DrainingServer(uvicorn.Server):
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         # not recorded in self._captured_signals: uvicorn would re-raise it and the exit status would not be 0
-        if self._loop is None or self._draining is not None or self.service.load_error is not None:
+        if self.service.load_error is not None:  # already stopping, quickly: forcing would only add a traceback
+            self.should_exit = True
+            return
+        if self._loop is None or self._draining is not None:
             if self.should_exit:
                 self.force_exit = True
             self.should_exit = True
