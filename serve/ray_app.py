@@ -282,7 +282,9 @@ class NerReplica:
         why = None
         if self._queued + n > s.max_queued_texts:
             reason, why = "queue_full", f"limit {s.max_queued_texts}, --max-queued-texts"
-        elif self._queued and s.max_queue_ms > 0 and wait * 1000 > s.max_queue_ms:
+        elif (
+            self._queued and self._queued + n > s.max_batch_size and s.max_queue_ms > 0 and wait * 1000 > s.max_queue_ms
+        ):
             reason, why = (
                 "queue_wait",
                 f"about {wait * 1000:.0f} ms of work, limit {s.max_queue_ms:g} ms, --max-queue-ms",

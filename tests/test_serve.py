@@ -499,8 +499,8 @@ def test_overload_gives_429_with_retry_after(tiny_bundle: Path, tmp_path: Path, 
 
 
 def test_queue_wait_bound_gives_429_naming_it(tiny_bundle: Path, tmp_path: Path) -> None:
-    """--max-queue-ms: once a batch has measured the model's speed, a request behind queued work that
-    would take longer than the bound gets 429 naming it; before that, and on an empty queue, none does."""
+    """--max-queue-ms: once a batch has measured the model's speed, a request that would take the queue
+    past one batch and whose wait would exceed the bound gets 429 naming it."""
     args = ("--precision", "fp32", "--max-batch-size", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
     with serving(tiny_bundle, *args, "--max-queue-ms", 0.001, log=tmp_path / "queue-wait.log") as srv:
         # two texts fill a batch, which runs at once and measures the speed
@@ -511,7 +511,7 @@ def test_queue_wait_bound_gives_429_naming_it(tiny_bundle: Path, tmp_path: Path)
         )
         holder.start()  # an empty queue takes it; it then waits for a second text (--max-wait-ms)
         wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the queued text")
-        refused = httpx.post(srv.url + "/predict", json={"inputs": "Tokyo"})
+        refused = httpx.post(srv.url + "/predict", json={"inputs": ["Tokyo", "Rome"]})  # past one batch (2 texts)
         assert refused.status_code == 429 and refused.json()["error_type"] == "overloaded", refused.text
         assert "--max-queue-ms" in refused.json()["error"] and int(refused.headers["retry-after"]) >= 1
         holder.join(30)
@@ -970,8 +970,8 @@ class _SlowModel:
 
 def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
     """`max_queue_ms`: nothing is refused for time before a batch has measured the speed, nor onto an
-    empty queue; behind 8 texts (at least 160 ms of work at 20 ms each) a request is refused for time,
-    and a refused text is never computed."""
+    empty queue, nor while the queue holds at most one batch (8 texts); past that, behind at least 160 ms
+    of work (20 ms a text) and a 20 s running batch, a request is refused for time and never computed."""
     import asyncio
 
     from ner_export.serve.batcher import Batcher, Job
@@ -1007,24 +1007,25 @@ def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
         model.gate.set()
         await asyncio.wait_for(asyncio.gather(running.future, queued.future, unmeasured.future), 10)
 
-        # measured: a long running batch, then an empty queue takes 8 texts, and the next request is refused
+        # measured: a long running batch; the queue still takes one batch's worth, then refuses
         model.gate.clear()
         long_running = job("d", 1, width=1000)
         assert batcher.submit(long_running) is None
         await until_taken()
-        behind = job("e", 8)
+        behind, rest = job("e", 1), job("h", 7)
         assert batcher.submit(behind) is None, "an empty queue always takes a request"
         assert batcher.expected_wait() > 0.1
+        assert batcher.submit(rest) is None, "the queue may always hold one full batch"
         late = job("f", 1)
         assert batcher.submit(late) == "queue_wait"
         assert batcher.submit(job("g", 3)) == "queue_full", "the text count is checked first"
         model.gate.set()
-        await asyncio.wait_for(asyncio.gather(long_running.future, behind.future), 10)
+        await asyncio.wait_for(asyncio.gather(long_running.future, behind.future, rest.future), 10)
         assert batcher.stop(5) == 0
         assert not late.future.done()
 
     asyncio.run(scenario())
     computed = [text for call in model.calls for text in call]
     assert "f0" not in computed and sorted(computed) == sorted(
-        ["a0", *(f"b{i}" for i in range(8)), "c0", "d0", *(f"e{i}" for i in range(8))]
+        ["a0", *(f"b{i}" for i in range(8)), "c0", "d0", "e0", *(f"h{i}" for i in range(7))]
     )

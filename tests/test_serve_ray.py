@@ -359,7 +359,7 @@ def test_queue_wait_bound_is_429_naming_it(ray_url: str, tiny_bundle: Path) -> N
         while _get(url + "/info")["replica"]["queued_texts"] != 1:
             assert time.monotonic() < deadline, "the second request never got queued"
             time.sleep(0.02)
-        refused = httpx.post(url + "/predict", json={"inputs": "Tokyo"}, timeout=30)
+        refused = httpx.post(url + "/predict", json={"inputs": ["Tokyo", "Rome"]}, timeout=30)  # past one batch
         assert refused.status_code == 429 and "--max-queue-ms" in refused.json()["error"], refused.text
         thread.join(30)
         assert held[0].status_code == 504, held[0].text
