@@ -39,6 +39,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from prometheus_client import multiprocess
+
 from ner_export.runtime import available_cpus
 from ner_export.runtime.errors import MissingDependencyError, NerExportError
 
@@ -244,7 +246,7 @@ def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock
             for worker in [w for w in running if not w.is_alive()]:
                 running.remove(worker)
                 worker.join()
-                _mark_dead(worker.pid, metrics_dir)
+                multiprocess.mark_process_dead(worker.pid, metrics_dir)  # drops its live gauges
                 if worker.exitcode != 0 or not stopping.is_set():
                     failures.append(f"{worker.name} (pid {worker.pid}) exited with status {worker.exitcode}")
                     if not stopping.is_set():
@@ -264,14 +266,6 @@ def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock
         shutil.rmtree(metrics_dir, ignore_errors=True)
     if failures:
         raise NerExportError("; ".join(failures) + " (the log above says why)")
-
-
-def _mark_dead(pid: int | None, directory: str) -> None:
-    """Drop a finished worker's live gauges from the shared metrics."""
-    from prometheus_client import multiprocess
-
-    if pid is not None:
-        multiprocess.mark_process_dead(pid, directory)
 
 
 def _worker_main(bundle_dir: str, settings: ServeSettings, sock: socket.socket, index: int, parent: int) -> None:
