@@ -165,17 +165,10 @@ class Batcher:
     def submit(self, job: Job) -> str | None:
         """Queue a job's texts and return None; or queue nothing and name the limit that refuses them:
         "queue_full" (`max_queued_texts`) or "queue_wait" (`max_queue_ms`; see the module docstring)."""
-        s = self._settings
         with self._cond:
-            if len(self._queue) + len(job.texts) > s.max_queued_texts:
-                return "queue_full"
-            if (
-                self._queue
-                and len(self._queue) + len(job.texts) > s.max_batch_size
-                and s.max_queue_ms > 0
-                and self._wait_ahead() * 1000 > s.max_queue_ms
-            ):
-                return "queue_wait"
+            refused = self._settings.refusal(len(self._queue), len(job.texts), self._wait_ahead())
+            if refused is not None:
+                return refused
             self._queue.extend(_Item(job, i) for i in range(len(job.texts)))
             self._queued_cost += sum(w * width for w, width in job.costs)
             self._metrics.queue_depth.set(len(self._queue))

@@ -279,17 +279,13 @@ class NerReplica:
         n = len(call.texts)
         rate = self._texts_per_second
         wait = self._queued / rate if rate > 0 else 0.0  # estimated from texts: a replica has no token estimates
-        why = None
-        if self._queued + n > s.max_queued_texts:
-            reason, why = "queue_full", f"limit {s.max_queued_texts}, --max-queued-texts"
-        elif (
-            self._queued and self._queued + n > s.max_batch_size and s.max_queue_ms > 0 and wait * 1000 > s.max_queue_ms
-        ):
-            reason, why = (
-                "queue_wait",
-                f"about {wait * 1000:.0f} ms of work, limit {s.max_queue_ms:g} ms, --max-queue-ms",
+        reason = s.refusal(self._queued, n, wait)
+        if reason is not None:
+            why = (
+                f"limit {s.max_queued_texts}, --max-queued-texts"
+                if reason == "queue_full"
+                else f"about {wait * 1000:.0f} ms of work, limit {s.max_queue_ms:g} ms, --max-queue-ms"
             )
-        if why is not None:
             retry = max(1, min(60, math.ceil(wait))) if rate > 0 else 1
             return _error(
                 RequestError(

@@ -97,6 +97,16 @@ class ServeSettings:
         base = asdict(settings) if settings is not None else {}
         return cls(**{**base, **overrides})
 
+    def refusal(self, queued: int, incoming: int, wait_s: float) -> str | None:
+        """Why a request of `incoming` texts is refused when `queued` texts wait, `wait_s` seconds of work
+        by the caller's estimate: "queue_full" (`max_queued_texts`), "queue_wait" (`max_queue_ms`; an
+        empty queue and one batch's worth are always taken), or None when it is accepted."""
+        if queued + incoming > self.max_queued_texts:
+            return "queue_full"
+        if queued and queued + incoming > self.max_batch_size and 0 < self.max_queue_ms < wait_s * 1000:
+            return "queue_wait"
+        return None
+
     def model_options(self, threads: int | None = None) -> dict[str, Any]:
         """`NerModel.load` keyword arguments for these settings (`threads` overrides the setting's)."""
         return {
