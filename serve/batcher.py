@@ -4,7 +4,10 @@ One worker thread owns the `NerModel` (it loads it, warms it, then runs every ba
 only queues texts and awaits futures, so HTTP handling and inference overlap (onnxruntime and the
 tokenizer release the GIL). When the model is free the worker takes whatever is queued, oldest first,
 up to `max_batch_size` texts and `max_batch_tokens` padded tokens, optionally waiting `max_wait_ms`
-after the oldest text's arrival for more; with no traffic there is no added latency. Taking work in
+after the oldest text's arrival for more; with no traffic there is no added latency. It skips, for the
+next batch, a text whose estimated width would pad badly with those taken (under half the widest): the
+runtime would run it as a model run of its own inside the same call, and every request of the call
+would wait for both runs. Taking work in
 the worker, not in an asyncio task, means the next batch starts the moment the previous one ends,
 without a hop through a possibly busy event loop.
 
@@ -263,22 +266,29 @@ class Batcher:
         return batch
 
     def _take_cross(self) -> list[_Item]:
-        """Oldest texts first, of the oldest text's aggregation, up to the size and token limits."""
+        """Oldest texts first, of the oldest text's aggregation and of a width that pads well with the
+        texts taken before them (the runtime's rule: no text under half the longest), up to the size and
+        token limits. A text left out stays in its place for the next batch, which starts as soon as
+        this one ends: mixed widths would run as several model runs inside one call anyway, and every
+        request of the call would wait for all of them."""
         s = self._settings
         aggregation = self._queue[0].job.aggregation
         taken: list[_Item] = []
         kept: list[_Item] = []
         windows = width = 0
+        narrowest = 0  # of the texts taken that cost anything (0: none yet)
         while self._queue:
             item = self._queue[0]
-            if item.job.aggregation != aggregation:
+            w, wd = item.job.costs[item.index]
+            if item.job.aggregation != aggregation or (wd and narrowest and 2 * min(narrowest, wd) <= max(width, wd)):
                 kept.append(self._queue.popleft())
                 continue
-            w, wd = item.job.costs[item.index]
             if taken and (len(taken) + 1 > s.max_batch_size or (windows + w) * max(width, wd) > s.max_batch_tokens):
                 break
             taken.append(self._queue.popleft())
             windows, width = windows + w, max(width, wd)
+            if wd:
+                narrowest = min(narrowest, wd) if narrowest else wd
         self._queue.extendleft(reversed(kept))
         return taken
 

@@ -935,6 +935,23 @@ def test_batcher_takes_oldest_texts_of_one_aggregation_within_the_limits() -> No
     assert outcomes == [[["A0"], ["A1"]], [["B0"]], [["C0"]], [["D0"], ["D1"]]], "e0 was cancelled: never computed"
 
 
+def test_batcher_leaves_a_text_of_a_poorly_padding_width_for_the_next_batch() -> None:
+    jobs = [
+        (["a0"], [(1, 40)], "first"),
+        (["b0", "b1"], [(1, 12), (1, 30)], "first"),  # b0: under half of 40, next batch; b1 pads well with a0
+        (["c0"], [(0, 0)], "first"),  # a text that costs nothing (empty) joins any batch
+        (["d0"], [(1, 90)], "first"),  # over twice the narrowest taken (30)
+        (["e0"], [(1, 20)], "first"),
+    ]
+    calls, outcomes = _batch_calls(True, jobs)
+    assert calls == [
+        (["a0", "b1", "c0"], "first"),
+        (["b0", "e0"], "first"),  # the oldest left-out text leads the next batch
+        (["d0"], "first"),
+    ]
+    assert outcomes == [[["A0"]], [["B0"], ["B1"]], [["C0"]], [["D0"]], [["E0"]]]
+
+
 def test_batcher_on_a_batch_dependent_graph_runs_each_request_alone() -> None:
     jobs = [
         (["a0", "a1"], [(1, 5)] * 2, "first"),
