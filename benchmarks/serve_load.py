@@ -10,7 +10,7 @@ issue #14's targets for (a) and says by how much each misses. With `--ray` it al
 settings on Ray Serve (`--engine ray`: a local Ray, one replica, `@serve.batch`), with the same
 generator, rates and data, and reports Ray Serve's overhead against (a). With `--workers N`, (a) and
 (b) run N server processes of `--threads` / N threads each (`ner-export serve --workers`); (c) and
-(r) keep all `--threads`.
+(r) keep all `--threads`. `--streams S` passes `ner-export serve --streams S` to (a) and (b).
 
 Trade-offs: the client and the server share this machine's cores, so the client is kept light (raw
 asyncio streams over a small keep-alive connection pool, bodies prebuilt, responses parsed only for
@@ -69,6 +69,7 @@ class LoadConfig:
     precision: str | None = None
     threads: int | None = None  # the server's and the offline model's intra-op threads
     workers: int = 1  # server processes for (a) and (b), each with threads / workers threads
+    streams: int | None = None  # `ner-export serve --streams` for (a) and (b); None: the server's default
     allow_batch_dependent: bool = False
     max_wait_ms: float = 0.0
     max_queued_texts: int | None = None  # None: the server's default
@@ -538,6 +539,8 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
     local = ["--threads", str(max(1, threads // config.workers)), *common]
     if config.workers > 1:
         local += ["--workers", str(config.workers)]
+    if config.streams is not None:
+        local += ["--streams", str(config.streams)]
     configs = {
         "a": _sweep(config, "a", local, requests, rates, out, say, extra=True, saturation_hint=0.0),
         "b": _sweep(
@@ -803,6 +806,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--precision", choices=["int8", "fp32"])
     parser.add_argument("--threads", type=int)
     parser.add_argument("--workers", type=int, default=1, help="server processes for (a) and (b) [default: 1]")
+    parser.add_argument("--streams", type=int, help="batches each server of (a) and (b) runs at once [server default]")
     parser.add_argument("--allow-batch-dependent", action="store_true")
     parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--max-queued-texts", type=int)
@@ -850,6 +854,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         precision=args.precision,
         threads=args.threads,
         workers=args.workers,
+        streams=args.streams,
         allow_batch_dependent=args.allow_batch_dependent,
         max_wait_ms=args.max_wait_ms,
         max_queued_texts=args.max_queued_texts,

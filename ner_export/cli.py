@@ -823,6 +823,11 @@ def demo_command(workdir: Path, base_model: str | None, epochs: int, quiet: bool
     help="Processes serving the port, each with its own model and --threads (default: CPUs / workers).",
 )
 @click.option(
+    "--streams",
+    type=click.IntRange(1),
+    help="Batches each process runs at once, each on --threads / streams threads [default: one per thread].",
+)
+@click.option(
     "--max-batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts in one model call."
 )
 @click.option(

@@ -204,6 +204,7 @@ class Service:
             threads=self.settings.threads,
             stride=model.stride if model is not None else None,
         )
+        body["batching"]["streams"] = self.batcher.streams  # the model's, once loaded
         body["process"] = {
             "pid": os.getpid(),
             "started_at": self.started_at,

@@ -1,15 +1,23 @@
 """Dynamic micro-batching: concurrent requests' texts share model calls, and never change an answer.
 
-One worker thread owns the `NerModel` (it loads it, warms it, then runs every batch); the event loop
+A worker thread owns the `NerModel` (it loads it, warms it, then runs batches); the event loop
 only queues texts and awaits futures, so HTTP handling and inference overlap (onnxruntime and the
 tokenizer release the GIL). When the model is free the worker takes whatever is queued, oldest first,
 up to `max_batch_size` texts and `max_batch_tokens` padded tokens, optionally waiting `max_wait_ms`
 after the oldest text's arrival for more; with no traffic there is no added latency. It skips, for the
 next batch, a text whose estimated width would pad badly with those taken (under half the widest): the
 runtime would run it as a model run of its own inside the same call, and every request of the call
-would wait for both runs. Taking work in
-the worker, not in an asyncio task, means the next batch starts the moment the previous one ends,
-without a hop through a possibly busy event loop.
+would wait for both runs. Taking work in the worker, not in an asyncio task, means the next batch
+starts the moment the previous one ends, without a hop through a possibly busy event loop.
+
+Streams: with `streams` > 1, that many workers take batches from the one queue. A batch taken while
+every other worker is idle and nothing else waits runs on the whole model (all threads; the lowest
+latency for a lone request), and the other workers wait for it; batches taken under load run side by
+side, each on one stream of `threads / streams` threads, and a worker takes at most its share of the
+queue (queued texts / streams), leaving the rest to the next worker that comes free rather than making
+it wait for one long batch. On a small model one thread wastes little on a lone text, where two
+threads spend much of a short run waiting for each other, so under load the same CPUs answer more
+requests (PERFORMANCE.md, serving).
 
 Exactness: a text's entities must equal what an offline `model.predict` gives. On a batch-invariant
 graph any batching does; on one that is not (dynamic int8 activation scales), each request is run as
@@ -130,21 +138,23 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self.streams = 1  # batches on the model at once, each from a worker thread of its own: the model's streams
         self.model: NerModel | None = None
         self.cross_request = False  # decided once the model is loaded
+        # the speeds are one worker's (one batch at a time); `streams` workers together do `streams` times it
         self.texts_per_second = 0.0  # smoothed throughput in texts
         self.cost_per_second = 0.0  # smoothed throughput in the units of `TokenCounter` (windows x width)
         self._cost_per_second_full = 0.0  # ... of batches of at least a quarter of max_batch_size texts
         self._queued_cost = 0  # estimated tokens of the queued texts
-        self._running_cost = 0  # ... of the batch on the model now (0: none)
-        self._running_since = 0.0
+        self._running: dict[int, tuple[int, float]] = {}  # worker -> (cost, start) of the batch it runs
+        self._wide = False  # a batch runs on the whole model (every thread): the other workers wait
         self.alive = True
 
     # ------------------------------------------------------------------ event-loop side
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="ner-serve-batcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._main, name="ner-serve-batcher", daemon=True)]
+        self._threads[0].start()
 
     def stop(self, timeout: float) -> int:
         """Stop the worker after its current batch (waits at most `timeout` seconds); returns how many
@@ -157,8 +167,9 @@ class Batcher:
             self._queued_cost = 0
             self._metrics.queue_depth.set(0)
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
         return dropped
 
     @property
@@ -199,14 +210,13 @@ class Batcher:
         rate = max(self.cost_per_second, self._cost_per_second_full)
         if rate <= 0:
             return 0.0
-        running = 0.0
-        if self._running_cost:
-            running = max(0.0, self._running_cost / rate - (time.perf_counter() - self._running_since))
-        return running + self._queued_cost / rate
+        now = time.perf_counter()
+        running = sum(max(0.0, cost / rate - (now - since)) for cost, since in self._running.values())
+        return (running + self._queued_cost / rate) / self.streams
 
     def retry_after(self) -> int:
         """Seconds a client should wait before retrying: the queue's expected drain time, at least 1."""
-        rate = self.texts_per_second
+        rate = self.texts_per_second * self.streams
         seconds = max(self.expected_wait(), len(self._queue) / rate if rate > 0 else 1.0)
         return max(1, min(60, math.ceil(seconds)))
 
@@ -215,31 +225,42 @@ class Batcher:
         try:
             model = self._load()
             self.model = model
+            self.streams = model.streams
             self.cross_request = model.batch_invariant or self._settings.allow_batch_dependent
             self._on_ready(model)
         except BaseException as exc:  # noqa: BLE001 - reported through /health, /ready and the log
             self.alive = False
             self._on_failure(exc)
             return
+        for k in range(1, self.streams):
+            thread = threading.Thread(target=self._work, args=(model,), name=f"ner-serve-batcher-{k}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self._work(model)
+
+    def _work(self, model: NerModel) -> None:
+        """One worker: take a batch, run it, until stopped."""
         try:
             while True:
-                batch = self._take()
-                if batch is None:
+                taken = self._take()
+                if taken is None:
                     return
+                batch, wide = taken
                 if batch:
-                    self._run(model, batch)
+                    self._run(model, batch, wide)
         except BaseException as exc:  # noqa: BLE001 - a bug here must show in /health, not hang requests
             self.alive = False
             log.exception("the batcher stopped")
             self._on_failure(exc)
             self._fail_queued(exc)
 
-    def _take(self) -> list[_Item] | None:
-        """Wait for work and take one batch; None once stopping with an empty queue."""
+    def _take(self) -> tuple[list[_Item], bool] | None:
+        """Wait for work and take one batch, and whether it runs on the whole model (a lone batch while
+        every other worker is idle) rather than on one stream; None once stopping with an empty queue."""
         s = self._settings
         with self._cond:
-            while not self._queue:
-                if self._stopping:
+            while not self._queue or self._wide:
+                if self._stopping and not self._queue:
                     return None
                 self._cond.wait()
             if s.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
@@ -249,13 +270,15 @@ class Batcher:
                         break
                     self._cond.wait(left)
                 if not self._queue:
-                    return []  # everything waiting was cancelled
+                    return [], False  # everything waiting was cancelled
             batch = self._take_cross() if self.cross_request else self._take_job()
             cost = sum(_cost(item) for item in batch)
             self._queued_cost -= cost
-            self._running_cost, self._running_since = cost, time.perf_counter()
+            wide = self.streams == 1 or (not self._running and not self._queue)
+            self._wide = wide and self.streams > 1
+            self._running[threading.get_ident()] = (cost, time.perf_counter())
             self._metrics.queue_depth.set(len(self._queue))
-        return batch
+        return batch, wide
 
     def _take_job(self) -> list[_Item]:
         """All texts of the oldest request (they are queued together): one request, one model call."""
@@ -277,13 +300,15 @@ class Batcher:
         kept: list[_Item] = []
         windows = width = 0
         narrowest = 0  # of the texts taken that cost anything (0: none yet)
+        # with streams, a fair share of the queue: the other workers take the rest as they come free
+        most = max(1, min(s.max_batch_size, -(-len(self._queue) // self.streams)))
         while self._queue:
             item = self._queue[0]
             w, wd = item.job.costs[item.index]
             if item.job.aggregation != aggregation or (wd and narrowest and 2 * min(narrowest, wd) <= max(width, wd)):
                 kept.append(self._queue.popleft())
                 continue
-            if taken and (len(taken) + 1 > s.max_batch_size or (windows + w) * max(width, wd) > s.max_batch_tokens):
+            if taken and (len(taken) + 1 > most or (windows + w) * max(width, wd) > s.max_batch_tokens):
                 break
             taken.append(self._queue.popleft())
             windows, width = windows + w, max(width, wd)
@@ -292,7 +317,7 @@ class Batcher:
         self._queue.extendleft(reversed(kept))
         return taken
 
-    def _run(self, model: NerModel, batch: list[_Item]) -> None:
+    def _run(self, model: NerModel, batch: list[_Item], wide: bool) -> None:
         s = self._settings
         started = time.perf_counter()
         for item in batch:
@@ -300,9 +325,11 @@ class Batcher:
         texts = [item.job.texts[item.index] for item in batch]
         aggregation = batch[0].job.aggregation
         try:
-            results: list[Any] = model.predict(texts, batch_size=s.max_batch_size, aggregation=aggregation)
+            results: list[Any] = model.predict(
+                texts, batch_size=s.max_batch_size, aggregation=aggregation, stream=not wide
+            )
         except Exception:  # noqa: BLE001 - isolate the failing request(s) below
-            results = self._run_each_job(model, batch)
+            results = self._run_each_job(model, batch, wide)
         elapsed = time.perf_counter() - started
         windows = sum(item.job.costs[item.index][0] for item in batch)
         width = max(item.job.costs[item.index][1] for item in batch)
@@ -318,15 +345,22 @@ class Batcher:
                 self.cost_per_second = _smooth(self.cost_per_second, rate)
                 if len(batch) >= max(2, s.max_batch_size // 4):
                     self._cost_per_second_full = _smooth(self._cost_per_second_full, rate)
-            self._running_cost = 0
-        for item, result in zip(batch, results, strict=True):
-            job = item.job
-            job.results[item.index] = result
-            job.remaining -= 1
-            if job.remaining == 0 or isinstance(result, BaseException):
-                _post(job)
+            self._running.pop(threading.get_ident(), None)
+            if wide and self._wide:
+                self._wide = False
+                self._cond.notify_all()  # a worker may be waiting for the whole model to be free
+        settled: dict[int, Job] = {}
+        with self._cond:  # another worker may be filling in other texts of the same request
+            for item, result in zip(batch, results, strict=True):
+                job = item.job
+                job.results[item.index] = result
+                job.remaining -= 1
+                if job.remaining == 0 or isinstance(result, BaseException):
+                    settled[id(job)] = job
+        for job in settled.values():
+            _post(job)
 
-    def _run_each_job(self, model: NerModel, batch: list[_Item]) -> list[Any]:
+    def _run_each_job(self, model: NerModel, batch: list[_Item], wide: bool) -> list[Any]:
         """After a failed batch: each request's texts alone; a request that fails again gets its error."""
         by_job: dict[int, list[int]] = {}
         for position, item in enumerate(batch):
@@ -339,6 +373,7 @@ class Batcher:
                     [job.texts[batch[p].index] for p in positions],
                     batch_size=self._settings.max_batch_size,
                     aggregation=job.aggregation,
+                    stream=not wide,
                 )
             except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
                 found = [exc] * len(positions)

@@ -124,6 +124,8 @@ def split_settings(
     settings = ServeSettings.from_kwargs(settings, **overrides)
     if settings.workers != 1:
         raise ValueError("workers is not used by the ray engine: Ray Serve runs replicas (num_replicas)")
+    if settings.streams not in (None, 1):
+        raise ValueError("streams is not used by the ray engine: a replica runs one @serve.batch call at a time")
     if settings.shutdown_delay:
         raise ValueError(
             "shutdown_delay is not used by the ray engine: Ray Serve stops routing to a replica before it drains "

@@ -31,6 +31,7 @@ class ServeSettings:
     backend: str = "onnxruntime"  # or "openvino": the bundle's OpenVINO graph (NerModel.load's backend)
     threads: int | None = None  # onnxruntime intra-op threads per worker; None: the CPUs this process may use / workers
     workers: int = 1  # processes serving one socket, each with its own model and batcher (`run` only)
+    streams: int | None = None  # batches run at once, each on threads / streams threads; None: one per thread
     aggregation: str = "first"  # when a request does not name an aggregation_strategy
     decoding: str = "constrained"
     word_split: str = "text"
@@ -73,8 +74,10 @@ class ServeSettings:
             raise ValueError(f"request_timeout={self.request_timeout!r} must be a number > 0")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port={self.port!r} must be an integer between 0 and 65535")
-        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
-            raise ValueError(f"threads={self.threads!r} must be a positive integer or None")
+        for name in ("threads", "streams"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer or None")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r} is not one of {', '.join(BACKENDS)}")
         if self.aggregation not in AGGREGATIONS:
@@ -112,6 +115,7 @@ class ServeSettings:
         return {
             "device": self.device,
             "threads": self.threads if threads is None else threads,
+            "streams": self.streams,  # None: the runtime's choice, one per thread on cpu
             "precision": self.precision,
             "backend": self.backend,
             "aggregation": self.aggregation,

@@ -139,3 +139,22 @@ def test_streams_give_the_single_stream_results(tiny_bundle: Path) -> None:
     assert two.predict_words(words, batch_size=8) == one.predict_words(words, batch_size=8)
     with pytest.raises(ValueError, match="streams=0"):
         NerModel.load(tiny_bundle, streams=0)
+
+
+def test_calls_on_one_stream_each_run_side_by_side_with_the_single_stream_results(tiny_bundle: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(6)
+    texts = [" ".join(rng.choices(_PLAIN, k=rng.randint(1, 60))) for _ in range(200)]
+    expected = NerModel.load(tiny_bundle, streams=1).predict(texts, batch_size=8)
+    two = NerModel.load(tiny_bundle, threads=2, streams=2)
+
+    class Untouchable:
+        def run(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("stream=True ran on the whole model's session")
+
+    two._session = Untouchable()  # every batch must go through the streams' session
+    halves = [texts[:100], texts[100:]]
+    with ThreadPoolExecutor(2) as pool:
+        found = list(pool.map(lambda part: two.predict(part, batch_size=8, stream=True), halves))
+    assert found[0] + found[1] == expected

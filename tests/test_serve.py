@@ -224,6 +224,16 @@ def test_concurrent_requests_equal_offline_predictions(server: Server, offline: 
     assert batches < len(requests), "the server should have batched texts of different requests together"
 
 
+def test_two_streams_answer_equal_offline_predictions(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
+    """--threads 2 runs two batch workers of one thread each by default; answers stay offline predict's."""
+    with serving(tiny_bundle, "--precision", "fp32", "--threads", 2, log=tmp_path / "streams.log") as srv:
+        info = httpx.get(srv.url + "/info").json()
+        assert info["batching"]["streams"] == 2 and info["runtime"]["threads"] == 2
+        rng = random.Random(15)
+        post_concurrently(srv.url, [random_request(rng) for _ in range(200)], 16, offline)
+        assert srv.stop() == 0
+
+
 def test_huggingface_inference_client(server: Server, offline: NerModel) -> None:
     """huggingface_hub's InferenceClient works unchanged.
 
@@ -264,7 +274,7 @@ def test_health_ready_info_openapi(server: Server, tiny_bundle: Path) -> None:
     assert info["graph"]["precision"] == "fp32" and info["graph"]["quantization"] == {}
     assert info["batch_invariant"] is True and info["batching"]["cross_request"] is True
     assert info["batching"]["max_batch_size"] == 32 and info["batching"]["max_wait_ms"] == 5
-    assert info["runtime"]["threads"] == 1
+    assert info["runtime"]["threads"] == 1 and info["batching"]["streams"] == 1
     assert {"ner-export", "onnxruntime", "fastapi", "uvicorn"} <= set(info["versions"])
     schema = httpx.get(server.url + "/openapi.json").json()
     assert {"/", "/predict", "/health", "/ready", "/info", "/metrics"} <= set(schema["paths"])
@@ -872,12 +882,16 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(
 class _RecordingModel:
     """Stands in for NerModel: records each predict call; a text "bad" makes the call fail."""
 
+    streams = 1
+
     def __init__(self, batch_invariant: bool) -> None:
         self.batch_invariant = batch_invariant
         self.calls: list[tuple[list[str], str]] = []
         self.gate = threading.Event()  # holds the first call until every job is queued (and one cancelled)
 
-    def predict(self, texts: list[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Any]]:
+    def predict(
+        self, texts: list[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
+    ) -> list[list[Any]]:
         assert self.gate.wait(5)
         self.calls.append((list(texts), aggregation))
         if "bad" in texts:
@@ -973,12 +987,15 @@ class _SlowModel:
     """Stands in for NerModel: 20 ms per text, held at `gate`; records the texts of each call."""
 
     batch_invariant = True
+    streams = 1
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.calls: list[list[str]] = []
 
-    def predict(self, texts: list[str], batch_size: int = 32, aggregation: str | None = None) -> list[list[Any]]:
+    def predict(
+        self, texts: list[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
+    ) -> list[list[Any]]:
         assert self.gate.wait(5)
         time.sleep(0.02 * len(texts))
         self.calls.append(list(texts))
@@ -1046,3 +1063,65 @@ def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
     assert "f0" not in computed and sorted(computed) == sorted(
         ["a0", *(f"b{i}" for i in range(8)), "c0", "d0", "e0", *(f"h{i}" for i in range(7))]
     )
+
+
+class _StreamModel:
+    """Stands in for NerModel with two streams: 50 ms a call; records (texts, stream, start, end) of each call."""
+
+    batch_invariant = True
+    streams = 2
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], bool, float, float]] = []
+        self._lock = threading.Lock()
+
+    def predict(
+        self, texts: list[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
+    ) -> list[list[Any]]:
+        started = time.perf_counter()
+        time.sleep(0.05)
+        with self._lock:
+            self.calls.append((list(texts), stream, started, time.perf_counter()))
+        return [[text] for text in texts]
+
+
+def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_model() -> None:
+    """streams=2: a batch taken while the other worker is idle and nothing else waits runs on the whole
+    model (stream=False), alone; batches taken under load run on one stream each, at the same time."""
+    import asyncio
+
+    from ner_export.serve.batcher import Batcher, Job
+    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.settings import ServeSettings
+
+    model = _StreamModel()
+    settings = ServeSettings(max_batch_size=2)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        loaded = threading.Event()
+        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
+        batcher.start()
+        assert loaded.wait(5)
+
+        def job(name: str) -> Job:
+            return Job([name], [(1, 10)], "first", loop.create_future(), loop)
+
+        lone = job("a")
+        assert batcher.submit(lone) is None
+        await asyncio.sleep(0.01)  # taken: the whole model runs it
+        rest = [job(name) for name in "bcd"]
+        for queued in rest:
+            assert batcher.submit(queued) is None
+        await asyncio.wait_for(asyncio.gather(lone.future, *(j.future for j in rest)), 10)
+        batcher.stop(5)
+
+    asyncio.run(scenario())
+    by_text = {texts[0]: (stream, start, end) for texts, stream, start, end in model.calls}
+    assert [texts for texts, *_ in model.calls][0] == ["a"] and by_text["a"][0] is False
+    first_stream = min(start for _, stream, start, _ in model.calls if stream)
+    assert first_stream >= by_text["a"][2], "no stream batch starts while the whole model is busy"
+    assert sorted(t for texts, stream, *_ in model.calls if stream for t in texts) == ["b", "c", "d"]
+    (b_and_c,) = [c for c in model.calls if c[0] == ["b", "c"]]
+    (d,) = [c for c in model.calls if c[0] == ["d"]]
+    assert b_and_c[2] < d[3] and d[2] < b_and_c[3], "the two stream batches ran at the same time"
