@@ -701,6 +701,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {titles[key]}",
             "",
             f"Server arguments: `{' '.join(run['args'])}`; batching across requests: {batching.get('cross_request')}; "
+            f"streams: {batching.get('streams', '-')}; "
             f"highest offered rate with p99 <= 50 ms: **{_num(run.get('best_rate_p99_ok'))} req/s**; "
             f"ready {_num(run.get('ready_s'))} s after start; server exit status {run.get('exit_status')}.",
             "",
