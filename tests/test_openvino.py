@@ -252,6 +252,11 @@ def test_streams_give_the_single_stream_results_on_openvino(tiny_bundle: Path) -
     assert two.predict_words(words, batch_size=8) == one.predict_words(words, batch_size=8)
     assert two._streams is not None and two._streams._session is not None  # the streams path ran
     assert int(two._streams.session.compiled.get_property("NUM_STREAMS")) == 2
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # a server's two batch workers, one stream each
+        halves = list(pool.map(lambda part: two.predict(part, batch_size=8, stream=True), [texts[:150], texts[150:]]))
+    assert halves[0] + halves[1] == one.predict(texts, batch_size=8)
 
 
 def test_one_model_serves_many_threads(ov_model: NerModel) -> None:
