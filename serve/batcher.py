@@ -385,6 +385,8 @@ class Batcher:
         with self._cond:
             items, self._queue = list(self._queue), deque()
             self._queued_cost = 0
+            self._wide = False  # a failed wide batch must not keep the other workers waiting
+            self._cond.notify_all()
         for item in items:
             item.job.results[item.index] = exc
             _post(item.job)
