@@ -899,6 +899,18 @@ class _RecordingModel:
         return [[text.upper()] for text in texts]
 
 
+def _started_batcher(model: Any, settings: Any) -> Any:
+    """A Batcher over the stand-in `model`, started, its model loaded."""
+    from ner_export.serve.batcher import Batcher
+    from ner_export.serve.metrics import Metrics
+
+    loaded = threading.Event()
+    batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
+    batcher.start()
+    assert loaded.wait(5)
+    return batcher
+
+
 def _batch_calls(
     batch_invariant: bool, jobs: list[tuple[list[str], list[tuple[int, int]], str]], cancel: int | None = None
 ) -> tuple[list, list]:
@@ -908,8 +920,7 @@ def _batch_calls(
     """
     import asyncio
 
-    from ner_export.serve.batcher import Batcher, Job
-    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.batcher import Job
     from ner_export.serve.settings import ServeSettings
 
     model = _RecordingModel(batch_invariant)
@@ -917,10 +928,7 @@ def _batch_calls(
 
     async def scenario() -> list[Any]:
         loop = asyncio.get_running_loop()
-        loaded = threading.Event()
-        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
-        batcher.start()
-        assert loaded.wait(5)
+        batcher = _started_batcher(model, settings)
         queued = [Job(texts, costs, aggregation, loop.create_future(), loop) for texts, costs, aggregation in jobs]
         for job in queued:
             assert batcher.submit(job) is None
@@ -1008,8 +1016,7 @@ def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
     of work (20 ms a text) and a 20 s running batch, a request is refused for time and never computed."""
     import asyncio
 
-    from ner_export.serve.batcher import Batcher, Job
-    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.batcher import Job
     from ner_export.serve.settings import ServeSettings
 
     model = _SlowModel()
@@ -1017,10 +1024,7 @@ def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        loaded = threading.Event()
-        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
-        batcher.start()
-        assert loaded.wait(5)
+        batcher = _started_batcher(model, settings)
 
         def job(name: str, n: int, width: int = 10) -> Job:
             return Job([f"{name}{i}" for i in range(n)], [(1, width)] * n, "first", loop.create_future(), loop)
@@ -1090,8 +1094,7 @@ def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_
     model (stream=False), alone; batches taken under load run on one stream each, at the same time."""
     import asyncio
 
-    from ner_export.serve.batcher import Batcher, Job
-    from ner_export.serve.metrics import Metrics
+    from ner_export.serve.batcher import Job
     from ner_export.serve.settings import ServeSettings
 
     model = _StreamModel()
@@ -1099,10 +1102,7 @@ def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
-        loaded = threading.Event()
-        batcher = Batcher(lambda: model, settings, Metrics(), lambda _: loaded.set(), lambda exc: None)
-        batcher.start()
-        assert loaded.wait(5)
+        batcher = _started_batcher(model, settings)
 
         def job(name: str) -> Job:
             return Job([name], [(1, 10)], "first", loop.create_future(), loop)
