@@ -190,6 +190,9 @@ class NerModel:
         self.io_binding = io_binding
         self.pad_multiple = pad_multiple
         self._session = session
+        # OpenVINO's fused attention lets a padded row's padding move its other tokens' logits (up to 0.09
+        # on the CoNLL model), so that backend's batches hold windows of one width only: no padding
+        self._pad_free = backend == "openvino"
         self._streams = _Streams(streams, stream_session) if streams > 1 and stream_session is not None else None
         self.streams = streams
         self._tokenizer = tokenizer
@@ -499,7 +502,8 @@ class NerModel:
         are left unset. Windows are sorted by length and batched under `batch_size` and the token budget,
         and a window shorter than half its batch's longest starts the next batch: a few random-length
         texts (a server's micro-batch) then cost about their own tokens, not the longest one's times
-        their count. Batches run one after the other, or on the model's streams when there are
+        their count (on the OpenVINO backend any shorter window does: its batches are never padded).
+        Batches run one after the other, or on the model's streams when there are
         enough of them (`streams`); either way each batch's rows land in the same places.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -514,8 +518,10 @@ class NerModel:
             longest = pieces[start][2] - pieces[start][1] + n_special
             count = max(1, min(batch_size, self.token_budget // longest))
             end = start + 1
-            # a window less than half the batch's longest starts a new batch: padding costs as much as text
-            while end < min(len(pieces), start + count) and 2 * (pieces[end][2] - pieces[end][1] + n_special) > longest:
+            # a window less than half the batch's longest starts a new batch: padding costs as much as text;
+            # without padding (OpenVINO), any shorter window does
+            shortest = longest if self._pad_free else longest // 2 + 1
+            while end < min(len(pieces), start + count) and pieces[end][2] - pieces[end][1] + n_special >= shortest:
                 end += 1
             batches.append((pieces[start:end], longest))
             start = end

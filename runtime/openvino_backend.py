@@ -68,7 +68,10 @@ def _port(port: Any, preferred: str = "") -> _Port:
 class OpenVinoSession:
     """An OpenVINO compiled model with the part of onnxruntime's `InferenceSession` API `NerModel` uses.
 
-    Thread-safe: each thread that calls `run` gets its own infer request, made on its first call.
+    Thread-safe: each thread that calls `run` gets its own infer request, made on its first call. One
+    inference runs at construction, on the constructing thread: openvino's Python binding initializes
+    shared state on its first `infer`, and two threads making that first call at once could deadlock
+    (seen with two streams on a model's first large `predict`: 2 of 5 fresh processes hung).
     """
 
     def __init__(self, compiled: Any) -> None:
@@ -78,6 +81,11 @@ class OpenVinoSession:
         self._index = {name: i for i, port in enumerate(compiled.outputs) for name in port.get_names()}
         self._local = threading.local()
         self._lock = threading.Lock()
+        first = {
+            port.name: np.ones([1 if n is None else n for n in port.shape], dtype=source.get_element_type().to_dtype())
+            for port, source in zip(self._inputs, compiled.inputs, strict=True)
+        }
+        self.run(None, first)
 
     def get_inputs(self) -> list[_Port]:
         return list(self._inputs)
@@ -145,7 +153,6 @@ def create_openvino_session(
         config.update({"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams})
     try:
         model = core.read_model(str(xml), str(weights))
-        compiled = core.compile_model(model, "CPU", config)
+        return OpenVinoSession(core.compile_model(model, "CPU", config))
     except Exception as exc:  # OpenVINO raises untyped RuntimeErrors for bad IRs
         raise BundleError(f"{xml}: OpenVINO cannot load this graph ({first_line(exc)})") from exc
-    return OpenVinoSession(compiled)
