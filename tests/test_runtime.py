@@ -287,6 +287,28 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
     assert compared > 10
 
 
+@pytest.mark.parametrize("which", ["tiny_bundle", "casing_bundle"])
+@pytest.mark.parametrize("aggregation", ["first", "max"])
+def test_a_lone_text_takes_the_short_path_with_the_batch_path_answer(
+    which: str, aggregation: str, request: pytest.FixtureRequest
+) -> None:
+    model = NerModel.load(request.getfixturevalue(which), aggregation=aggregation)
+    long_text = " ".join(["Maria Lopez of Reuters in London"] * 40)  # more than one window: the general path
+    texts = TEXTS + PARITY_TEXTS + [long_text]
+    taken = [model._lone(text, aggregation) is not None for text in texts]
+    assert taken[0] and not taken[-1] and not taken[TEXTS.index("")]
+    batched = model.predict(texts + ["a neighbour that pads the others " * 3], batch_size=64)
+    found = 0
+    for text, together in zip(texts, batched, strict=False):
+        alone = model(text)
+        assert [(e.label, e.start, e.end, e.text) for e in alone] == [
+            (e.label, e.start, e.end, e.text) for e in together
+        ], text
+        np.testing.assert_allclose([e.score for e in alone], [e.score for e in together], rtol=0, atol=1e-6)
+        found += len(alone)
+    assert found > 10
+
+
 def test_io_binding_and_padded_widths_give_the_same_results(tiny_bundle: Path) -> None:
     """The CUDA defaults (IO binding, widths padded to a multiple of 16) checked on CPU against the plain path."""
     texts = [
