@@ -108,7 +108,7 @@ class ExportConfig:
     the whole ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose
     against the fp32 one on the validation sentences. `openvino`: also make the NNCF int8 OpenVINO graph
     (None: when openvino and nncf are installed; True asks for it, recording why when it cannot be made;
-    False: never).
+    False: never); `openvino_bf16`: let it run in bf16 where that is measured within `max_f1_drop`.
     """
 
     model_dir: str
@@ -129,6 +129,7 @@ class ExportConfig:
     int8_ladder: tuple[Int8Config, ...] | None = None
     max_length: int | None = None
     openvino: bool | None = None
+    openvino_bf16: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -362,7 +363,13 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             steps.set_description("quantizing to int8 for OpenVINO (NNCF)")
             with third_party_warnings_silenced():
                 outcome, ov_graph = add_openvino_graph(
-                    tmp, base, validator, FP32_GRAPH, gate.limit, lambda: calibration_inputs(tmp, validator)
+                    tmp,
+                    base,
+                    validator,
+                    FP32_GRAPH,
+                    gate.limit,
+                    lambda: calibration_inputs(tmp, validator),
+                    bf16=config.openvino_bf16,
                 )
             steps.update()
         if config.include_fp32:

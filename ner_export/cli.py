@@ -221,6 +221,13 @@ _backend = click.option(
     help="Also ship an NNCF int8 OpenVINO graph for the runtime's OpenVINO backend, kept only within "
     "--max-f1-drop [default: when openvino and nncf are installed].",
 )
+@click.option(
+    "--openvino-bf16/--openvino-f32",
+    default=True,
+    show_default=True,
+    help="Let the OpenVINO graph's non-int8 parts run in bf16 when this CPU has bf16 and it is measured "
+    "within --max-f1-drop (else f32; runtimes on CPUs without bf16 always compute f32).",
+)
 @_quiet
 @_friendly
 def export_command(
@@ -240,6 +247,7 @@ def export_command(
     max_f1_drop: float,
     max_length: int | None,
     openvino: bool | None,
+    openvino_bf16: bool,
     quiet: bool,
 ) -> None:
     """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
@@ -264,6 +272,7 @@ def export_command(
             max_f1_drop=max_f1_drop,
             max_length=max_length,
             openvino=openvino,
+            openvino_bf16=openvino_bf16,
             progress=not quiet,
         )
     )
@@ -290,7 +299,13 @@ def export_command(
     ov = v.openvino
     if ov.get("shipped"):
         drop = "" if ov["drop"] is None else f"entity F1 drop vs fp32 {ov['drop']:.2f} points, "
-        click.echo(f"  openvino int8 (NNCF): {drop}shipped as {ov['graph']} (NerModel.load(..., backend='openvino'))")
+        precision = ov.get("inference_precision", "f32")
+        click.echo(
+            f"  openvino int8 (NNCF, {precision}): {drop}shipped as {ov['graph']} "
+            "(NerModel.load(..., backend='openvino'))"
+        )
+        if ov.get("bf16") and not ov["bf16"]["kept"]:
+            click.echo(f"    bf16 not kept: {ov['bf16']['reason']}")
     elif ov:
         click.echo(f"  openvino int8 (NNCF): left out: {ov['reason']}")
 

@@ -33,6 +33,7 @@ from .session import first_line
 __all__ = [
     "DEFAULT_INFERENCE_PRECISION",
     "OpenVinoSession",
+    "computes_bf16",
     "create_openvino_session",
     "import_openvino",
     "inference_precision",
@@ -118,6 +119,11 @@ def inference_precision(recorded: str | None, core: Any) -> str:
     if wanted == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         return "f32"
     return wanted
+
+
+def computes_bf16() -> bool:
+    """Whether this CPU has bf16 instructions, so an IR recorded as bf16 runs in bf16 here."""
+    return inference_precision("bf16", _openvino_core()) == "bf16"
 
 
 @functools.cache

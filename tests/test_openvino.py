@@ -80,6 +80,41 @@ def test_export_ships_the_openvino_graph_hashed_and_recorded(tiny_bundle: Path) 
     assert 'type="FakeQuantize"' in ir  # really quantized: int8 activations, not a converted fp32 graph
 
 
+def test_bf16_is_measured_and_kept_only_within_the_limit(tiny_bundle: Path) -> None:
+    from ner_export.runtime.openvino_backend import computes_bf16
+
+    spec = openvino_graph(tiny_bundle)
+    q, outcome = spec.quantization, BundleManifest.read(tiny_bundle).validation["openvino"]
+    bf16 = q["bf16"]
+    assert outcome["bf16"] == bf16 and outcome["inference_precision"] == q["inference_precision"]
+    if not computes_bf16():
+        assert bf16 == {"kept": False, "reason": "this CPU has no bf16 instructions"}
+        assert q["inference_precision"] == "f32"
+        return
+    assert bf16["f1_drop"] is not None and (bf16["f1_drop"] <= outcome["limit"]) == bf16["kept"]
+    if bf16["kept"]:  # the graph's F1 is bf16's, and f32's is kept beside it
+        assert q["inference_precision"] == "bf16" and q["f1"] == bf16["f1"] and "f1" in q["f32"]
+    else:
+        assert q["inference_precision"] == "f32" and "f32" not in q and bf16["reason"]
+    compiled = NerModel.load(tiny_bundle, backend="openvino")._session.compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == q["inference_precision"]
+
+
+def test_a_cpu_without_bf16_keeps_f32_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    needs_torch()
+    from ner_export.export import openvino_int8
+
+    monkeypatch.setattr(openvino_int8, "computes_bf16", lambda: False)
+    record = {"fp32_f1": 0.9, "inference_precision": "f32"}
+    assert openvino_int8._try_bf16(Path("unused"), None, None, record, 0.3) == {  # type: ignore[arg-type]
+        "kept": False,
+        "reason": "this CPU has no bf16 instructions",
+    }
+    monkeypatch.setattr(openvino_int8, "computes_bf16", lambda: True)
+    unscored = openvino_int8._try_bf16(Path("unused"), None, None, {"fp32_f1": None}, 0.3)  # type: ignore[arg-type]
+    assert unscored["kept"] is False and "no entity F1" in unscored["reason"]
+
+
 def test_no_openvino_flag_leaves_it_out_and_says_so(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -98,6 +133,25 @@ def test_no_openvino_flag_leaves_it_out_and_says_so(tiny_checkpoint: Path, conll
     assert manifest.validation["openvino"]["reason"] == "turned off (--no-openvino)"
     with pytest.raises(BundleError, match="lists no openvino graph for device 'cpu'"):
         NerModel.load(out, backend="openvino")
+
+
+def test_openvino_f32_flag_skips_bf16(tiny_checkpoint: Path, conll_file: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ner_export.cli import cli
+
+    needs_torch()
+    for package in ("openvino", "nncf"):
+        pytest.importorskip(package, reason=f"making the OpenVINO graph needs {package}, absent here")
+    out = tmp_path / "bundle"
+    args = ["export", str(tiny_checkpoint), "-o", str(out), "--validate-data", str(conll_file), "--openvino-f32", "-q"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "openvino int8 (NNCF, f32): entity F1 drop vs fp32" in result.output
+    q = openvino_graph(out).quantization
+    assert q["inference_precision"] == "f32" and "bf16" not in q
+    compiled = NerModel.load(out, backend="openvino")._session.compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
 
 
 def test_the_verdict_ships_only_within_the_limit() -> None:
