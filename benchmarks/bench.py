@@ -29,7 +29,7 @@ from ner_export.runtime.machine import available_cpus, cpu_model, library_versio
 from ner_export.runtime.manifest import BundleManifest, sha256_file
 
 from .report import add_ratios, plot, render_markdown, targets
-from .systems import BARE, COLD_STARTS, SYSTEMS, System, cold_start, load_systems
+from .systems import BARE, COLD_STARTS, SYSTEMS, BareSystem, RuntimeSystem, System, cold_start, load_systems
 from .timing import block_latencies, percentiles
 
 __all__ = [
@@ -158,6 +158,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
             say(f"pre-split F1: {system.name}")
             results[system.name]["f1_presplit"] = entity_scores(gold, system.presplit(words, documents)).f1
         n_latency = _latency(systems, texts, config, results)
+        paired = paired_overhead(systems, texts[:n_latency], config.repeats)
         best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
         if document_context:
             _document_f1(systems, words, gold, documents, results, say)
@@ -202,6 +203,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "command": config.command,
         "settings": settings,
         "systems": results,
+        "paired_overhead": paired,
         "skipped": skipped,
         "targets": targets(results),
     }
@@ -233,6 +235,33 @@ def _latency(systems: list[System], texts: list[str], config: BenchConfig, resul
     for system in systems:
         results[system.name]["latency_ms"] = percentiles(latency[system.name])
     return n_latency
+
+
+def paired_overhead(systems: list[System], texts: list[str], rounds: int) -> dict[str, float] | None:
+    """runtime_int8's single-text p50 against its own session's bare run on the same pre-built input,
+    the two taking turns call by call (order alternating): what the runtime adds to the graph, with
+    the machine's drift common to both. None without runtime_int8 and session_int8.
+
+    The block-interleaved p50s compare two systems measured at different moments, on different
+    sessions; on this shared machine one system's block medians ranged from 0.75 to 2.96 ms in one run.
+    """
+    named = {s.name: s for s in systems}
+    runtime, session = named.get("runtime_int8"), named.get("session_int8")
+    if not isinstance(runtime, RuntimeSystem) or not isinstance(session, BareSystem):
+        return None
+    seconds: dict[str, list[float]] = {"runtime": [], "session": []}
+    for _ in range(rounds):
+        for i, text in enumerate(texts):
+            for name in ("runtime", "session") if i % 2 else ("session", "runtime"):
+                started = time.perf_counter()
+                if name == "runtime":
+                    runtime.single(text, i)
+                else:
+                    runtime.run_session(session.single_feeds(i))
+                seconds[name].append(time.perf_counter() - started)
+    runtime_p50 = percentiles(seconds["runtime"])["p50"]
+    session_p50 = percentiles(seconds["session"])["p50"]
+    return {"runtime_p50_ms": runtime_p50, "session_p50_ms": session_p50, "ratio": runtime_p50 / session_p50}
 
 
 def _throughput(

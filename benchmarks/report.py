@@ -278,6 +278,16 @@ def render_markdown(data: dict[str, Any]) -> str:
             sign = "<=" if t["kind"] == "max" else ">="
             met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
             lines.append(f"| {t['target']} | {_fmt(t['value'], '.3f')} | {sign} {t['limit']:.3f} | {met} |")
+    paired = data.get("paired_overhead")
+    if paired:
+        lines += [
+            "",
+            f"Runtime overhead, paired: `runtime_int8` answered one sentence at p50 {paired['runtime_p50_ms']:.3f} ms "
+            f"against {paired['session_p50_ms']:.3f} ms for its own onnxruntime session run bare on the same "
+            f"pre-built input, the two taking turns call by call: **{paired['ratio']:.3f}x**. The "
+            "`p50 latency / session_int8` target compares p50s of two sessions measured block by block, at "
+            "different moments; this ratio has the machine's drift in common.",
+        ]
     lines += [
         "",
         "Batch-dependent texts: how many texts get different entities when run alone (batch 1) and in a "

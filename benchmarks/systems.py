@@ -31,7 +31,17 @@ from ner_export.runtime.session import batch_inputs, create_session, load_tokeni
 
 from .peers import PEERS, missing_peer
 
-__all__ = ["BARE", "COLD_STARTS", "SYSTEMS", "System", "cold_start", "load_systems", "missing_openvino_backend"]
+__all__ = [
+    "BARE",
+    "COLD_STARTS",
+    "SYSTEMS",
+    "BareSystem",
+    "RuntimeSystem",
+    "System",
+    "cold_start",
+    "load_systems",
+    "missing_openvino_backend",
+]
 
 SYSTEMS = (
     "pytorch",
@@ -120,7 +130,7 @@ class _PipelineSystem(System):
         return [[(e["entity_group"], int(e["start"]), int(e["end"])) for e in row] for row in results]
 
 
-class _RuntimeSystem(System):
+class RuntimeSystem(System):
     def __init__(self, name: str, bundle: Path, precision: str, batch_size: int, backend: str = "onnxruntime") -> None:
         from ner_export.runtime import NerModel
 
@@ -136,6 +146,10 @@ class _RuntimeSystem(System):
     def single(self, text: str, index: int) -> Any:
         return self._model(text)
 
+    def run_session(self, feeds: dict[str, np.ndarray]) -> Any:
+        """The model's own session run bare on pre-built feeds (`bench.paired_overhead`)."""
+        return self._model._session.run(None, feeds)
+
     def batch(self, texts: list[str]) -> list[Spans]:
         rows = self._model.predict(texts, batch_size=self._batch_size)
         return [[(e.label, e.start, e.end) for e in row] for row in rows]
@@ -145,7 +159,7 @@ class _RuntimeSystem(System):
         return [[(e.label, e.start, e.end) for e in row] for row in rows]
 
 
-class _BareSystem(System):
+class BareSystem(System):
     """An engine fed pre-tokenized input: no tokenization or decoding is timed.
 
     `run_one(feeds)` and `run_many(list of feeds)` return logits. Inputs are tokenized once, with the
@@ -213,6 +227,10 @@ class _BareSystem(System):
     def single(self, text: str, index: int) -> Any:
         return self.run_one(self._single[index])
 
+    def single_feeds(self, index: int) -> dict[str, np.ndarray]:
+        """The pre-built feeds of text `index` alone (what `single` runs)."""
+        return self._single[index]
+
     def batch(self, texts: list[str]) -> list[Spans]:
         self.run_many(self._batches)
         return []
@@ -226,7 +244,7 @@ class _BareSystem(System):
         return out
 
 
-class _SessionSystem(_BareSystem):
+class _SessionSystem(BareSystem):
     """A bare onnxruntime session on the bundle's int8 graph, built with the runtime's session code."""
 
     def __init__(self, bundle: Path, texts: list[str], batch_size: int) -> None:
@@ -239,7 +257,7 @@ class _SessionSystem(_BareSystem):
         return logits
 
 
-class _OpenVinoSystem(_BareSystem):
+class _OpenVinoSystem(BareSystem):
     def __init__(self, bundle: Path, checkpoint: Path, texts: list[str], batch_size: int) -> None:
         from .peers import OpenVinoInt8, calibration_words
 
@@ -264,7 +282,7 @@ class _OpenVinoSystem(_BareSystem):
         return self._engine.run_many(batches)
 
 
-class _CTranslate2System(_BareSystem):
+class _CTranslate2System(BareSystem):
     def __init__(self, bundle: Path, checkpoint: Path, texts: list[str], batch_size: int, workdir: Path) -> None:
         from .peers import CTranslate2Int8
 
@@ -366,20 +384,20 @@ def load_systems(
             if not _has_fp32(manifest):
                 skipped[name] = "the bundle has no fp32 graph (exported with --no-fp32)"
                 continue
-            systems.append(_RuntimeSystem(name, bundle, "fp32", batch_size))
+            systems.append(RuntimeSystem(name, bundle, "fp32", batch_size))
         elif name == "runtime_int8":
-            systems.append(_RuntimeSystem(name, bundle, "int8", batch_size))
+            systems.append(RuntimeSystem(name, bundle, "int8", batch_size))
         elif name == "runtime_int8_dynamic":
             if not _has_fp32(manifest):
                 skipped[name] = "the bundle has no fp32 graph to quantize dynamically (exported with --no-fp32)"
                 continue
-            systems.append(_RuntimeSystem(name, _dynamic_bundle(bundle, workdir), "int8", batch_size))
+            systems.append(RuntimeSystem(name, _dynamic_bundle(bundle, workdir), "int8", batch_size))
         elif name == "runtime_int8_openvino":
             why = missing_openvino_backend(manifest)
             if why:
                 skipped[name] = why
                 continue
-            systems.append(_RuntimeSystem(name, bundle, "int8", batch_size, backend="openvino"))
+            systems.append(RuntimeSystem(name, bundle, "int8", batch_size, backend="openvino"))
         elif name == "session_int8":
             systems.append(_SessionSystem(bundle, texts, batch_size))
         elif name in PEERS:

@@ -107,6 +107,25 @@ def test_json_schema_and_ratios(bench) -> None:
         assert data["systems"][name]["f1_rawtext"] is None and data["systems"][name]["imports_torch"] is False
     assert data["systems"]["runtime_int8"]["batch_invariance"] == 0
     assert {t["target"] for t in data["targets"]} >= {"p50 latency / pytorch", "throughput / pytorch", "cold start (s)"}
+    paired = data["paired_overhead"]  # runtime_int8 against its own session, call by call
+    assert paired["runtime_p50_ms"] > 0 and paired["session_p50_ms"] > 0
+    assert paired["ratio"] == pytest.approx(paired["runtime_p50_ms"] / paired["session_p50_ms"])
+
+
+def test_paired_overhead_takes_turns_on_the_runtimes_own_session() -> None:
+    from ner_export.benchmarks.bench import paired_overhead
+    from ner_export.benchmarks.systems import BareSystem, RuntimeSystem
+
+    calls: list[tuple[str, int]] = []
+    runtime, session = object.__new__(RuntimeSystem), object.__new__(BareSystem)
+    runtime.name, session.name = "runtime_int8", "session_int8"
+    runtime.single = lambda text, i: calls.append(("runtime", i))  # type: ignore[method-assign]
+    runtime.run_session = lambda feeds: calls.append(("session", feeds["i"]))  # type: ignore[method-assign]
+    session.single_feeds = lambda i: {"i": i}  # type: ignore[method-assign]
+    result = paired_overhead([runtime, session], ["a", "b", "c"], rounds=2)
+    assert calls == [("session", 0), ("runtime", 0), ("runtime", 1), ("session", 1), ("session", 2), ("runtime", 2)] * 2
+    assert result is not None and set(result) == {"runtime_p50_ms", "session_p50_ms", "ratio"}
+    assert paired_overhead([runtime], ["a"], rounds=1) is None
 
 
 def test_accuracy_figures_are_those_of_each_system(
@@ -172,6 +191,7 @@ def test_markdown_and_chart(bench) -> None:
     for name in SYSTEMS:
         assert f"| {name} |" in markdown
     assert "Targets" in markdown
+    assert f"**{result.data['paired_overhead']['ratio']:.3f}x**" in markdown
     for name, system in result.data["systems"].items():  # the table shows the measured values
         row = next(line for line in markdown.splitlines() if line.startswith(f"| {name} | "))
         assert row.startswith(f"| {name} | {system['f1_presplit']:.4f} | ")
