@@ -91,6 +91,11 @@ def _check_texts(texts: Any, what: str) -> None:
             raise InputError(f"{what}: text {i} has {problem}")
 
 
+def _check_batch_size(batch_size: Any) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+
+
 def _check_word_lists(word_lists: Any) -> None:
     if isinstance(word_lists, (str, bytes)) or not isinstance(word_lists, Sequence):
         raise TypeError(f"predict_words takes a list of word lists, got {type(word_lists).__name__}")
@@ -369,8 +374,9 @@ class NerModel:
             its share of the CPUs; results are the same either way. With one stream it changes nothing.
         """
         _check_texts(texts, "predict")
+        _check_batch_size(batch_size)
         strategy = self._strategy(aggregation)
-        if len(texts) == 1 and not stream and not self.io_binding and self.pad_multiple == 1:
+        if len(texts) == 1 and not stream:
             lone = self._lone(texts[0], strategy)
             if lone is not None:
                 return [lone]
@@ -391,25 +397,19 @@ class NerModel:
     def _lone(self, text: str, strategy: str) -> list[Entity] | None:
         """Entities of one text that fits a single window, or None to take the general path.
 
-        The same feeds and decoding as `predict([text])`, without its planning of windows and batches:
-        a lone call is where the runtime's own work shows next to the graph's, and after a run has
-        filled the caches every Python step costs several times what it costs in a tight loop.
+        The same batch (`_run` on one row) and decoding as `predict([text])`, without its planning of
+        windows and batches: a lone call is where the runtime's own work shows next to the graph's, and
+        after a run has filled the caches every Python step costs several times its tight-loop cost.
         """
         enc = self._tokenizer.encode(text, add_special_tokens=False)
         ids = enc.ids
         if not ids or len(ids) > self._window:
             return None
-        head, tail = self._prefix, self._suffix
-        input_ids = np.array([head + ids + tail], dtype=np.int64)
-        feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
         offsets = enc.offsets
-        if "token_type_ids" in self._input_names:
-            if self.manifest.casing:
-                types = [0] * len(head) + case_ids(text, offsets) + [0] * len(tail)
-                feeds["token_type_ids"] = np.array([types], dtype=np.int64)
-            else:
-                feeds["token_type_ids"] = np.zeros_like(input_ids)
-        logits: np.ndarray = self._session.run([self._output_name], feeds)[0][0, len(head) : len(head) + len(ids)]
+        types = [np.asarray(case_ids(text, offsets), dtype=np.int64)] if self.manifest.casing else None
+        width = len(self._prefix) + len(ids) + len(self._suffix)
+        start = len(self._prefix)
+        logits = self._run([np.asarray(ids, dtype=np.int64)], width, types)[0, start : start + len(ids)]
         if strategy == "first" and self.word_split == "text":
             return self._entities_first(text, enc, logits, strategy, offsets)
         return self._entities(text, enc, logits, strategy)
@@ -536,8 +536,7 @@ class NerModel:
         Batches run one after the other, or on the model's streams when there are
         enough of them (`streams`); either way each batch's rows land in the same places.
         """
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r} must be a positive integer")
+        _check_batch_size(batch_size)
         pieces = [(i, *w) for i, plan in enumerate(plans) for w in plan]
         pieces.sort(key=lambda p: p[2] - p[1], reverse=True)
         outputs: list[np.ndarray] = [np.empty((len(row), len(self.labels)), dtype=np.float32) for row in ids]
