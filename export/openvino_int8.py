@@ -173,10 +173,15 @@ def add_openvino_graph(
         feeds, calibration = calibration_inputs()
         quantization = quantize_openvino(bundle_dir / fp32_graph, xml, feeds)
         quantization["calibration_data"] = calibration
-        spec = GraphSpec(OPENVINO_GRAPH, "cpu", "int8", quantization, True, "openvino", OPENVINO_WEIGHTS)
         files = {**base.files, OPENVINO_GRAPH: sha256_file(xml), OPENVINO_WEIGHTS: sha256_file(weights)}
-        replace(base, graphs=(*base.graphs, spec), files=files).write(bundle_dir)
-        tags = validator.tags(bundle_dir, "int8", backend="openvino")
+
+        def measure(record: dict[str, Any]) -> list[list[str]]:
+            """The validation sentences' tags through the runtime, the IR listed with `record`."""
+            spec = GraphSpec(OPENVINO_GRAPH, "cpu", "int8", record, True, "openvino", OPENVINO_WEIGHTS)
+            replace(base, graphs=(*base.graphs, spec), files=files).write(bundle_dir)
+            return validator.tags(bundle_dir, "int8", backend="openvino")
+
+        tags = measure(quantization)
     except Exception as exc:  # NNCF and OpenVINO raise many types; a failure only leaves the IR out
         xml.unlink(missing_ok=True)
         weights.unlink(missing_ok=True)
@@ -191,7 +196,7 @@ def add_openvino_graph(
         return OpenVinoOutcome(False, reason, fp32_f1, f1, drop, limit, agreement), None
     record = {**quantization, "fp32_f1": fp32_f1, "f1": f1, "f1_drop": drop, "word_agreement": agreement}
     if bf16:
-        record["bf16"] = _try_bf16(bundle_dir, base, validator, record, limit)
+        record["bf16"] = _try_bf16(measure, validator, record, limit)
         if record["bf16"]["kept"]:
             record["f32"] = {"f1": f1, "f1_drop": drop, "word_agreement": agreement}
             f1, drop, agreement = record["bf16"]["f1"], record["bf16"]["f1_drop"], record["bf16"]["word_agreement"]
@@ -201,20 +206,18 @@ def add_openvino_graph(
 
 
 def _try_bf16(
-    bundle_dir: Path, base: BundleManifest, validator: BundleValidator, record: dict[str, Any], limit: float
+    measure: Callable[[dict[str, Any]], list[list[str]]],
+    validator: BundleValidator,
+    record: dict[str, Any],
+    limit: float,
 ) -> dict[str, Any]:
-    """The shipped IR measured again with bf16 inference precision: kept or not, why, and its F1."""
+    """The shipped IR (`record`) measured again with bf16 inference precision: kept or not, why, its F1."""
     if not computes_bf16():
         return {"kept": False, "reason": "this CPU has no bf16 instructions"}
     if record["fp32_f1"] is None:
         return {"kept": False, "reason": "no entity F1 to measure bf16 by (the labels are not IOB tags)"}
-    trial = {**record, "inference_precision": "bf16"}
-    spec = GraphSpec(OPENVINO_GRAPH, "cpu", "int8", trial, True, "openvino", OPENVINO_WEIGHTS)
-    files = {**base.files, OPENVINO_GRAPH: sha256_file(bundle_dir / OPENVINO_GRAPH)}
-    files[OPENVINO_WEIGHTS] = sha256_file(bundle_dir / OPENVINO_WEIGHTS)
-    replace(base, graphs=(*base.graphs, spec), files=files).write(bundle_dir)
     try:
-        tags = validator.tags(bundle_dir, "int8", backend="openvino")
+        tags = measure({**record, "inference_precision": "bf16"})
     except Exception as exc:  # noqa: BLE001 - bf16 is an option; f32 stays
         return {"kept": False, "reason": f"OpenVINO failed in bf16: {type(exc).__name__}: {first_line(exc)}"}
     f1 = entity_scores(validator.gold, tags).f1

@@ -195,9 +195,6 @@ class NerModel:
         self.io_binding = io_binding
         self.pad_multiple = pad_multiple
         self._session = session
-        # OpenVINO's fused attention lets a padded row's padding move its other tokens' logits (up to 0.09
-        # on the CoNLL model), so that backend's batches hold windows of one width only: no padding
-        self._pad_free = backend == "openvino"
         self._streams = _Streams(streams, stream_session) if streams > 1 and stream_session is not None else None
         self.streams = streams
         self._tokenizer = tokenizer
@@ -547,9 +544,10 @@ class NerModel:
             longest = pieces[start][2] - pieces[start][1] + n_special
             count = max(1, min(batch_size, self.token_budget // longest))
             end = start + 1
-            # a window less than half the batch's longest starts a new batch: padding costs as much as text;
-            # without padding (OpenVINO), any shorter window does
-            shortest = longest if self._pad_free else longest // 2 + 1
+            # a window less than half the batch's longest starts a new batch: padding costs as much as text.
+            # On OpenVINO any shorter window does: its fused attention lets a padded row's padding move the
+            # row's logits (up to 0.09 on the CoNLL model), so its batches are never padded
+            shortest = longest if self.backend == "openvino" else longest // 2 + 1
             while end < min(len(pieces), start + count) and pieces[end][2] - pieces[end][1] + n_special >= shortest:
                 end += 1
             batches.append((pieces[start:end], longest))

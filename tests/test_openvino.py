@@ -106,12 +106,16 @@ def test_a_cpu_without_bf16_keeps_f32_and_says_why(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(openvino_int8, "computes_bf16", lambda: False)
     record = {"fp32_f1": 0.9, "inference_precision": "f32"}
-    assert openvino_int8._try_bf16(Path("unused"), None, None, record, 0.3) == {  # type: ignore[arg-type]
+
+    def unused(record: dict) -> list:  # neither case gets as far as measuring
+        raise AssertionError("measured")
+
+    assert openvino_int8._try_bf16(unused, None, record, 0.3) == {  # type: ignore[arg-type]
         "kept": False,
         "reason": "this CPU has no bf16 instructions",
     }
     monkeypatch.setattr(openvino_int8, "computes_bf16", lambda: True)
-    unscored = openvino_int8._try_bf16(Path("unused"), None, None, {"fp32_f1": None}, 0.3)  # type: ignore[arg-type]
+    unscored = openvino_int8._try_bf16(unused, None, {"fp32_f1": None}, 0.3)  # type: ignore[arg-type]
     assert unscored["kept"] is False and "no entity F1" in unscored["reason"]
 
 
