@@ -5,10 +5,11 @@ only queues texts and awaits futures, so HTTP handling and inference overlap (on
 tokenizer release the GIL). When the model is free the worker takes whatever is queued, oldest first,
 up to `max_batch_size` texts and `max_batch_tokens` padded tokens, optionally waiting `max_wait_ms`
 after the oldest text's arrival for more; with no traffic there is no added latency. It skips, for the
-next batch, a text whose estimated width would pad badly with those taken (under half the widest): the
-runtime would run it as a model run of its own inside the same call, and every request of the call
-would wait for both runs. Taking work in the worker, not in an asyncio task, means the next batch
-starts the moment the previous one ends, without a hop through a possibly busy event loop.
+next batch, a text whose estimated width would pad badly with those taken (the runtime's own rule,
+`NerModel.shares_batch`): the runtime would run it as a model run of its own inside the same call, and
+every request of the call would wait for both runs. Taking work in the worker, not in an asyncio task,
+means the next batch starts the moment the previous one ends, without a hop through a possibly busy
+event loop.
 
 Streams: with `streams` > 1, that many workers take batches from the one queue. A batch taken while
 every other worker is idle and nothing else waits runs on the whole model (all threads; the lowest
@@ -142,6 +143,7 @@ class Batcher:
         self.streams = 1  # batches on the model at once, each from a worker thread of its own: the model's streams
         self.model: NerModel | None = None
         self.cross_request = False  # decided once the model is loaded
+        self._shares_batch: Callable[[int, int], bool] = lambda narrow, wide: True  # the model's rule, once loaded
         # the speeds are one worker's (one batch at a time); `streams` workers together do `streams` times it
         self.texts_per_second = 0.0  # smoothed throughput in texts
         self.cost_per_second = 0.0  # smoothed throughput in the units of `TokenCounter` (windows x width)
@@ -226,6 +228,7 @@ class Batcher:
             model = self._load()
             self.model = model
             self.streams = model.streams
+            self._shares_batch = model.shares_batch
             self.cross_request = model.batch_invariant or self._settings.allow_batch_dependent
             self._on_ready(model)
         except BaseException as exc:  # noqa: BLE001 - reported through /health, /ready and the log
@@ -290,7 +293,7 @@ class Batcher:
 
     def _take_cross(self) -> list[_Item]:
         """Oldest texts first, of the oldest text's aggregation and of a width that pads well with the
-        texts taken before them (the runtime's rule: no text under half the longest), up to the size and
+        texts taken before them (`NerModel.shares_batch`, the runtime's rule), up to the size and
         token limits. A text left out stays in its place for the next batch, which starts as soon as
         this one ends: mixed widths would run as several model runs inside one call anyway, and every
         request of the call would wait for all of them."""
@@ -305,7 +308,9 @@ class Batcher:
         while self._queue:
             item = self._queue[0]
             w, wd = item.job.costs[item.index]
-            if item.job.aggregation != aggregation or (wd and narrowest and 2 * min(narrowest, wd) <= max(width, wd)):
+            if item.job.aggregation != aggregation or (
+                wd and narrowest and not self._shares_batch(min(narrowest, wd), max(width, wd))
+            ):
                 kept.append(self._queue.popleft())
                 continue
             if taken and (len(taken) + 1 > most or (windows + w) * max(width, wd) > s.max_batch_tokens):

@@ -419,3 +419,33 @@ def test_argmax_entity_score_stays_the_chosen_labels_probability(tiny_bundle: Pa
     assert found["Reuters"] == ("ORG", pytest.approx(0.583, abs=1e-5))
     assert found["John Smith"][1] == pytest.approx((0.90 + 0.70) / 2, abs=1e-5)
     assert found["Paris"][1] == pytest.approx(0.80, abs=1e-5)
+
+
+def test_cpu_batches_pad_a_window_by_at_most_a_third_of_its_width(tiny_bundle: Path) -> None:
+    # on onnxruntime's CPU kernels padding costs what text costs and batching saves little per row
+    import random
+
+    from conftest import WORDS
+
+    model = NerModel.load(tiny_bundle, streams=1)
+    assert model.shares_batch(30, 40) and not model.shares_batch(29, 40) and model.shares_batch(40, 40)
+    rng = random.Random(5)
+    plain = [w for w in WORDS if not w.startswith("##")]
+    texts = [" ".join(rng.choices(plain, k=rng.randint(1, 60))) for _ in range(40)]
+    runs: list[tuple[list[int], int]] = []  # (each row's tokens, the padded width) per session run
+    session = model._session
+    run = session.run
+
+    def recording(names, feeds):  # type: ignore[no-untyped-def]
+        mask = feeds["attention_mask"]
+        runs.append((mask.sum(axis=1).tolist(), mask.shape[1]))
+        return run(names, feeds)
+
+    session.run = recording
+    try:
+        model.predict(texts, batch_size=16)
+    finally:
+        del session.run
+    assert sum(len(rows) for rows, _ in runs) == len(texts)
+    assert all(4 * min(rows) >= 3 * width for rows, width in runs)
+    assert any(min(rows) < width for rows, width in runs)  # rows of close widths still share a padded batch

@@ -884,6 +884,10 @@ class _RecordingModel:
 
     streams = 1
 
+    @staticmethod
+    def shares_batch(narrow: int, wide: int) -> bool:  # a rule of its own: the batcher must ask the model
+        return 2 * narrow > wide
+
     def __init__(self, batch_invariant: bool) -> None:
         self.batch_invariant = batch_invariant
         self.calls: list[tuple[list[str], str]] = []
@@ -997,6 +1001,10 @@ class _SlowModel:
     batch_invariant = True
     streams = 1
 
+    @staticmethod
+    def shares_batch(narrow: int, wide: int) -> bool:
+        return True
+
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.calls: list[list[str]] = []
@@ -1074,6 +1082,10 @@ class _StreamModel:
 
     batch_invariant = True
     streams = 2
+
+    @staticmethod
+    def shares_batch(narrow: int, wide: int) -> bool:
+        return True
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], bool, float, float]] = []
