@@ -49,10 +49,14 @@ def test_serve_load_smoke(tiny_bundle: Path, conll_file: Path, tmp_path: Path, w
                 == step["sent"]
             )
             assert step["server"]["batches"] >= 1 and step["server"]["rss_mb_after"] > 0
+            assert step["cpu"]["server_ms_per_request"] > 0 and step["cpu"]["client_ms_per_request"] > 0
     assert "--max-batch-size 1" in " ".join(results["configs"]["b"]["args"])
     assert ("--workers 2" in " ".join(results["configs"]["a"]["args"])) == (workers == 2)
     assert "overload" in results["configs"]["a"] and len(results["targets"]) == 7
     assert "Smoke run" in done.stdout
+    economy = results["batching_economy"]
+    assert set(economy["sentences_per_s"]) == {"1", "4", "16", "sorted"} and economy["gain_over_lone"]["1"] == 1.0
+    assert all(rate > 0 for rate in economy["sentences_per_s"].values()) and "(e) What batching can buy" in done.stdout
 
 
 def test_serve_load_skips_without_data(tiny_bundle: Path, tmp_path: Path) -> None:
