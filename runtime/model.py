@@ -385,7 +385,7 @@ class NerModel:
         )
         run = self._run_stream if stream and self._streams is not None else None
         token_logits = self._token_logits(encodings, batch_size, types, run)
-        decode = self._entities_first if strategy == "first" and self.word_split == "text" else self._entities
+        decode = self._entities_first if self._first_of_text_words(strategy) else self._entities
         return [
             decode(text, enc, logits, strategy)
             for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
@@ -407,7 +407,7 @@ class NerModel:
         width = len(self._prefix) + len(ids) + len(self._suffix)
         start = len(self._prefix)
         logits = self._run([np.asarray(ids, dtype=np.int64)], width, types)[0, start : start + len(ids)]
-        if strategy == "first" and self.word_split == "text":
+        if self._first_of_text_words(strategy):
             return self._entities_first(text, enc, logits, strategy, offsets)
         return self._entities(text, enc, logits, strategy)
 
@@ -657,6 +657,10 @@ class NerModel:
         return self._streams.pool()
 
     # ------------------------------------------------------------------ decoding
+    def _first_of_text_words(self, strategy: str) -> bool:
+        """Whether `_entities_first` decodes this call: the default case (whitespace words, `first`)."""
+        return strategy == "first" and self.word_split == "text"
+
     def _entities_first(
         self,
         text: str,
