@@ -58,6 +58,7 @@ __all__ = [
     "aggregate_words",
     "group_words",
     "same_kind_matrix",
+    "sequence_allowed",
 ]
 
 STRATEGIES = ("first", "average", "max", "simple")
@@ -161,6 +162,18 @@ def constrained_labels(log_scores: np.ndarray, allowed: np.ndarray) -> np.ndarra
     for k in range(n - 1, 0, -1):
         path[k - 1] = back[k, path[k]]
     return path
+
+
+def sequence_allowed(label_ids: Sequence[int], allowed_rows: Sequence[Sequence[bool]]) -> bool:
+    """Whether `allowed_rows` (`allowed_transitions(...).tolist()`) permits `label_ids` as they stand,
+    in which case they are `constrained_labels`' answer: the check in plain Python, for a sentence's
+    labels already in a list."""
+    previous = len(allowed_rows) - 1
+    for label in label_ids:
+        if not allowed_rows[previous][label]:
+            return False
+        previous = label
+    return True
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -284,7 +297,9 @@ def aggregate_words(
     return label_ids, word_scores[np.arange(first.size), label_ids], first
 
 
-def group_words(label_ids: np.ndarray, word_scores: np.ndarray, space: LabelSpace) -> list[tuple[int, int, int, float]]:
+def group_words(
+    label_ids: np.ndarray | Sequence[int], word_scores: np.ndarray | Sequence[float], space: LabelSpace
+) -> list[tuple[int, int, int, float]]:
     """Join neighbouring words into entities: (first word, last word inclusive, kind id, mean score).
 
     A word continues the previous group when it has the same kind and its label is not `B-`; groups of
@@ -292,15 +307,17 @@ def group_words(label_ids: np.ndarray, word_scores: np.ndarray, space: LabelSpac
     cost would dominate.
     """
     kinds, begins, outside = space.kind_ids, space.begins, space.outside_kind
+    labels = label_ids.tolist() if isinstance(label_ids, np.ndarray) else label_ids
+    scores = word_scores.tolist() if isinstance(word_scores, np.ndarray) else word_scores
     groups: list[tuple[int, int, int, float]] = []
     current, first, total = -1, 0, 0.0
-    for w, (label, score) in enumerate(zip(label_ids.tolist(), word_scores.tolist(), strict=True)):
+    for w, (label, score) in enumerate(zip(labels, scores, strict=True)):
         kind = kinds[label]
         if w == 0 or kind != current or begins[label]:
             if w and current != outside:
                 groups.append((first, w - 1, current, total / (w - first)))
             current, first, total = kind, w, 0.0
         total += score
-    if label_ids.size and current != outside:
-        groups.append((first, label_ids.size - 1, current, total / (label_ids.size - first)))
+    if labels and current != outside:
+        groups.append((first, len(labels) - 1, current, total / (len(labels) - first)))
     return groups

@@ -38,6 +38,7 @@ from .decoding import (
     group_words,
     pipeline_word_starts,
     same_kind_matrix,
+    sequence_allowed,
     softmax,
     text_word_spans,
     text_words,
@@ -46,7 +47,7 @@ from .errors import BundleError, InputError
 from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
 from .manifest import BACKENDS, DEVICES, BundleManifest
-from .session import batch_inputs, check_graph, create_session, load_tokenizer
+from .session import Row, batch_inputs, check_graph, create_session, load_tokenizer
 from .texts import lone_surrogate
 
 __all__ = ["Entity", "NerModel", "auto_streams", "available_cpus"]
@@ -215,6 +216,7 @@ class NerModel:
         self._allowed = decoding_transitions(manifest.labels, decoding)
         # constrained decoding scores a word by its entity type, not its possibly repaired label (decoding.py)
         self._same_kind = same_kind_matrix(self._space) if self._allowed is not None else None
+        self._allowed_rows: list[list[bool]] = [] if self._allowed is None else self._allowed.tolist()
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -358,7 +360,7 @@ class NerModel:
         problem = _unencodable(text)
         if problem:
             raise InputError(f"NerModel(): text 0 has {problem}")
-        return self.predict([text])[0]
+        return self._predict([text], 32, self._strategy(None), stream=False)[0]
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
@@ -372,7 +374,10 @@ class NerModel:
         """
         _check_texts(texts, "predict")
         _check_batch_size(batch_size)
-        strategy = self._strategy(aggregation)
+        return self._predict(texts, batch_size, self._strategy(aggregation), stream=stream)
+
+    def _predict(self, texts: Sequence[str], batch_size: int, strategy: str, *, stream: bool) -> list[list[Entity]]:
+        """`predict` of checked arguments."""
         if len(texts) == 1 and not stream:
             lone = self._lone(texts[0], strategy)
             if lone is not None:
@@ -403,10 +408,10 @@ class NerModel:
         if not ids or len(ids) > self._window:
             return None
         offsets = enc.offsets
-        types = [np.asarray(case_ids(text, offsets), dtype=np.int64)] if self.manifest.casing else None
+        types = [case_ids(text, offsets)] if self.manifest.casing else None
         width = len(self._prefix) + len(ids) + len(self._suffix)
         start = len(self._prefix)
-        logits = self._run([np.asarray(ids, dtype=np.int64)], width, types)[0, start : start + len(ids)]
+        logits = self._run([ids], width, types)[0, start : start + len(ids)]
         if self._first_of_text_words(strategy):
             return self._entities_first(text, enc, logits, strategy, offsets)
         return self._entities(text, enc, logits, strategy)
@@ -599,9 +604,7 @@ class NerModel:
         logits = self._windows_logits(rows, plans, batch_size, type_rows if type_windows is not None else None, run)
         return [softmax(row[a:b]) for row, (a, b) in zip(logits, spans, strict=True)]
 
-    def _feeds(
-        self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None
-    ) -> dict[str, np.ndarray]:
+    def _feeds(self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None) -> dict[str, np.ndarray]:
         if self.pad_multiple > 1:
             width = max(width, min(-(-width // self.pad_multiple) * self.pad_multiple, self.manifest.max_length))
         return batch_inputs(
@@ -632,7 +635,7 @@ class NerModel:
             return 4 * narrow >= 3 * wide
         return 2 * narrow > wide
 
-    def _run(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
+    def _run(self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None) -> np.ndarray:
         feeds = self._feeds(rows, width, types)
         if not self.io_binding:
             logits: np.ndarray = self._session.run([self._output_name], feeds)[0]
@@ -645,7 +648,7 @@ class NerModel:
         bound: np.ndarray = binding.copy_outputs_to_cpu()[0]
         return bound
 
-    def _run_stream(self, rows: list[np.ndarray], width: int, types: list[np.ndarray] | None = None) -> np.ndarray:
+    def _run_stream(self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None) -> np.ndarray:
         assert self._streams is not None  # only called through the stream pool
         logits: np.ndarray = self._streams.session.run([self._output_name], self._feeds(rows, width, types))[0]
         return logits
@@ -682,17 +685,16 @@ class NerModel:
         if not words:
             return []
         rows = logits[[first for first, _ in words]]
+        label_ids = rows.argmax(axis=1).tolist()
         peak = rows.max(axis=1, keepdims=True)
         exp = np.exp(rows - peak)
-        totals = exp.sum(axis=1)
-        if self._allowed is None:
-            label_ids = rows.argmax(axis=1)
-        else:
-            label_ids = constrained_labels(rows - peak - np.log(totals)[:, None], self._allowed)
-        if self._same_kind is None:
-            word_scores = exp[np.arange(len(words)), label_ids] / totals  # probability of the chosen label
-        else:
-            word_scores = (exp * self._same_kind[label_ids]).sum(axis=1) / totals  # ... of its entity type
+        totals = exp.sum(axis=1, keepdims=True)
+        if self._allowed is not None and not sequence_allowed(label_ids, self._allowed_rows):
+            label_ids = constrained_labels(rows - peak - np.log(totals), self._allowed).tolist()
+        # each label's probability, or with constrained decoding its entity type's (B-X + I-X)
+        mass = exp if self._same_kind is None else exp @ self._same_kind
+        chances = (mass / totals).tolist()
+        word_scores = [row[label] for row, label in zip(chances, label_ids, strict=True)]
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = offsets[words[first_word][0]][0]

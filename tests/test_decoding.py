@@ -13,6 +13,7 @@ from ner_export.runtime.decoding import (
     allowed_transitions,
     constrained_labels,
     group_words,
+    sequence_allowed,
     softmax,
 )
 
@@ -117,6 +118,19 @@ def test_constrained_decoding_equals_brute_force_over_valid_sequences(seed: int)
             if score > best_score:
                 best, best_score = list(sequence), score
     assert constrained_labels(log_scores, allowed_transitions(SPACE)).tolist() == best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sequence_allowed_agrees_with_the_transition_table(seed: int) -> None:
+    allowed = allowed_transitions(SPACE)
+    rows, start = allowed.tolist(), len(LABELS)
+    verdicts = []
+    for labels in np.random.default_rng(seed).integers(0, len(LABELS), size=(50, 4)).tolist():
+        expected = bool(allowed[[start, *labels[:-1]], labels].all())
+        assert sequence_allowed(labels, rows) == expected, labels
+        verdicts.append(expected)
+    assert any(verdicts) and not all(verdicts)
+    assert sequence_allowed([], rows)
 
 
 def test_aggregate_words_decodes_with_constraints_when_given_transitions() -> None:

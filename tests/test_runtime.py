@@ -11,6 +11,7 @@ import pytest
 
 from ner_export.runtime import Entity, NerModel
 from ner_export.runtime.context import plan_windows
+from ner_export.runtime.decoding import sequence_allowed, text_word_spans
 
 TEXTS = [
     "John Smith lives in Paris.",
@@ -269,14 +270,18 @@ def test_missing_onnxruntime_names_the_extra(tiny_bundle: Path, monkeypatch: pyt
         NerModel.load(tiny_bundle)
 
 
+@pytest.mark.parametrize("decoding", ["constrained", "argmax"])
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precision: str) -> None:
-    model = NerModel.load(tiny_bundle, precision=precision)
+def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precision: str, decoding: str) -> None:
+    model = NerModel.load(tiny_bundle, precision=precision, decoding=decoding)
     texts = TEXTS + PARITY_TEXTS + ["(Reuters) B. Young -- U.S.", "... ,,, !!", "a\tb\nc  d"]
-    compared = 0
+    compared = repaired = 0
     for text in texts:
         encoding = model._tokenizer.encode(text, add_special_tokens=False)
         logits = model.logits([encoding])[0]
+        words = text_word_spans(text, encoding.offsets)
+        argmax = logits[[first for first, _ in words]].argmax(axis=1).tolist()
+        repaired += decoding == "constrained" and not sequence_allowed(argmax, model._allowed_rows)
         fast = model._entities_first(text, encoding, logits)
         general = model._entities(text, encoding, logits, "first")
         assert [(e.label, e.start, e.end, e.text) for e in fast] == [
@@ -285,6 +290,7 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
         compared += len(fast)
     assert compared > 10
+    assert repaired > 0 or decoding == "argmax"  # the constrained search ran, not only the valid-argmax shortcut
 
 
 @pytest.mark.parametrize("which", ["tiny_bundle", "casing_bundle"])
