@@ -4,7 +4,16 @@ On a shared machine, timing one system after another lets drift (another job, th
 whichever ran in the quiet part, and timing them call by call in alternation bills each system for
 the previous one's idle spinning threads. `block_latencies` takes the middle way: the systems take
 turns on blocks of items, in an order that rotates from block to block, and each block starts with
-a few untimed calls. Throughput is measured on whole batched passes, best of several rounds.
+untimed calls that last until the previous system's pool threads have stopped spinning. Throughput is
+measured on whole batched passes, best of several rounds.
+
+How long that takes was measured, not guessed: right after a block of another onnxruntime session's
+calls, a session's lone calls ran 2-3x slower for about 50 ms (about ten calls: the other pool's
+threads spin on the second of two CPUs after their last run), and Intel's OpenMP, which some peers use,
+spins for 200 ms by default. Three untimed calls (about 10 ms) billed most of that to whichever system
+came next; in the bench's fixed rotation the runtime follows another onnxruntime stack and its own
+bare session does not, which inflated the runtime's p50 against the session's
+(benchmarks/PERFORMANCE.md). So each block now warms up for at least `WARMUP_S`.
 """
 
 from __future__ import annotations
@@ -18,15 +27,22 @@ import numpy as np
 __all__ = ["block_latencies", "measure_speed", "percentiles"]
 
 _UNTIMED = 3  # calls at the start of each block that warm a system up again after another one ran
+WARMUP_S = 0.25  # ... and for at least this long, so the previous system's threads have stopped spinning
 
 
 def block_latencies(
-    runners: dict[str, Callable[[int], Any]], n: int, block: int = 50, rounds: int = 1, progress: bool = False
+    runners: dict[str, Callable[[int], Any]],
+    n: int,
+    block: int = 50,
+    rounds: int = 1,
+    progress: bool = False,
+    warmup_s: float = WARMUP_S,
 ) -> dict[str, list[float]]:
     """Seconds per call of each runner on items 0..n-1, the runners taking turns on blocks of items.
 
-    The order of runners rotates from block to block, and each block starts with three untimed calls,
-    so another stack's idle spinning threads are not billed to this one and drift hits all alike.
+    The order of runners rotates from block to block, and each block starts with untimed calls (at
+    least three, on the block's first items, for at least `warmup_s`), so another stack's idle
+    spinning threads are not billed to this one and drift hits all alike.
     """
     from tqdm.auto import tqdm
 
@@ -37,8 +53,11 @@ def block_latencies(
             k = turn % len(names)
             for name in names[k:] + names[:k]:
                 run = runners[name]
-                for i in range(lo, min(lo + _UNTIMED, n)):
-                    run(i)
+                warm_until = time.perf_counter() + warmup_s
+                calls = 0
+                while calls < _UNTIMED or time.perf_counter() < warm_until:
+                    run(lo + calls % min(block, n - lo))
+                    calls += 1
                 for i in range(lo, min(lo + block, n)):
                     started = time.perf_counter()
                     run(i)

@@ -23,6 +23,10 @@ NNCF int8 OpenVINO IR for the runtime's optional OpenVINO backend (`export.openv
 after the gate from the same fp32 graph and calibration inputs, measured the same way, shipped only
 within the same limit, and never a reason for the export to fail.
 
+Last, every onnxruntime graph gets the decoding outputs (`export.decoding_outputs`): per-token argmax
+label and scores after the logits, which the runtime reads for lone texts. They are added after the gate
+and the OpenVINO conversion, so no quantizer sees them and the logits stay what was measured.
+
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
 built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,
 failed or refused export leaves the previous bundle (or nothing) behind, never a half-written one.
@@ -58,6 +62,7 @@ from ner_export.runtime.manifest import (
 )
 from ner_export.runtime.session import first_line
 
+from .decoding_outputs import add_decoding_outputs
 from .gate import calibration_inputs, run_int8_gate
 from .openvino_int8 import OpenVinoOutcome, add_openvino_graph, missing_openvino
 from .quantize import Int8Config, default_int8_ladder
@@ -385,6 +390,8 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             (tmp / FP32_GRAPH).unlink()
         if ov_graph is not None:  # listed last: a reader that predates backends takes the first int8 graph
             graphs.append(ov_graph)
+        for name in sorted({g.file for g in graphs if g.backend == "onnxruntime"}):
+            add_decoding_outputs(tmp / name, labels)  # after the gate: the logits it measured stay as they were
         steps.close()
         report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration, outcome.to_dict())
         final = replace(

@@ -43,6 +43,8 @@ import numpy as np
 from .labels import is_iob_label_set
 
 __all__ = [
+    "DECODED_COLUMNS",
+    "DECODED_OUTPUT",
     "DECODINGS",
     "STRATEGIES",
     "WORD_SPLITS",
@@ -64,6 +66,12 @@ __all__ = [
 STRATEGIES = ("first", "average", "max", "simple")
 WORD_SPLITS = ("text", "pipeline")
 DECODINGS = ("constrained", "argmax")
+DECODED_OUTPUT = "decoded"
+"""A graph's second output, added at export (export/decoding_outputs.py): per token the logits, then
+`DECODED_COLUMNS`. A graph without it is decoded from its logits in numpy, with the same answers."""
+DECODED_COLUMNS = ("label_id", "label_chance", "kind_chance")
+"""The columns after the logits in `DECODED_OUTPUT`: the argmax label (as a float), its probability, and
+the probability of its entity type (`B-X + I-X`; the label's own for label sets that are not IOB2)."""
 
 
 @dataclass(frozen=True)

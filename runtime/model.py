@@ -7,6 +7,11 @@ token takes its scores from the window where it sits furthest from an edge. Deco
 arrays (see `decoding`); offsets come from the tokenizer, so `text[start:end] == entity.text` holds
 by construction. No torch, no transformers: a service that embeds this pays only for what it runs.
 
+A lone text that fits one window skips that planning (`_lone`), and when the graph carries the
+decoding outputs (`decoding.DECODED_OUTPUTS`) reads each token's argmax label and score from the run
+instead of computing them in numpy: on one sentence the runtime's own work is a fifth of the call,
+and right after a graph run each small numpy call costs several times its tight-loop time.
+
 A loaded model holds no per-call state, and onnxruntime sessions accept concurrent `run` calls, so
 one instance can serve many threads. `backend="openvino"` runs the bundle's OpenVINO IR instead,
 through an adapter with the same calls (`openvino_backend`): everything else is this module's code.
@@ -19,6 +24,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,8 @@ from tokenizers import Encoding, Tokenizer
 from .casing import case_ids
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
+    DECODED_COLUMNS,
+    DECODED_OUTPUT,
     STRATEGIES,
     WORD_SPLITS,
     LabelSpace,
@@ -217,6 +225,12 @@ class NerModel:
         # constrained decoding scores a word by its entity type, not its possibly repaired label (decoding.py)
         self._same_kind = same_kind_matrix(self._space) if self._allowed is not None else None
         self._allowed_rows: list[list[bool]] = [] if self._allowed is None else self._allowed.tolist()
+        # the graph's own decoding columns after the logits (export/decoding_outputs.py), on plain runs
+        self._decoded = (
+            backend == "onnxruntime" and not io_binding and any(o.name == DECODED_OUTPUT for o in session.get_outputs())
+        )
+        # which column after the logits holds a word's score: its entity type's probability or its label's
+        self._chance_column = DECODED_COLUMNS.index("kind_chance" if self._same_kind is not None else "label_chance")
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -388,8 +402,9 @@ class NerModel:
             if self.manifest.casing
             else None
         )
-        run = self._run_stream if stream and self._streams is not None else None
-        token_logits = self._token_logits(encodings, batch_size, types, run)
+        decoded = self._decoded and self._first_of_text_words(strategy)
+        run = partial(self._run_stream, decoded=decoded) if stream and self._streams is not None else None
+        token_logits = self._token_logits(encodings, batch_size, types, run, decoded)
         decode = self._entities_first if self._first_of_text_words(strategy) else self._entities
         return [
             decode(text, enc, logits, strategy)
@@ -410,11 +425,11 @@ class NerModel:
         offsets = enc.offsets
         types = [case_ids(text, offsets)] if self.manifest.casing else None
         width = len(self._prefix) + len(ids) + len(self._suffix)
-        start = len(self._prefix)
-        logits = self._run([ids], width, types)[0, start : start + len(ids)]
-        if self._first_of_text_words(strategy):
-            return self._entities_first(text, enc, logits, strategy, offsets)
-        return self._entities(text, enc, logits, strategy)
+        tokens = slice(len(self._prefix), len(self._prefix) + len(ids))
+        if not self._first_of_text_words(strategy):
+            return self._entities(text, enc, self._run([ids], width, types)[0, tokens], strategy)
+        scores = self._run([ids], width, types, decoded=self._decoded)[0, tokens]
+        return self._entities_first(text, enc, scores, strategy, offsets)
 
     def predict_words(
         self,
@@ -512,13 +527,14 @@ class NerModel:
         batch_size: int,
         types: Sequence[Sequence[int]] | None,
         run: _Runner | None = None,
+        decoded: bool = False,
     ) -> list[np.ndarray]:
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
         type_rows = (
             [np.asarray(t, dtype=np.int64) for t in types] if self.manifest.casing and types is not None else None
         )
         plans = [plan_windows(len(row), self._window, self.stride) for row in ids]
-        return self._windows_logits(ids, plans, batch_size, type_rows, run)
+        return self._windows_logits(ids, plans, batch_size, type_rows, run, decoded)
 
     def _windows_logits(
         self,
@@ -527,11 +543,14 @@ class NerModel:
         batch_size: int,
         types: list[np.ndarray] | None = None,
         run: _Runner | None = None,
+        decoded: bool = False,
     ) -> list[np.ndarray]:
         """Logits of each token row from its planned windows (start, end, owned_start, owned_end).
 
         `types` are the rows' token types (casing), cut like the ids. Rows outside every owned range
-        are left unset. Windows are sorted by length and batched under `batch_size` and the token budget,
+        are left unset. With `decoded` each row also carries the graph's decoding columns after the
+        logits (`DECODED_OUTPUT`), and `run`, when given, must return them. Windows are sorted by
+        length and batched under `batch_size` and the token budget,
         and a window that would pad badly with its batch's longest (`shares_batch`) starts the next batch:
         a few random-length texts (a server's micro-batch) then cost about their own tokens, not the
         longest one's times their count. Batches run one after the other, or on the model's streams when
@@ -540,7 +559,8 @@ class NerModel:
         _check_batch_size(batch_size)
         pieces = [(i, *w) for i, plan in enumerate(plans) for w in plan]
         pieces.sort(key=lambda p: p[2] - p[1], reverse=True)
-        outputs: list[np.ndarray] = [np.empty((len(row), len(self.labels)), dtype=np.float32) for row in ids]
+        columns = len(self.labels) + (len(DECODED_COLUMNS) if decoded else 0)
+        outputs: list[np.ndarray] = [np.empty((len(row), columns), dtype=np.float32) for row in ids]
         n_special = len(self._prefix) + len(self._suffix)
         batches = []
         start = 0
@@ -565,9 +585,10 @@ class NerModel:
         pool = self._stream_pool(len(batches)) if run is None else None
         if pool is None:
             for batch, width in batches:
-                one(batch, width, run or self._run)
+                one(batch, width, run or partial(self._run, decoded=decoded))
         else:
-            for future in [pool.submit(one, batch, width, self._run_stream) for batch, width in batches]:
+            stream = partial(self._run_stream, decoded=decoded)
+            for future in [pool.submit(one, batch, width, stream) for batch, width in batches]:
                 future.result()
         return outputs
 
@@ -635,10 +656,13 @@ class NerModel:
             return 4 * narrow >= 3 * wide
         return 2 * narrow > wide
 
-    def _run(self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None) -> np.ndarray:
+    def _run(
+        self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None, decoded: bool = False
+    ) -> np.ndarray:
+        """The logits of one padded batch, or with `decoded` the graph's `DECODED_OUTPUT` (logits first)."""
         feeds = self._feeds(rows, width, types)
         if not self.io_binding:
-            logits: np.ndarray = self._session.run([self._output_name], feeds)[0]
+            logits: np.ndarray = self._session.run([DECODED_OUTPUT if decoded else self._output_name], feeds)[0]
             return logits
         binding = self._session.io_binding()
         for name, array in feeds.items():
@@ -648,9 +672,12 @@ class NerModel:
         bound: np.ndarray = binding.copy_outputs_to_cpu()[0]
         return bound
 
-    def _run_stream(self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None) -> np.ndarray:
+    def _run_stream(
+        self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None, decoded: bool = False
+    ) -> np.ndarray:
         assert self._streams is not None  # only called through the stream pool
-        logits: np.ndarray = self._streams.session.run([self._output_name], self._feeds(rows, width, types))[0]
+        output = DECODED_OUTPUT if decoded else self._output_name
+        logits: np.ndarray = self._streams.session.run([output], self._feeds(rows, width, types))[0]
         return logits
 
     def _stream_pool(self, n_batches: int) -> ThreadPoolExecutor | None:
@@ -675,7 +702,9 @@ class NerModel:
         """`_entities` for the default case (text words, `first`) with a handful of numpy calls.
 
         Same result as the general path; it exists because a single sentence's decoding is dominated by
-        per-call overhead, and this is the path every default call takes.
+        per-call overhead, and this is the path every default call takes. `logits` may carry the graph's
+        decoding columns after the logits (`DECODED_OUTPUT`): then each word's label and score are read
+        from them, unless IOB2 forbids that label sequence and the search over the logits runs.
         """
         if logits.shape[0] == 0:
             return []
@@ -684,7 +713,16 @@ class NerModel:
         words = text_word_spans(text, offsets)
         if not words:
             return []
-        rows = logits[[first for first, _ in words]]
+        firsts = [first for first, _ in words]
+        n_labels = len(self.labels)
+        if logits.shape[1] > n_labels:
+            decoded = logits[:, n_labels:].tolist()
+            label_ids = [int(decoded[i][0]) for i in firsts]
+            if self._allowed is None or sequence_allowed(label_ids, self._allowed_rows):
+                scores = [decoded[i][self._chance_column] for i in firsts]
+                return self._grouped(text, offsets, words, label_ids, scores)
+            logits = logits[:, :n_labels]
+        rows = logits[firsts]
         label_ids = rows.argmax(axis=1).tolist()
         peak = rows.max(axis=1, keepdims=True)
         exp = np.exp(rows - peak)
@@ -695,6 +733,17 @@ class NerModel:
         mass = exp if self._same_kind is None else exp @ self._same_kind
         chances = (mass / totals).tolist()
         word_scores = [row[label] for row, label in zip(chances, label_ids, strict=True)]
+        return self._grouped(text, offsets, words, label_ids, word_scores)
+
+    def _grouped(
+        self,
+        text: str,
+        offsets: Sequence[tuple[int, int]],
+        words: list[tuple[int, int]],
+        label_ids: list[int],
+        word_scores: list[float],
+    ) -> list[Entity]:
+        """Entities of text words (`text_word_spans`) from each word's label and score."""
         entities = []
         for first_word, last_word, kind, score in group_words(label_ids, word_scores, self._space):
             begin = offsets[words[first_word][0]][0]

@@ -282,12 +282,15 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         words = text_word_spans(text, encoding.offsets)
         argmax = logits[[first for first, _ in words]].argmax(axis=1).tolist()
         repaired += decoding == "constrained" and not sequence_allowed(argmax, model._allowed_rows)
-        fast = model._entities_first(text, encoding, logits)
         general = model._entities(text, encoding, logits, "first")
-        assert [(e.label, e.start, e.end, e.text) for e in fast] == [
-            (e.label, e.start, e.end, e.text) for e in general
-        ], text
-        np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
+        with_columns = model._token_logits([encoding], 32, None, None, decoded=True)[0]  # the graph's decoding
+        assert with_columns.shape == (logits.shape[0], logits.shape[1] + 3)
+        for scores in (logits, with_columns):
+            fast = model._entities_first(text, encoding, scores)
+            assert [(e.label, e.start, e.end, e.text) for e in fast] == [
+                (e.label, e.start, e.end, e.text) for e in general
+            ], text
+            np.testing.assert_allclose([e.score for e in fast], [e.score for e in general], rtol=1e-6)
         compared += len(fast)
     assert compared > 10
     assert repaired > 0 or decoding == "argmax"  # the constrained search ran, not only the valid-argmax shortcut
@@ -374,10 +377,12 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
 def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
     """The model's graph replaced by log-probabilities written by hand: a token listed in `words` gets
     its label probabilities (the rest spread evenly over the other labels), any other token O at 0.92.
-    `_run` (one padded batch of token id rows -> logits) is what every inference path calls."""
+    `_run` (one padded batch of token id rows -> logits) is what every inference path calls, except a
+    read of the graph's own decoding columns, which a scripted graph does not have."""
     offset = len(model._prefix)
 
-    def run(rows, width, types=None):
+    def run(rows, width, types=None, decoded=False):
+        assert not decoded
         logits = np.zeros((len(rows), width, len(model.labels)), dtype=np.float32)
         for j, row in enumerate(rows):
             for k, token_id in enumerate(np.asarray(row).tolist()):
@@ -387,6 +392,7 @@ def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
         return logits
 
     model._run = run  # type: ignore[method-assign]
+    model._decoded = False
     return model
 
 
