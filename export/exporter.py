@@ -23,9 +23,10 @@ NNCF int8 OpenVINO IR for the runtime's optional OpenVINO backend (`export.openv
 after the gate from the same fp32 graph and calibration inputs, measured the same way, shipped only
 within the same limit, and never a reason for the export to fail.
 
-Last, every onnxruntime graph gets the decoding outputs (`export.decoding_outputs`): per-token argmax
-label and scores after the logits, which the runtime reads for lone texts. They are added after the gate
-and the OpenVINO conversion, so no quantizer sees them and the logits stay what was measured.
+Last, every onnxruntime graph with float32 logits gets the decoding output (`export.decoding_outputs`):
+the logits followed by each token's argmax label and scores, which the runtime's default decoding reads.
+It is added after the gate and the OpenVINO conversion, so no quantizer sees it and the logits stay
+what was measured.
 
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
 built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,

@@ -7,10 +7,11 @@ token takes its scores from the window where it sits furthest from an edge. Deco
 arrays (see `decoding`); offsets come from the tokenizer, so `text[start:end] == entity.text` holds
 by construction. No torch, no transformers: a service that embeds this pays only for what it runs.
 
-A lone text that fits one window skips that planning (`_lone`), and when the graph carries the
-decoding outputs (`decoding.DECODED_OUTPUTS`) reads each token's argmax label and score from the run
-instead of computing them in numpy: on one sentence the runtime's own work is a fifth of the call,
-and right after a graph run each small numpy call costs several times its tight-loop time.
+A lone text that fits one window skips that planning (`_lone`). When the graph carries the decoding
+columns (`decoding.DECODED_OUTPUT`), the default decoding reads each token's argmax label and score
+from the run instead of computing them in numpy, on every path alike: on one sentence the runtime's
+own work is about 14% of the call (benchmarks/PERFORMANCE.md), and right after a graph run each small
+numpy call costs several times its tight-loop time.
 
 A loaded model holds no per-call state, and onnxruntime sessions accept concurrent `run` calls, so
 one instance can serve many threads. `backend="openvino"` runs the bundle's OpenVINO IR instead,
@@ -402,10 +403,11 @@ class NerModel:
             if self.manifest.casing
             else None
         )
-        decoded = self._decoded and self._first_of_text_words(strategy)
+        first_of_words = self._first_of_text_words(strategy)
+        decoded = self._decoded and first_of_words
         run = partial(self._run_stream, decoded=decoded) if stream and self._streams is not None else None
         token_logits = self._token_logits(encodings, batch_size, types, run, decoded)
-        decode = self._entities_first if self._first_of_text_words(strategy) else self._entities
+        decode = self._entities_first if first_of_words else self._entities
         return [
             decode(text, enc, logits, strategy)
             for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
