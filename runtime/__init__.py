@@ -7,7 +7,7 @@
 
 This package is the base layer of ner-export: it imports nothing from finetune/, export/ or
 benchmarks/, and they build on its errors, label schemes, CoNLL reader, bundle manifest and session
-builder. Its modules are public and typed (`py.typed`): `model`, `session`, `openvino_backend` (the optional
+builder. Its modules are public and typed (`py.typed`): `model`, `session`, `chunks`, `openvino_backend` (the optional
 backend, which alone imports openvino), `manifest`, `decoding`, `labels`, `context`, `casing`, `conll`,
 `evaluate`, `machine`, `files`, `errors`.
 """

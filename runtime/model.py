@@ -33,6 +33,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from .casing import case_ids
+from .chunks import ChunkTokenizer
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
     DECODED_COLUMNS,
@@ -56,7 +57,7 @@ from .errors import BundleError, InputError
 from .labels import is_iob_label_set, to_iob2
 from .machine import available_cpus
 from .manifest import BACKENDS, DEVICES, BundleManifest
-from .session import Row, batch_inputs, check_graph, create_session, load_tokenizer
+from .session import Row, batch_inputs, check_graph, create_session, load_tokenizer, one_row_inputs
 from .texts import lone_surrogate
 
 __all__ = ["Entity", "NerModel", "auto_streams", "available_cpus"]
@@ -176,6 +177,7 @@ class NerModel:
         streams: int = 1,
         stream_session: Callable[[], Any] | None = None,
         backend: str = "onnxruntime",
+        token_cache: int = 16384,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
@@ -208,8 +210,11 @@ class NerModel:
         self._streams = _Streams(streams, stream_session) if streams > 1 and stream_session is not None else None
         self.streams = streams
         self._tokenizer = tokenizer
+        # a lone text's tokens, casing classes and words, from cached space-separated chunks (chunks.py)
+        self._chunk_tokens = ChunkTokenizer(tokenizer, casing=manifest.casing, capacity=token_cache)
         self._space = LabelSpace.from_labels(manifest.labels)
         self._input_names = {i.name for i in session.get_inputs()}
+        self._token_types = "token_type_ids" in self._input_names
         self._output_name = session.get_outputs()[0].name
         unk_token = getattr(tokenizer.model, "unk_token", None) or "[UNK]"
         unk_id = tokenizer.token_to_id(unk_token)
@@ -253,6 +258,7 @@ class NerModel:
         session_config: Mapping[str, str] | None = None,
         backend: str = "onnxruntime",
         verify: bool = True,
+        token_cache: int = 16384,
     ) -> NerModel:
         """Load a bundle directory.
 
@@ -281,6 +287,8 @@ class NerModel:
             the `openvino` extra was installed; CPU only. Same outputs contract, only the logits differ.
             MissingDependencyError without openvino, BundleError when the bundle has no OpenVINO graph.
         verify: check every file the model needs against the manifest's sha256 first.
+        token_cache: space-separated chunks whose tokens are kept for single texts (0: none); a lone
+            text of known chunks skips the tokenizer, with the same tokens (`chunks`).
         """
         if device not in DEVICES:
             raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")
@@ -338,6 +346,7 @@ class NerModel:
             streams=count,
             stream_session=make_stream_session,
             backend=backend,
+            token_cache=token_cache,
         )
 
     @staticmethod
@@ -407,9 +416,13 @@ class NerModel:
         decoded = self._decoded and first_of_words
         run = partial(self._run_stream, decoded=decoded) if stream and self._streams is not None else None
         token_logits = self._token_logits(encodings, batch_size, types, run, decoded)
-        decode = self._entities_first if first_of_words else self._entities
+        if not first_of_words:
+            return [
+                self._entities(text, enc, logits, strategy)
+                for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
+            ]
         return [
-            decode(text, enc, logits, strategy)
+            self._entities_first(text, enc.offsets, text_word_spans(text, enc.offsets), logits)
             for text, enc, logits in zip(texts, encodings, token_logits, strict=True)
         ]
 
@@ -420,18 +433,27 @@ class NerModel:
         windows and batches: a lone call is where the runtime's own work shows next to the graph's, and
         after a run has filled the caches every Python step costs several times its tight-loop cost.
         """
-        enc = self._tokenizer.encode(text, add_special_tokens=False)
-        ids = enc.ids
+        if not self._first_of_text_words(strategy):
+            enc = self._tokenizer.encode(text, add_special_tokens=False)
+            ids = enc.ids
+            if not ids or len(ids) > self._window:
+                return None
+            types = [case_ids(text, enc.offsets)] if self.manifest.casing else None
+            width = len(self._prefix) + len(ids) + len(self._suffix)
+            logits = self._run([ids], width, types)[0, len(self._prefix) : len(self._prefix) + len(ids)]
+            return self._entities(text, enc, logits, strategy)
+        tokens = self._chunk_tokens(text)
+        ids = tokens.ids
         if not ids or len(ids) > self._window:
             return None
-        offsets = enc.offsets
-        types = [case_ids(text, offsets)] if self.manifest.casing else None
-        width = len(self._prefix) + len(ids) + len(self._suffix)
-        tokens = slice(len(self._prefix), len(self._prefix) + len(ids))
-        if not self._first_of_text_words(strategy):
-            return self._entities(text, enc, self._run([ids], width, types)[0, tokens], strategy)
-        scores = self._run([ids], width, types, decoded=self._decoded)[0, tokens]
-        return self._entities_first(text, enc, scores, strategy, offsets)
+        if self.pad_multiple == 1:
+            feeds = one_row_inputs(ids, self._prefix, self._suffix, tokens.classes, self._token_types)
+        else:
+            types = None if tokens.classes is None else [tokens.classes]
+            feeds = self._feeds([ids], len(self._prefix) + len(ids) + len(self._suffix), types)
+        head = len(self._prefix)
+        scores = self._run_feeds(feeds, decoded=self._decoded)[0, head : head + len(ids)]
+        return self._entities_first(text, tokens.offsets, tokens.words, scores)
 
     def predict_words(
         self,
@@ -637,7 +659,7 @@ class NerModel:
             prefix=self._prefix,
             suffix=self._suffix,
             types=types,
-            token_types="token_type_ids" in self._input_names,
+            token_types=self._token_types,
         )
 
     def shares_batch(self, narrow: int, wide: int) -> bool:
@@ -662,7 +684,10 @@ class NerModel:
         self, rows: Sequence[Row], width: int, types: Sequence[Row] | None = None, decoded: bool = False
     ) -> np.ndarray:
         """The logits of one padded batch, or with `decoded` the graph's `DECODED_OUTPUT` (logits first)."""
-        feeds = self._feeds(rows, width, types)
+        return self._run_feeds(self._feeds(rows, width, types), decoded)
+
+    def _run_feeds(self, feeds: dict[str, np.ndarray], decoded: bool = False) -> np.ndarray:
+        """`_run` of built feeds."""
         if not self.io_binding:
             logits: np.ndarray = self._session.run([DECODED_OUTPUT if decoded else self._output_name], feeds)[0]
             return logits
@@ -694,12 +719,7 @@ class NerModel:
         return strategy == "first" and self.word_split == "text"
 
     def _entities_first(
-        self,
-        text: str,
-        enc: Encoding,
-        logits: np.ndarray,
-        strategy: str = "first",
-        offsets: list[tuple[int, int]] | None = None,
+        self, text: str, offsets: Sequence[tuple[int, int]], words: list[tuple[int, int]], logits: np.ndarray
     ) -> list[Entity]:
         """`_entities` for the default case (text words, `first`) with a handful of numpy calls.
 
@@ -708,12 +728,7 @@ class NerModel:
         decoding columns after the logits (`DECODED_OUTPUT`): then each word's label and score are read
         from them, unless IOB2 forbids that label sequence and the search over the logits runs.
         """
-        if logits.shape[0] == 0:
-            return []
-        if offsets is None:
-            offsets = enc.offsets
-        words = text_word_spans(text, offsets)
-        if not words:
+        if logits.shape[0] == 0 or not words:
             return []
         firsts = [first for first, _ in words]
         n_labels = len(self.labels)

@@ -35,6 +35,7 @@ __all__ = [
     "first_line",
     "import_onnxruntime",
     "load_tokenizer",
+    "one_row_inputs",
     "pad_rows",
     "session_options",
 ]
@@ -188,7 +189,7 @@ def batch_inputs(
     if width < needed:
         raise ValueError(f"width={width} is shorter than the longest row with its special tokens ({needed})")
     if len(rows) == 1 and width == needed:
-        return _one_row_inputs(rows[0], prefix, suffix, types[0] if types else None, token_types)
+        return one_row_inputs(rows[0], prefix, suffix, types[0] if types else None, token_types)
     input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     attention = np.zeros((len(rows), width), dtype=np.int64)
     for j, row in enumerate(rows):
@@ -206,20 +207,22 @@ def batch_inputs(
     return feeds
 
 
-def _one_row_inputs(
-    row: Row, prefix: Sequence[int], suffix: Sequence[int], types: Row | None, token_types: bool
+def one_row_inputs(
+    row: Row, prefix: Sequence[int] = (), suffix: Sequence[int] = (), types: Row | None = None, token_types: bool = True
 ) -> dict[str, np.ndarray]:
-    """`batch_inputs` of one row that needs no padding, built from Python lists in three array calls.
+    """`batch_inputs` of a single row, unpadded: the feeds of one text.
 
-    A lone text is where the runtime's own work shows next to the graph's, and right after a graph
-    run each numpy call costs several times its tight-loop time; the padded build makes a dozen.
+    Built from Python lists in one array call, the feeds being its rows: a lone text is where the
+    runtime's own work shows next to the graph's, and right after a graph run each numpy call costs
+    several times its tight-loop time (the padded build makes a dozen).
     """
     head, tail = list(prefix), list(suffix)
     body = row.tolist() if isinstance(row, np.ndarray) else list(row)
-    input_ids = np.array([head + body + tail], dtype=np.int64)
-    feeds = {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
-    if token_types:
-        classes = [] if types is None else types.tolist() if isinstance(types, np.ndarray) else list(types)
-        padding = [0] * (len(body) - len(classes) + len(tail))
-        feeds["token_type_ids"] = np.array([[0] * len(head) + classes + padding], dtype=np.int64)
-    return feeds
+    ids = head + body + tail
+    if not token_types:
+        stacked = np.array([ids, [1] * len(ids)], dtype=np.int64)
+        return {"input_ids": stacked[0:1], "attention_mask": stacked[1:2]}
+    classes = [] if types is None else types.tolist() if isinstance(types, np.ndarray) else list(types)
+    type_ids = [0] * len(head) + classes + [0] * (len(body) - len(classes) + len(tail))
+    stacked = np.array([ids, [1] * len(ids), type_ids], dtype=np.int64)
+    return {"input_ids": stacked[0:1], "attention_mask": stacked[1:2], "token_type_ids": stacked[2:3]}

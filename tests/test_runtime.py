@@ -286,7 +286,7 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         with_columns = model._token_logits([encoding], 32, None, None, decoded=True)[0]  # the graph's decoding
         assert with_columns.shape == (logits.shape[0], logits.shape[1] + 3)
         for scores in (logits, with_columns):
-            fast = model._entities_first(text, encoding, scores)
+            fast = model._entities_first(text, encoding.offsets, words, scores)
             assert [(e.label, e.start, e.end, e.text) for e in fast] == [
                 (e.label, e.start, e.end, e.text) for e in general
             ], text
@@ -377,21 +377,21 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
 def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
     """The model's graph replaced by log-probabilities written by hand: a token listed in `words` gets
     its label probabilities (the rest spread evenly over the other labels), any other token O at 0.92.
-    `_run` (one padded batch of token id rows -> logits) is what every inference path calls, except a
-    read of the graph's own decoding columns, which a scripted graph does not have."""
-    offset = len(model._prefix)
+    `_run_feeds` (graph inputs -> logits) is what every inference path calls, except a read of the
+    graph's own decoding columns, which a scripted graph does not have."""
 
-    def run(rows, width, types=None, decoded=False):
+    def run(feeds, decoded=False):
         assert not decoded
-        logits = np.zeros((len(rows), width, len(model.labels)), dtype=np.float32)
-        for j, row in enumerate(rows):
-            for k, token_id in enumerate(np.asarray(row).tolist()):
+        ids = feeds["input_ids"]
+        logits = np.zeros((*ids.shape, len(model.labels)), dtype=np.float32)
+        for j, row in enumerate(ids.tolist()):
+            for k, token_id in enumerate(row):
                 given = words.get(model._tokenizer.id_to_token(token_id), {"O": 0.92})
                 rest = (1.0 - sum(given.values())) / (len(model.labels) - len(given))
-                logits[j, offset + k] = np.log([given.get(label, rest) for label in model.labels])
+                logits[j, k] = np.log([given.get(label, rest) for label in model.labels])
         return logits
 
-    model._run = run  # type: ignore[method-assign]
+    model._run_feeds = run  # type: ignore[method-assign]
     model._decoded = False
     return model
 
