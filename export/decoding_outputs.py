@@ -14,8 +14,10 @@ text, batches, long texts, streams) reads the same numbers and a text's scores s
 same in any batch. Where IOB2 forbids the argmax sequence the runtime still searches over the logits.
 
 Trade-offs: the nodes go into the finished graphs, after fusion, quantization and the accuracy gate,
-so no quantizer or optimizer ever sees them; only float32 logits get them (an fp16 graph's softmax
-would round scores to 1e-3 of the fp32 ones). Bundles without this output decode in numpy as before.
+so no quantizer or optimizer ever sees them (`quantize_graph`, given a bundle's finished fp32 graph
+as the bench and the scheme comparison do, leaves them out by name: `decoding_nodes`); only float32
+logits get them (an fp16 graph's softmax would round scores to 1e-3 of the fp32 ones). Bundles
+without this output decode in numpy as before.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import numpy as np
 from ner_export.runtime.decoding import DECODED_OUTPUT, LabelSpace, same_kind_matrix
 from ner_export.runtime.labels import is_iob_label_set
 
-__all__ = ["add_decoding_outputs"]
+__all__ = ["NODE_PREFIX", "add_decoding_outputs", "decoding_nodes"]
+
+NODE_PREFIX = "ner_export_decoding_"
+"""How the decoding's nodes, tensors and table are named, so tools that rework a finished graph find them."""
 
 
 def add_decoding_outputs(graph: Path, labels: Sequence[str]) -> bool:
@@ -43,26 +48,41 @@ def add_decoding_outputs(graph: Path, labels: Sequence[str]) -> bool:
         output.name == DECODED_OUTPUT for output in model.graph.output
     ):
         return False
-    name = "ner_export_decoding_{}".format
+    name = f"{NODE_PREFIX}{{}}".format
     nodes = [
-        helper.make_node("ArgMax", [logits.name], [name("ids")], axis=-1, keepdims=1),
-        helper.make_node("Cast", [name("ids")], [name("label_id")], to=TensorProto.FLOAT),
-        helper.make_node("Softmax", [logits.name], [name("probabilities")], axis=-1),
-        helper.make_node("GatherElements", [name("probabilities"), name("ids")], [name("label_chance")], axis=-1),
+        helper.make_node("ArgMax", [logits.name], [name("ids")], name("ids"), axis=-1, keepdims=1),
+        helper.make_node("Cast", [name("ids")], [name("label_id")], name("label_id"), to=TensorProto.FLOAT),
+        helper.make_node("Softmax", [logits.name], [name("probabilities")], name("probabilities"), axis=-1),
+        helper.make_node(
+            "GatherElements",
+            [name("probabilities"), name("ids")],
+            [name("label_chance")],
+            name("label_chance"),
+            axis=-1,
+        ),
     ]
     if is_iob_label_set(labels):
         matrix = same_kind_matrix(LabelSpace.from_labels(labels)).astype(np.float32)
         model.graph.initializer.append(numpy_helper.from_array(matrix, name("same_kind")))
         nodes += [
-            helper.make_node("MatMul", [name("probabilities"), name("same_kind")], [name("kind_probabilities")]),
             helper.make_node(
-                "GatherElements", [name("kind_probabilities"), name("ids")], [name("kind_chance")], axis=-1
+                "MatMul",
+                [name("probabilities"), name("same_kind")],
+                [name("kind_probabilities")],
+                name("kind_probabilities"),
+            ),
+            helper.make_node(
+                "GatherElements",
+                [name("kind_probabilities"), name("ids")],
+                [name("kind_chance")],
+                name("kind_chance"),
+                axis=-1,
             ),
         ]
     else:
-        nodes.append(helper.make_node("Identity", [name("label_chance")], [name("kind_chance")]))
+        nodes.append(helper.make_node("Identity", [name("label_chance")], [name("kind_chance")], name("kind_chance")))
     columns = [logits.name, name("label_id"), name("label_chance"), name("kind_chance")]
-    nodes.append(helper.make_node("Concat", columns, [DECODED_OUTPUT], axis=-1))
+    nodes.append(helper.make_node("Concat", columns, [DECODED_OUTPUT], name("concat"), axis=-1))
     model.graph.node.extend(nodes)
     model.graph.output.append(
         helper.make_tensor_value_info(DECODED_OUTPUT, TensorProto.FLOAT, ["batch", "sequence", len(labels) + 3])
@@ -70,3 +90,12 @@ def add_decoding_outputs(graph: Path, labels: Sequence[str]) -> bool:
     onnx.checker.check_model(model)
     onnx.save(model, str(graph))
     return True
+
+
+def decoding_nodes(graph: Path) -> tuple[str, ...]:
+    """Names of the decoding nodes in the ONNX file `graph` (none for a graph without them, or one
+    exported before they were named)."""
+    import onnx
+
+    nodes = onnx.load(str(graph), load_external_data=False).graph.node
+    return tuple(node.name for node in nodes if node.name.startswith(NODE_PREFIX))

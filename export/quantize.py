@@ -44,6 +44,7 @@ import numpy as np
 from ner_export.runtime.manifest import INT8_ACTIVATIONS, INT8_EMBEDDINGS
 
 from .calibration import CALIBRATION_METHODS, calibrate_activations, freeze_activation_scales
+from .decoding_outputs import decoding_nodes
 from .embedding_rows import LARGE_TABLE_BYTES, quantize_table_rows
 
 __all__ = [
@@ -245,6 +246,7 @@ def quantize_graph(
     if config.activations == "static" and calibration is None:
         raise ValueError("static activation scales need calibration inputs")
     fp32_tables = small_embedding_tables(fp32_graph)
+    decoding = decoding_nodes(fp32_graph)  # a finished graph's decoding stays float, its scores exact
     with tempfile.TemporaryDirectory(prefix="ner-export-int8-", dir=Path(dest).parent) as work:
         stage = Path(work) / "dynamic.onnx"
         quantize_dynamic(
@@ -254,7 +256,7 @@ def quantize_graph(
             per_channel=config.per_channel,
             reduce_range=config.reduce_range,
             weight_type=QuantType.QInt8,
-            nodes_to_exclude=[*config.nodes_to_exclude, *fp32_tables],
+            nodes_to_exclude=[*config.nodes_to_exclude, *fp32_tables, *decoding],
             # the fused contrib ops defeat ONNX shape inference; their outputs are float
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )

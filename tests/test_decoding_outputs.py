@@ -123,3 +123,33 @@ def test_only_float32_logits_get_them_and_only_once(tmp_path: Path) -> None:
         assert add_decoding_outputs(path, labels) is False  # never twice
         outputs = [o.name for o in onnx.load(str(path)).graph.output]
         assert outputs == (["logits", DECODED_OUTPUT] if expected else ["logits"])
+
+
+def test_requantizing_a_finished_graph_leaves_the_decoding_float(tiny_bundle: Path, tmp_path: Path) -> None:
+    """The bench's dynamic row and the scheme comparison quantize a bundle's finished fp32 graph: its
+    decoding nodes (the type-sum MatMul above all) must stay float, so their scores stay exact."""
+    onnx = pytest.importorskip("onnx", reason="reading a graph needs onnx (the export extra)")
+    pytest.importorskip("onnxruntime.quantization", reason="quantizing needs onnxruntime's quantization tools")
+    from ner_export.export import Int8Config, quantize_graph
+    from ner_export.export.decoding_outputs import NODE_PREFIX, decoding_nodes
+
+    manifest = BundleManifest.read(tiny_bundle)
+    fp32 = tiny_bundle / manifest.graph_for("cpu", "fp32").file
+    names = decoding_nodes(fp32)
+    assert f"{NODE_PREFIX}kind_probabilities" in names and len(names) >= 6
+    out = tmp_path / "dynamic.onnx"
+    record = quantize_graph(fp32, out, Int8Config(name="dynamic", activations="dynamic"))
+    assert record["method"] == "dynamic"
+    ops = {node.name: node.op_type for node in onnx.load(str(out)).graph.node}
+    assert {name: ops.get(name) for name in names if "kind_probabilities" in name} == {
+        f"{NODE_PREFIX}kind_probabilities": "MatMul"
+    }
+    session = create_session(out)
+    feeds = batch_inputs([[5, 6, 7, 8]], prefix=[2], suffix=[3])
+    logits, decoded = session.run(
+        ["logits", DECODED_OUTPUT], {k: v for k, v in feeds.items() if k in {i.name for i in session.get_inputs()}}
+    )
+    probabilities = softmax(logits)
+    kinds = probabilities @ same_kind_matrix(LabelSpace.from_labels(manifest.labels))
+    ids = logits.argmax(-1)[..., None]
+    np.testing.assert_allclose(decoded[..., -1:], np.take_along_axis(kinds, ids, -1), rtol=0, atol=1e-6)
