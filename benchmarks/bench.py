@@ -187,6 +187,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
     settings = {
         "context": "document" if document_context else "none",
         "latency_sentences": n_latency,
+        "latency_history": max(0, len(texts) - n_latency),
         "repeats": config.repeats,
         "batch_size": config.batch_size,
         "warmup": config.warmup,
@@ -227,11 +228,14 @@ def batch_invariance(system: System, texts: list[str], batch_size: int, seed: in
 def _latency(systems: list[System], texts: list[str], config: BenchConfig, results: dict[str, dict[str, Any]]) -> int:
     """Single-text latency percentiles of every system, after a warm-up; returns the sentences timed."""
     n_latency = min(config.latency_sentences, len(texts))
+    for system in systems:
+        system.prime(texts[n_latency:])
     for i in range(min(config.warmup, len(texts))):
         for system in systems:
             system.single(texts[i], i)
     runners = {s.name: (lambda i, s=s: s.single(texts[i], i)) for s in systems}
-    latency = block_latencies(runners, n_latency, rounds=config.repeats, progress=config.progress)
+    resets = {s.name: s.forget for s in systems}
+    latency = block_latencies(runners, n_latency, rounds=config.repeats, progress=config.progress, resets=resets)
     for system in systems:
         results[system.name]["latency_ms"] = percentiles(latency[system.name])
     return n_latency
@@ -240,7 +244,10 @@ def _latency(systems: list[System], texts: list[str], config: BenchConfig, resul
 def paired_overhead(systems: list[System], texts: list[str], rounds: int) -> dict[str, float] | None:
     """runtime_int8's single-text p50 against its own session's bare run on the same pre-built input,
     the two taking turns call by call (order alternating): what the runtime adds to the graph, with
-    the machine's drift common to both. None without runtime_int8 and session_int8.
+    the machine's drift common to both. None without runtime_int8 and session_int8. A third arm, the
+    runtime without its token cache on the same session, shows what the cache saves; the cache is put
+    back to its primed state (`System.prime`: the texts not timed) before each round, so a timed text's
+    chunks are there only when the history or an earlier text of the round had them.
 
     The block-interleaved p50s compare two systems measured at different moments, on different
     sessions; on this shared machine one system's block medians ranged from 0.75 to 2.96 ms in one run.
@@ -249,19 +256,28 @@ def paired_overhead(systems: list[System], texts: list[str], rounds: int) -> dic
     runtime, session = named.get("runtime_int8"), named.get("session_int8")
     if not isinstance(runtime, RuntimeSystem) or not isinstance(session, BareSystem):
         return None
-    seconds: dict[str, list[float]] = {"runtime": [], "session": []}
+    arms = ("runtime", "session", "uncached")
+    seconds: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(rounds):
+        runtime.forget()
         for i, text in enumerate(texts):
-            for name in ("runtime", "session") if i % 2 else ("session", "runtime"):
+            for name in arms[i % 3 :] + arms[: i % 3]:
                 started = time.perf_counter()
                 if name == "runtime":
                     runtime.single(text, i)
+                elif name == "uncached":
+                    runtime.single_uncached(text)
                 else:
                     runtime.run_session(session.single_feeds(i))
                 seconds[name].append(time.perf_counter() - started)
-    runtime_p50 = percentiles(seconds["runtime"])["p50"]
-    session_p50 = percentiles(seconds["session"])["p50"]
-    return {"runtime_p50_ms": runtime_p50, "session_p50_ms": session_p50, "ratio": runtime_p50 / session_p50}
+    p50 = {name: percentiles(seconds[name])["p50"] for name in arms}
+    return {
+        "runtime_p50_ms": p50["runtime"],
+        "session_p50_ms": p50["session"],
+        "ratio": p50["runtime"] / p50["session"],
+        "uncached_p50_ms": p50["uncached"],
+        "uncached_ratio": p50["uncached"] / p50["session"],
+    }
 
 
 def _throughput(

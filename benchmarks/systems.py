@@ -13,6 +13,7 @@ bare-library version on purpose, so it imports neither ner-export nor anything e
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -80,6 +81,12 @@ class System:
     def single(self, text: str, index: int) -> Any:
         raise NotImplementedError
 
+    def prime(self, history: list[str]) -> None:
+        """Let a system that keeps state across single calls see `history` first (none here)."""
+
+    def forget(self) -> None:
+        """Put that state back to what `prime` left (nothing here)."""
+
     def batch(self, texts: list[str]) -> list[Spans]:
         raise NotImplementedError
 
@@ -133,9 +140,15 @@ class _PipelineSystem(System):
 class RuntimeSystem(System):
     def __init__(self, name: str, bundle: Path, precision: str, batch_size: int, backend: str = "onnxruntime") -> None:
         from ner_export.runtime import NerModel
+        from ner_export.runtime.chunks import ChunkTokenizer
 
         self.name, self.imports_torch, self.bundle = name, False, bundle
         self._model = NerModel.load(bundle, precision=precision, backend=backend)
+        self._uncached = copy.copy(self._model)  # the same session and settings, no token cache
+        self._uncached._chunk_tokens = ChunkTokenizer(
+            self._model._tokenizer, casing=self._model.manifest.casing, capacity=0
+        )
+        self._primed: dict[str, Any] = {}
         graph = self._model.manifest.graph_for("cpu", precision, backend)
         self.model_files = [bundle / name for name in (graph.file, graph.weights) if name]
         self._batch_size = batch_size
@@ -145,6 +158,22 @@ class RuntimeSystem(System):
 
     def single(self, text: str, index: int) -> Any:
         return self._model(text)
+
+    def single_uncached(self, text: str) -> Any:
+        """`single` without the token cache (`runtime.chunks`), on the same session."""
+        return self._uncached(text)
+
+    def prime(self, history: list[str]) -> None:
+        """Fill the model's token cache from `history` (texts that are not timed), as a service that has
+        answered them would have it, and keep that cache for `forget`."""
+        tokens = self._model._chunk_tokens
+        tokens.clear()
+        for text in history:
+            tokens(text)
+        self._primed = tokens.snapshot()
+
+    def forget(self) -> None:
+        self._model._chunk_tokens.restore(self._primed)
 
     def run_session(self, feeds: dict[str, np.ndarray]) -> Any:
         """The model's own session run bare on pre-built feeds (`bench.paired_overhead`)."""

@@ -19,7 +19,7 @@ bare session does not, which inflated the runtime's p50 against the session's
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,12 +37,15 @@ def block_latencies(
     rounds: int = 1,
     progress: bool = False,
     warmup_s: float = WARMUP_S,
+    resets: Mapping[str, Callable[[], Any]] | None = None,
 ) -> dict[str, list[float]]:
     """Seconds per call of each runner on items 0..n-1, the runners taking turns on blocks of items.
 
     The order of runners rotates from block to block, and each block starts with untimed calls (at
     least three, on the block's first items, for at least `warmup_s`), so another stack's idle
-    spinning threads are not billed to this one and drift hits all alike.
+    spinning threads are not billed to this one and drift hits all alike. `resets[name]`, if given, runs
+    after the warm-up, before the timed calls: a runner that keeps state across calls (a token cache)
+    is put back to where it was, so the warm-up's calls on the block's items do not serve the timed ones.
     """
     from tqdm.auto import tqdm
 
@@ -58,6 +61,8 @@ def block_latencies(
                 while calls < _UNTIMED or time.perf_counter() < warm_until:
                     run(lo + calls % min(block, n - lo))
                     calls += 1
+                if resets and name in resets:
+                    resets[name]()
                 for i in range(lo, min(lo + block, n)):
                     started = time.perf_counter()
                     run(i)

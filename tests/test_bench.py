@@ -121,10 +121,15 @@ def test_paired_overhead_takes_turns_on_the_runtimes_own_session() -> None:
     runtime.name, session.name = "runtime_int8", "session_int8"
     runtime.single = lambda text, i: calls.append(("runtime", i))  # type: ignore[method-assign]
     runtime.run_session = lambda feeds: calls.append(("session", feeds["i"]))  # type: ignore[method-assign]
+    runtime.single_uncached = lambda text: calls.append(("uncached", "abc".index(text)))  # type: ignore[method-assign]
+    runtime.forget = lambda: calls.append(("forget", -1))  # type: ignore[method-assign]
     session.single_feeds = lambda i: {"i": i}  # type: ignore[method-assign]
     result = paired_overhead([runtime, session], ["a", "b", "c"], rounds=2)
-    assert calls == [("session", 0), ("runtime", 0), ("runtime", 1), ("session", 1), ("session", 2), ("runtime", 2)] * 2
-    assert result is not None and set(result) == {"runtime_p50_ms", "session_p50_ms", "ratio"}
+    one_round = [("forget", -1), ("runtime", 0), ("session", 0), ("uncached", 0)]
+    one_round += [("session", 1), ("uncached", 1), ("runtime", 1), ("uncached", 2), ("runtime", 2), ("session", 2)]
+    assert calls == one_round * 2
+    assert result is not None
+    assert set(result) == {"runtime_p50_ms", "session_p50_ms", "ratio", "uncached_p50_ms", "uncached_ratio"}
     assert paired_overhead([runtime], ["a"], rounds=1) is None
 
 
@@ -508,3 +513,19 @@ def test_the_peer_race_goals_of_the_openvino_runtime() -> None:
     assert all(t.applies(results) for t in race.values())
     assert not any(t.applies({"runtime_int8_openvino": results["runtime_int8_openvino"]}) for t in race.values())
     assert not any(t.applies({"openvino_int8": results["openvino_int8"]}) for t in race.values())
+
+
+def test_a_runtime_system_times_texts_against_its_primed_token_cache(tiny_bundle: Path) -> None:
+    from ner_export.benchmarks.systems import RuntimeSystem
+
+    system = RuntimeSystem("runtime_int8", tiny_bundle, "int8", 32)
+    system.prime(["John Smith lives in Paris ."])
+    cache = system._model._chunk_tokens
+    primed = set(cache._chunks)
+    assert {"John", "Paris", "."} <= primed
+    system.single("Maria Lopez of Reuters", 0)
+    assert set(cache._chunks) > primed
+    system.forget()
+    assert set(cache._chunks) == primed
+    assert system.single_uncached("Maria Lopez of Reuters") == system.single("Maria Lopez of Reuters", 0)
+    assert system._uncached._chunk_tokens.capacity == 0 and system._uncached._session is system._model._session

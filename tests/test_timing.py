@@ -38,3 +38,15 @@ def test_each_block_warms_up_for_at_least_the_warmup_time_on_its_own_items() -> 
     assert len(a_calls) > 2 * (3 + 3)  # more than the three untimed calls per block
     first_block = a_calls[: a_calls.index(3)]  # before the second block starts, only its own items
     assert set(first_block) == {0, 1, 2}
+
+
+def test_a_reset_runs_between_the_warm_up_and_the_timed_calls_of_each_block() -> None:
+    calls: list[tuple[str, int]] = []
+    runners = {name: _recording(calls, name) for name in ("a", "b")}
+    resets = {"a": lambda: calls.append(("reset a", -1))}
+    block_latencies(runners, n=4, block=2, warmup_s=0.0, resets=resets)
+    a_block = [("a", 0), ("a", 1), ("a", 0), ("reset a", -1), ("a", 0), ("a", 1)]
+    b_block = [("b", 0), ("b", 1), ("b", 0), ("b", 0), ("b", 1)]
+    second = [("b", 2), ("b", 3), ("b", 2), ("b", 2), ("b", 3)]
+    second += [("a", 2), ("a", 3), ("a", 2), ("reset a", -1), ("a", 2), ("a", 3)]
+    assert calls == a_block + b_block + second
