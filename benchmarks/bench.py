@@ -160,6 +160,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
         n_latency = _latency(systems, texts, config, results)
         paired = paired_overhead(systems, texts[:n_latency], config.repeats)
         best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
+        say("paired throughput: runtime_int8 and runtime_int8_dynamic")
+        paired_sps = paired_throughput(systems, texts, config.batch_size, config.repeats)
         if document_context:
             _document_f1(systems, words, gold, documents, results, say)
         for system in systems:
@@ -205,6 +207,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "settings": settings,
         "systems": results,
         "paired_overhead": paired,
+        "paired_throughput": paired_sps,
         "skipped": skipped,
         "targets": targets(results),
     }
@@ -277,6 +280,33 @@ def paired_overhead(systems: list[System], texts: list[str], rounds: int) -> dic
         "ratio": p50["runtime"] / p50["session"],
         "uncached_p50_ms": p50["uncached"],
         "uncached_ratio": p50["uncached"] / p50["session"],
+    }
+
+
+def paired_throughput(
+    systems: list[System], texts: list[str], batch_size: int, rounds: int, turn: int = 512
+) -> dict[str, float] | None:
+    """runtime_int8's throughput at `batch_size` against runtime_int8_dynamic's, the two taking turns on
+    the same slices of `turn` texts (order alternating), seconds summed over `rounds` passes: the
+    batch-dependent graph's speed with the machine's drift in common, where the best-of-rounds
+    throughputs compare whole passes run at different moments. None without both systems."""
+    named = {s.name: s for s in systems}
+    static, dynamic = named.get("runtime_int8"), named.get("runtime_int8_dynamic")
+    if not isinstance(static, RuntimeSystem) or not isinstance(dynamic, RuntimeSystem):
+        return None
+    seconds = {"static": 0.0, "dynamic": 0.0}
+    for _ in range(rounds):
+        for k, lo in enumerate(range(0, len(texts), turn)):
+            for name in ("static", "dynamic") if k % 2 == 0 else ("dynamic", "static"):
+                system = static if name == "static" else dynamic
+                started = time.perf_counter()
+                system.answers(texts[lo : lo + turn], batch_size)
+                seconds[name] += time.perf_counter() - started
+    passes = rounds * len(texts)
+    return {
+        "runtime_sps": passes / seconds["static"],
+        "dynamic_sps": passes / seconds["dynamic"],
+        "ratio": seconds["dynamic"] / seconds["static"],
     }
 
 

@@ -299,6 +299,15 @@ def render_markdown(data: dict[str, Any]) -> str:
                 f"the cache, same session, same turns: {paired['uncached_p50_ms']:.3f} ms, "
                 f"**{paired['uncached_ratio']:.3f}x** the bare session.",
             ]
+    sps = data.get("paired_throughput")
+    if sps:
+        lines += [
+            "",
+            f"Throughput, paired: `runtime_int8` and `runtime_int8_dynamic` taking turns on the same slices "
+            f"of 512 texts at the bench's batch size, seconds summed over all rounds: {sps['runtime_sps']:.0f} "
+            f"against {sps['dynamic_sps']:.0f} sentences/s, **{sps['ratio']:.3f}x** (the target row "
+            "compares each one's best whole pass, run at different moments).",
+        ]
     lines += [
         "",
         "Batch-dependent texts: how many texts get different entities when run alone (batch 1) and in a "

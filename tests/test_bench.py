@@ -110,6 +110,10 @@ def test_json_schema_and_ratios(bench) -> None:
     paired = data["paired_overhead"]  # runtime_int8 against its own session, call by call
     assert paired["runtime_p50_ms"] > 0 and paired["session_p50_ms"] > 0
     assert paired["ratio"] == pytest.approx(paired["runtime_p50_ms"] / paired["session_p50_ms"])
+    assert paired["uncached_ratio"] == pytest.approx(paired["uncached_p50_ms"] / paired["session_p50_ms"])
+    assert data["settings"]["latency_history"] == data["dataset"]["sentences"] - data["settings"]["latency_sentences"]
+    sps = data["paired_throughput"]  # runtime_int8 against the dynamic graph, slice by slice
+    assert sps["runtime_sps"] > 0 and sps["ratio"] == pytest.approx(sps["runtime_sps"] / sps["dynamic_sps"])
 
 
 def test_paired_overhead_takes_turns_on_the_runtimes_own_session() -> None:
@@ -131,6 +135,24 @@ def test_paired_overhead_takes_turns_on_the_runtimes_own_session() -> None:
     assert result is not None
     assert set(result) == {"runtime_p50_ms", "session_p50_ms", "ratio", "uncached_p50_ms", "uncached_ratio"}
     assert paired_overhead([runtime], ["a"], rounds=1) is None
+
+
+def test_paired_throughput_takes_turns_on_the_same_slices() -> None:
+    from ner_export.benchmarks.bench import paired_throughput
+    from ner_export.benchmarks.systems import RuntimeSystem
+
+    calls: list[tuple[str, list[str], int]] = []
+    static, dynamic = object.__new__(RuntimeSystem), object.__new__(RuntimeSystem)
+    static.name, dynamic.name = "runtime_int8", "runtime_int8_dynamic"
+    static.answers = lambda texts, b: calls.append(("static", texts, b)) or []  # type: ignore[method-assign]
+    dynamic.answers = lambda texts, b: calls.append(("dynamic", texts, b)) or []  # type: ignore[method-assign]
+    texts = ["a", "b", "c", "d", "e"]
+    result = paired_throughput([static, dynamic], texts, batch_size=2, rounds=2, turn=2)
+    one_round = [("static", ["a", "b"], 2), ("dynamic", ["a", "b"], 2), ("dynamic", ["c", "d"], 2)]
+    one_round += [("static", ["c", "d"], 2), ("static", ["e"], 2), ("dynamic", ["e"], 2)]
+    assert calls == one_round * 2
+    assert result is not None and result["ratio"] == pytest.approx(result["runtime_sps"] / result["dynamic_sps"])
+    assert paired_throughput([static], texts, 2, 1) is None
 
 
 def test_accuracy_figures_are_those_of_each_system(
