@@ -9,9 +9,10 @@ by construction. No torch, no transformers: a service that embeds this pays only
 
 A lone text that fits one window skips that planning (`_lone`). When the graph carries the decoding
 columns (`decoding.DECODED_OUTPUT`), the default decoding reads each token's argmax label and score
-from the run instead of computing them in numpy, on every path alike: on one sentence the runtime's
-own work is about 14% of the call (benchmarks/PERFORMANCE.md), and right after a graph run each small
-numpy call costs several times its tight-loop time.
+from the run instead of computing them in numpy, on every path alike, and a lone text's tokens come
+from a cache of its space-separated chunks (`chunks`): on one sentence the runtime's own work is about
+10% of the call (benchmarks/PERFORMANCE.md), and right after a graph run each small Python or numpy
+step costs several times its tight-loop time.
 
 A loaded model holds no per-call state, and onnxruntime sessions accept concurrent `run` calls, so
 one instance can serve many threads. `backend="openvino"` runs the bundle's OpenVINO IR instead,
