@@ -44,7 +44,7 @@ from .shards import (
     write_atomic,
     write_shard,
 )
-from .sources import (
+from ner_export.inputs import (
     FORMATS,
     STDIN,
     Record,

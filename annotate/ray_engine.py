@@ -36,7 +36,7 @@ from ner_export.runtime.errors import MissingDependencyError
 
 from .job import AnnotateConfig, model_options, predict_entities, shard_records
 from .shards import Shard, entity_arrow_type, write_shard
-from .sources import Record
+from ner_export.inputs import Record
 
 __all__ = ["run_ray", "start_local_ray"]
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from ner_export.runtime.errors import MissingDependencyError
 
-from .sources import Position, Record, SourceScan
+from ner_export.inputs import Position, Record, SourceScan
 
 __all__ = [
     "RESERVED",

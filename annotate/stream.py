@@ -1,7 +1,7 @@
 """Streaming prediction over records: what `ner-export predict` runs on its arguments and its `--input`.
 
 Design trade-offs:
-- Records come from the shared reader (`sources.read_records`), so predict and annotate agree on
+- Records come from the shared reader (`ner_export.inputs.read_records`), so predict and annotate agree on
   formats, encodings, line numbers and bad records; arguments become records too (`argument_records`).
 - Reading runs in a thread that fills a bounded queue, and the records are predicted and written in
   chunks: a chunk ends after `chunk_size` records or `max_wait` seconds after its first one, whichever
@@ -28,7 +28,7 @@ from typing import Any
 from ner_export.runtime.errors import InputError, NerExportError
 
 from .shards import _json_default
-from .sources import Record
+from ner_export.inputs import Record
 
 __all__ = ["ARGUMENTS", "StreamCounts", "argument_records", "error_row", "output_key", "output_row", "predict_stream"]
 

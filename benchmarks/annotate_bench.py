@@ -249,7 +249,7 @@ def run_engine(config: AnnotateBenchConfig, corpus: Path, out: Path, engine: str
 def writer_rate(rows: int = 20_000) -> dict[str, Any]:
     """Rows/s of the shard writer alone (what the Ray driver must sustain), on typical output rows."""
     from ner_export.annotate.shards import Shard, write_shard
-    from ner_export.annotate.sources import Position, Record
+    from ner_export.inputs import Position, Record
 
     entity = {"text": "Paris", "label": "LOC", "start": 10, "end": 15, "score": 0.99}
     items = [

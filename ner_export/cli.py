@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ner_export import __version__
-from ner_export.annotate.sources import FORMATS
+from ner_export.inputs import FORMATS
 from ner_export.benchmarks.systems import SYSTEMS
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
@@ -40,7 +40,7 @@ from ner_export.runtime.manifest import (
 )
 
 if TYPE_CHECKING:
-    from ner_export.annotate.sources import Record
+    from ner_export.inputs import Record
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
@@ -631,7 +631,7 @@ def predict_command(
     skip_bad: bool,
     errors_file: Path | None,
 ) -> None:
-    from ner_export.annotate.sources import read_records, resolve_format
+    from ner_export.inputs import read_records, resolve_format
     from ner_export.annotate.stream import argument_records, error_row, predict_stream, where
     from ner_export.runtime import NerModel
 

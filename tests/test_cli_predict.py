@@ -296,7 +296,7 @@ class _CountingModel:
 
 
 def _records(texts, fail_after: int | None = None, pause: float = 0.0, read_at: list | None = None):
-    from ner_export.annotate.sources import Record
+    from ner_export.inputs import Record
     from ner_export.runtime import InputError
 
     for i, text in enumerate(texts):

@@ -1,4 +1,4 @@
-"""The shared input reader (`ner_export.annotate.sources`): formats, encodings, keys and bad records.
+"""The shared input reader (`ner_export.inputs`): formats, encodings, keys and bad records.
 
 Each case of issue #13 items 3 and 4 has a test here: a `{`-led line in a .txt file is text, a .json
 array is read as JSON, UTF-16/32 are named, a lone \\r stays in its line, a lone surrogate is a bad
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from ner_export.annotate.sources import (
+from ner_export.inputs import (
     Position,
     expand_inputs,
     read_records,
