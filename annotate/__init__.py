@@ -9,9 +9,19 @@ is `ner-export predict`'s streaming loop over those records. This package import
 `ner_export.runtime` from the project; pyarrow, tqdm and ray load when a run needs them.
 """
 
+from ner_export.inputs import (
+    FORMATS,
+    Position,
+    Record,
+    SourceScan,
+    expand_inputs,
+    read_records,
+    resolve_format,
+    scan_source,
+)
+
 from .job import ENGINES, AnnotateConfig, AnnotateResult, annotate
 from .shards import OUTPUT_FORMATS, RESERVED
-from ner_export.inputs import FORMATS, Position, Record, SourceScan, expand_inputs, read_records, resolve_format, scan_source
 from .stream import StreamCounts, argument_records, predict_stream
 
 __all__ = [

@@ -27,6 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ner_export.inputs import (
+    FORMATS,
+    STDIN,
+    Record,
+    SourceScan,
+    expand_inputs,
+    parquet_passthrough_schema,
+    read_records,
+    resolve_format,
+    scan_source,
+)
 from ner_export.runtime.errors import InputError, MissingDependencyError, OutputExistsError
 from ner_export.runtime.manifest import BACKENDS, MANIFEST_NAME, BundleManifest
 
@@ -43,17 +54,6 @@ from .shards import (
     shard_path,
     write_atomic,
     write_shard,
-)
-from ner_export.inputs import (
-    FORMATS,
-    STDIN,
-    Record,
-    SourceScan,
-    expand_inputs,
-    parquet_passthrough_schema,
-    read_records,
-    resolve_format,
-    scan_source,
 )
 
 __all__ = ["AnnotateConfig", "AnnotateResult", "annotate", "ENGINES", "predict_entities", "shard_records"]

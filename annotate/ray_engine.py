@@ -32,11 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ner_export.inputs import Record
 from ner_export.runtime.errors import MissingDependencyError
 
 from .job import AnnotateConfig, model_options, predict_entities, shard_records
 from .shards import Shard, entity_arrow_type, write_shard
-from ner_export.inputs import Record
 
 __all__ = ["run_ray", "start_local_ray"]
 

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ner_export.runtime.errors import MissingDependencyError
-
 from ner_export.inputs import Position, Record, SourceScan
+from ner_export.runtime.errors import MissingDependencyError
 
 __all__ = [
     "RESERVED",

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ner_export.inputs import Record
 from ner_export.runtime.errors import InputError, NerExportError
 
 from .shards import _json_default
-from ner_export.inputs import Record
 
 __all__ = ["ARGUMENTS", "StreamCounts", "argument_records", "error_row", "output_key", "output_row", "predict_stream"]
 

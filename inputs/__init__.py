@@ -8,6 +8,7 @@ dropped. `ner-export predict` and `ner-export annotate` both read through it. It
 from .sources import (
     EXTENSIONS,
     FORMATS,
+    STDIN,
     Position,
     Record,
     SourceScan,
@@ -22,6 +23,7 @@ from .sources import (
 __all__ = [
     "FORMATS",
     "EXTENSIONS",
+    "STDIN",
     "Record",
     "Position",
     "SourceScan",

@@ -39,6 +39,7 @@ from ner_export.runtime.texts import json_type, lone_surrogate
 __all__ = [
     "FORMATS",
     "EXTENSIONS",
+    "STDIN",
     "Record",
     "Position",
     "SourceScan",

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ner_export import __version__
-from ner_export.inputs import FORMATS
 from ner_export.benchmarks.systems import SYSTEMS
+from ner_export.inputs import FORMATS
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
 from ner_export.runtime.errors import InputError, NerExportError, NerExportWarning
@@ -631,8 +631,8 @@ def predict_command(
     skip_bad: bool,
     errors_file: Path | None,
 ) -> None:
-    from ner_export.inputs import read_records, resolve_format
     from ner_export.annotate.stream import argument_records, error_row, predict_stream, where
+    from ner_export.inputs import read_records, resolve_format
     from ner_export.runtime import NerModel
 
     if not texts and input_file is None:
