@@ -29,10 +29,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ner_export.runtime import Entity, available_cpus
+from ner_export.runtime.decoding import STRATEGIES
 from ner_export.runtime.manifest import BundleManifest, GraphSpec
 from ner_export.runtime.texts import json_type, lone_surrogate
 
-from .settings import AGGREGATIONS, ServeSettings
+from .settings import ServeSettings
 
 __all__ = ["RequestError", "PredictCall", "parse_predict", "entities_json", "error_body", "info_body", "versions"]
 
@@ -132,8 +133,8 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
     aggregation = parameters.get("aggregation_strategy")
     if aggregation is None:
         aggregation = settings.aggregation
-    elif aggregation not in AGGREGATIONS:
-        raise invalid(f"parameters.aggregation_strategy: {aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+    elif aggregation not in STRATEGIES:
+        raise invalid(f"parameters.aggregation_strategy: {aggregation!r} is not one of {', '.join(STRATEGIES)}")
     ignore = parameters.get("ignore_labels")
     if ignore is None:
         ignore = []

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ner_export.runtime.checks import require_positive_int
+from ner_export.runtime.decoding import STRATEGIES
 from ner_export.runtime.manifest import BACKENDS
 
-__all__ = ["ServeSettings", "AGGREGATIONS"]
-
-AGGREGATIONS = ("first", "average", "max", "simple")
+__all__ = ["ServeSettings"]
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,7 @@ class ServeSettings:
             "max_queued_texts",
             "workers",
         ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer")
+            require_positive_int(name, getattr(self, name))
         for name in ("max_wait_ms", "max_queue_ms", "graceful_timeout", "shutdown_delay"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
@@ -75,13 +73,11 @@ class ServeSettings:
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port={self.port!r} must be an integer between 0 and 65535")
         for name in ("threads", "streams"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name}={value!r} must be a positive integer or None")
+            require_positive_int(name, getattr(self, name), optional=True)
         if self.backend not in BACKENDS:
             raise ValueError(f"backend={self.backend!r} is not one of {', '.join(BACKENDS)}")
-        if self.aggregation not in AGGREGATIONS:
-            raise ValueError(f"aggregation={self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}")
+        if self.aggregation not in STRATEGIES:
+            raise ValueError(f"aggregation={self.aggregation!r} is not one of {', '.join(STRATEGIES)}")
         if self.max_client_batch_size > self.max_queued_texts:
             raise ValueError(
                 f"max_client_batch_size={self.max_client_batch_size} exceeds max_queued_texts={self.max_queued_texts}: "
