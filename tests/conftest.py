@@ -4,6 +4,9 @@ Nothing is downloaded. The classifier's weights are scaled up so the random mode
 varied predictions: that exercises every decoding path, and keeps argmax decisions far from ties, so
 PyTorch and ONNX agree on them despite float rounding.
 
+With NER_EXPORT_REQUIRE_EXTRAS=1 (CI's full job) a skip for a missing optional package fails instead,
+naming it (tests/extras_guard.py).
+
 With NER_EXPORT_TEST_BUNDLES=DIR the bundle fixtures use the bundles `tests/make_test_bundle.py DIR`
 built beforehand, so the runtime tests run in an install without torch; there the fixtures and tests
 that need torch skip, saying so.
@@ -16,6 +19,9 @@ import string
 from pathlib import Path
 
 import pytest
+from extras_guard import install, pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
+install()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
