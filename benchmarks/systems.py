@@ -140,7 +140,7 @@ class _PipelineSystem(System):
 class RuntimeSystem(System):
     def __init__(self, name: str, bundle: Path, precision: str, batch_size: int, backend: str = "onnxruntime") -> None:
         from ner_export.runtime import NerModel
-        from ner_export.runtime.chunks import ChunkTokenizer
+        from ner_export.runtime.token_cache import ChunkTokenizer
 
         self.name, self.imports_torch, self.bundle = name, False, bundle
         self._model = NerModel.load(bundle, precision=precision, backend=backend)

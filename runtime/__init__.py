@@ -7,9 +7,18 @@
 
 This package is the base layer of ner-export: it imports nothing from finetune/, export/ or
 benchmarks/, and they build on its errors, label schemes, CoNLL reader, bundle manifest and session
-builder. Its modules are public and typed (`py.typed`): `model`, `session`, `chunks`, `openvino_backend` (the optional
-backend, which alone imports openvino), `manifest`, `decoding`, `labels`, `context`, `casing`, `conll`,
-`evaluate`, `machine`, `files`, `errors`.
+builder. Its modules are public and typed (`py.typed`):
+
+- `model`: `NerModel` and `Entity`, the inference API;
+- `token_cache`: single texts' tokens from cached space-separated chunks;
+- `session`: onnxruntime sessions, the tokenizer and graph feeds; `openvino_backend`: the optional
+  backend, which alone imports openvino;
+- `manifest`: the bundle's `bundle.json`; `decoding`: token scores to word labels and entities;
+  `labels`: tag schemes and entity scores; `context`: document context and long-text windows;
+  `casing`: casing classes; `conll`: the CoNLL reader and writer; `evaluate`: scoring a tagger;
+- `machine`: CPUs and library versions; `files`: JSON reading and staged output directories;
+  `texts`: what makes an input text unusable; `checks`: shared argument checks; `local_ray`: a
+  private local Ray cluster; `errors`: the exception and warning hierarchy.
 """
 
 from .errors import (

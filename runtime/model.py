@@ -10,7 +10,7 @@ by construction. No torch, no transformers: a service that embeds this pays only
 A lone text that fits one window skips that planning (`_lone`). When the graph carries the decoding
 columns (`decoding.DECODED_OUTPUT`), the default decoding reads each token's argmax label and score
 from the run instead of computing them in numpy, on every path alike, and a lone text's tokens come
-from a cache of its space-separated chunks (`chunks`): on one sentence the runtime's own work is about
+from a cache of its space-separated chunks (`token_cache`): on one sentence the runtime's own work is about
 10% of the call (benchmarks/PERFORMANCE.md), and right after a graph run each small Python or numpy
 step costs several times its tight-loop time.
 
@@ -34,7 +34,6 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from .casing import case_ids
-from .chunks import ChunkTokenizer
 from .context import default_stride, pack_with_context, plan_windows
 from .decoding import (
     DECODED_COLUMNS,
@@ -60,6 +59,7 @@ from .machine import available_cpus
 from .manifest import BACKENDS, DEVICES, BundleManifest
 from .session import Row, batch_inputs, check_graph, create_session, load_tokenizer, one_row_inputs
 from .texts import lone_surrogate
+from .token_cache import ChunkTokenizer
 
 __all__ = ["Entity", "NerModel", "auto_streams", "available_cpus"]
 
@@ -211,7 +211,7 @@ class NerModel:
         self._streams = _Streams(streams, stream_session) if streams > 1 and stream_session is not None else None
         self.streams = streams
         self._tokenizer = tokenizer
-        # a lone text's tokens, casing classes and words, from cached space-separated chunks (chunks.py)
+        # a lone text's tokens, casing classes and words, from cached space-separated chunks (token_cache.py)
         self._chunk_tokens = ChunkTokenizer(tokenizer, casing=manifest.casing, capacity=token_cache)
         self._space = LabelSpace.from_labels(manifest.labels)
         self._input_names = {i.name for i in session.get_inputs()}
@@ -289,7 +289,7 @@ class NerModel:
             MissingDependencyError without openvino, BundleError when the bundle has no OpenVINO graph.
         verify: check every file the model needs against the manifest's sha256 first.
         token_cache: space-separated chunks whose tokens are kept for single texts (0: none); a lone
-            text of known chunks skips the tokenizer, with the same tokens (`chunks`).
+            text of known chunks skips the tokenizer, with the same tokens (`token_cache`).
         """
         if device not in DEVICES:
             raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)}")

@@ -1,4 +1,4 @@
-"""A lone text's tokens, casing classes and words, assembled from cached space-separated chunks.
+"""The token cache: a single text's tokens, casing classes and words, assembled from cached space-separated chunks.
 
 For one sentence the runtime's own work sits next to a ~1.5 ms graph run, and tokenizing was the
 largest part of it: right after a run has filled the CPU caches, tokenizers' `encode` of a CoNLL-2003
@@ -49,7 +49,7 @@ _SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
 _REFINING = {"Punctuation", "Digits", "UnicodeScripts"}
 
 
-_Entry = tuple[list[int], list[tuple[int, int]], list[int], list[tuple[int, int]], int, int]
+_ChunkEntry = tuple[list[int], list[tuple[int, int]], list[int], list[tuple[int, int]], int, int]
 """A chunk's ids, offsets, casing classes (empty without casing), words, and the character and token
 positions its offsets and words count from (the chunk's start in the text it was read from)."""
 
@@ -65,7 +65,7 @@ class TextTokens(NamedTuple):
     words: list[tuple[int, int]]
 
 
-def _state(component: Any) -> dict[str, Any]:
+def _component_config(component: Any) -> dict[str, Any]:
     state: dict[str, Any] = json.loads(component.__getstate__())
     return state
 
@@ -74,8 +74,8 @@ def chunk_local(tokenizer: Tokenizer) -> bool:
     """Whether `tokenizer`'s tokens of any text are its space-separated chunks' tokens, in order, with
     offsets shifted by each chunk's start (module docstring)."""
     try:
-        normalizer = _state(tokenizer.normalizer) if tokenizer.normalizer is not None else None
-        pre_tokenizer = _state(tokenizer.pre_tokenizer) if tokenizer.pre_tokenizer is not None else None
+        normalizer = _component_config(tokenizer.normalizer) if tokenizer.normalizer is not None else None
+        pre_tokenizer = _component_config(tokenizer.pre_tokenizer) if tokenizer.pre_tokenizer is not None else None
     except (AttributeError, TypeError, ValueError):
         return False
     if normalizer is not None:
@@ -111,7 +111,7 @@ class ChunkTokenizer:
         self._tokenizer = tokenizer
         self._casing = casing
         self.capacity = capacity if chunk_local(tokenizer) else 0
-        self._chunks: dict[str, _Entry] = {}
+        self._chunks: dict[str, _ChunkEntry] = {}
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -120,11 +120,11 @@ class ChunkTokenizer:
         """Forget every chunk (the next texts take the miss path)."""
         self._chunks.clear()
 
-    def snapshot(self) -> dict[str, _Entry]:
+    def snapshot(self) -> dict[str, _ChunkEntry]:
         """A copy of the cache, for `restore` (a benchmark times texts against the same cache)."""
         return dict(self._chunks)
 
-    def restore(self, snapshot: dict[str, _Entry]) -> None:
+    def restore(self, snapshot: dict[str, _ChunkEntry]) -> None:
         """Make the cache what it was at `snapshot`."""
         self._chunks = dict(snapshot)
 
@@ -138,10 +138,10 @@ class ChunkTokenizer:
         unseen = [i for i, (chunk, entry) in enumerate(zip(chunks, entries, strict=True)) if chunk and entry is None]
         if len(unseen) > FEW_UNSEEN:
             tokens = self._encode(text)
-            self._learn(chunks, tokens)
+            self._learn_unseen_chunks(chunks, tokens)
             return tokens
         for i in unseen:
-            entries[i] = self._chunk(chunks[i])
+            entries[i] = self._chunk_entry(chunks[i])
         ids: list[int] = []
         classes: list[int] = []
         placed = []  # (entry, character shift, token shift) of each chunk with tokens
@@ -162,20 +162,20 @@ class ChunkTokenizer:
         classes = case_ids(text, offsets) if self._casing else None
         return TextTokens(encoding.ids, offsets, classes, text_word_spans(text, offsets))
 
-    def _keep(self, chunk: str, entry: _Entry) -> None:
+    def _store(self, chunk: str, entry: _ChunkEntry) -> None:
         if len(chunk) <= MAX_CHUNK_CHARS:
             if len(self._chunks) >= self.capacity:
                 self._chunks.clear()
             self._chunks[chunk] = entry
 
-    def _chunk(self, chunk: str) -> _Entry:
+    def _chunk_entry(self, chunk: str) -> _ChunkEntry:
         """One chunk's entry, from an encoding of the chunk alone (kept unless the chunk is long)."""
         tokens = self._encode(chunk)
         entry = (tokens.ids, tokens.offsets, tokens.classes or [], tokens.words, 0, 0)
-        self._keep(chunk, entry)
+        self._store(chunk, entry)
         return entry
 
-    def _learn(self, chunks: list[str], tokens: TextTokens) -> None:
+    def _learn_unseen_chunks(self, chunks: list[str], tokens: TextTokens) -> None:
         """Keep the unseen chunks of a text, sliced out of its whole encoding `tokens`: the slices keep
         the text's offsets and token positions, with the chunk's own as origins."""
         ids, offsets, classes, words = tokens
@@ -188,5 +188,5 @@ class ChunkTokenizer:
                 lo, hi = bisect_left(token_starts, start), bisect_left(token_starts, end)
                 first_word, past_word = bisect_left(word_starts, lo), bisect_left(word_starts, hi)
                 chunk_classes = [] if classes is None else classes[lo:hi]
-                self._keep(chunk, (ids[lo:hi], offsets[lo:hi], chunk_classes, words[first_word:past_word], start, lo))
+                self._store(chunk, (ids[lo:hi], offsets[lo:hi], chunk_classes, words[first_word:past_word], start, lo))
             start = end + 1

@@ -1,4 +1,4 @@
-"""runtime/chunks.py: cached chunk tokens equal the tokenizer's own, where the tokenizer allows the cache."""
+"""runtime/token_cache.py: cached chunk tokens equal the tokenizer's own, where the tokenizer allows the cache."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizer
 
 from ner_export.runtime import BundleManifest, NerModel
 from ner_export.runtime.casing import case_ids
-from ner_export.runtime.chunks import FEW_UNSEEN, MAX_CHUNK_CHARS, ChunkTokenizer, chunk_local
 from ner_export.runtime.decoding import text_word_spans
 from ner_export.runtime.session import load_tokenizer
+from ner_export.runtime.token_cache import FEW_UNSEEN, MAX_CHUNK_CHARS, ChunkTokenizer, chunk_local
 
 
 def bert_tokenizer() -> Tokenizer:
