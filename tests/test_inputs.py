@@ -1,6 +1,6 @@
 """The shared input reader (`ner_export.inputs`): formats, encodings, keys and bad records.
 
-Each case of issue #13 items 3 and 4 has a test here: a `{`-led line in a .txt file is text, a .json
+Each reading rule has a test here: a `{`-led line in a .txt file is text, a .json
 array is read as JSON, UTF-16/32 are named, a lone \\r stays in its line, a lone surrogate is a bad
 record, blank lines take no row, and every record keeps its line number and pass-through fields.
 """
