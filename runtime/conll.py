@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import DataFormatError, DataNotFoundError, InvisibleLineWarning, TagRepairWarning
 from .labels import detect_scheme, split_tag, to_iob2
@@ -41,7 +42,7 @@ _INVISIBLE_MARKS = frozenset(
 )
 
 
-def _invisible(text: str) -> bool:
+def _is_invisible(text: str) -> bool:
     """True when `text` shows nothing: only whitespace, format characters (BOM, zero-width space,
     joiners, word joiner, soft hyphen, direction marks) and variation selectors."""
     return all(c.isspace() or c in _INVISIBLE_MARKS or unicodedata.category(c) == "Cf" for c in text)
@@ -57,6 +58,15 @@ class Sentence:
     line: int = 0
 
 
+class _RawSentence(NamedTuple):
+    """A sentence as the file holds it: words, tags in the file's scheme, document, line numbers."""
+
+    words: list[str]
+    tags: list[str]
+    document: int
+    line_numbers: list[int]
+
+
 def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     """Read a CoNLL file into sentences with IOB2 tags.
 
@@ -64,55 +74,10 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
     an unknown tag, undecodable bytes, tags of two schemes in one file, or a file without any sentence.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataNotFoundError(f"{path}: no such file")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line_number = raw[: exc.start].count(b"\n") + 1
-        bad_line = raw.split(b"\n")[line_number - 1].decode(encoding, errors="replace").rstrip("\r")
-        raise DataFormatError(str(path), line_number, bad_line, f"not valid {encoding}") from None
-    text = text.removeprefix("\ufeff")
+    text = _decoded_text(path, encoding)
     # split on "\n" only: str.splitlines() would also break at U+2028, U+0085 and friends inside tokens
     lines = text.split("\n")
-
-    raw_sentences: list[tuple[list[str], list[str], int, list[int]]] = []
-    words: list[str] = []
-    tags: list[str] = []
-    numbers: list[int] = []
-    document = 0
-    invisible: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        stripped = line.strip(" \t\r\f\v")
-        if stripped and _invisible(stripped):
-            invisible.append(number)
-            stripped = ""
-        if not stripped:
-            if words:
-                raw_sentences.append((words, tags, document, numbers))
-                words, tags, numbers = [], [], []
-            continue
-        columns = _COLUMNS.split(stripped)
-        if "".join(c for c in columns[0] if not _invisible(c)) == "-DOCSTART-":
-            if words:
-                raw_sentences.append((words, tags, document, numbers))
-                words, tags, numbers = [], [], []
-            if raw_sentences and raw_sentences[-1][2] == document:
-                document += 1
-            continue
-        if len(columns) < 2:
-            raise DataFormatError(str(path), number, line, "expected a word and a tag separated by whitespace")
-        tag = columns[-1]
-        try:
-            split_tag(tag)
-        except ValueError as exc:
-            raise DataFormatError(str(path), number, line, str(exc)) from None
-        words.append(columns[0])
-        tags.append(tag)
-        numbers.append(number)
-    if words:
-        raw_sentences.append((words, tags, document, numbers))
+    raw_sentences, invisible = _raw_sentences(path, lines)
     if invisible:
         first = lines[invisible[0] - 1].strip(" \t\r\f\v")
         codes = " ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(first) if c not in " \t\r\f\v")
@@ -124,9 +89,85 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
         )
     if not raw_sentences:
         raise DataFormatError(str(path), 1, text[:80], "the file holds no sentence")
+    sentences, repaired = _iob2_sentences(path, lines, raw_sentences)
+    if repaired:
+        warnings.warn(
+            f"{path}:{repaired[0]}: an I- tag that does not continue an entity of its type was read as B-, "
+            f"as conlleval does ({len(repaired)} such tag(s) in the file)",
+            TagRepairWarning,
+            stacklevel=2,
+        )
+    return sentences
 
-    scheme = detect_scheme(t for _, sentence_tags, _, _ in raw_sentences for t in sentence_tags)
-    iob1 = scheme == "IOB2" and _looks_iob1([ts for _, ts, _, _ in raw_sentences])
+
+def _decoded_text(path: Path, encoding: str) -> str:
+    """The file's text without a leading BOM; undecodable bytes stop it naming their line."""
+    if not path.is_file():
+        raise DataNotFoundError(f"{path}: no such file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line_number = raw[: exc.start].count(b"\n") + 1
+        bad_line = raw.split(b"\n")[line_number - 1].decode(encoding, errors="replace").rstrip("\r")
+        raise DataFormatError(str(path), line_number, bad_line, f"not valid {encoding}") from None
+    return text.removeprefix("\ufeff")
+
+
+def _raw_sentences(path: Path, lines: list[str]) -> tuple[list[_RawSentence], list[int]]:
+    """The file's sentences with their tags as written, and the numbers of the lines read as blank
+    because they hold only invisible characters."""
+    raw_sentences: list[_RawSentence] = []
+    words: list[str] = []
+    tags: list[str] = []
+    numbers: list[int] = []
+    document = 0
+    invisible: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip(" \t\r\f\v")
+        if stripped and _is_invisible(stripped):
+            invisible.append(number)
+            stripped = ""
+        if not stripped:
+            if words:
+                raw_sentences.append(_RawSentence(words, tags, document, numbers))
+                words, tags, numbers = [], [], []
+            continue
+        columns = _COLUMNS.split(stripped)
+        if "".join(c for c in columns[0] if not _is_invisible(c)) == "-DOCSTART-":
+            if words:
+                raw_sentences.append(_RawSentence(words, tags, document, numbers))
+                words, tags, numbers = [], [], []
+            if raw_sentences and raw_sentences[-1].document == document:
+                document += 1
+            continue
+        words.append(columns[0])
+        tags.append(_checked_tag(path, number, line, columns))
+        numbers.append(number)
+    if words:
+        raw_sentences.append(_RawSentence(words, tags, document, numbers))
+    return raw_sentences, invisible
+
+
+def _checked_tag(path: Path, number: int, line: str, columns: list[str]) -> str:
+    """The tag of a word line (its last column), refused when missing or not a tag."""
+    if len(columns) < 2:
+        raise DataFormatError(str(path), number, line, "expected a word and a tag separated by whitespace")
+    tag = columns[-1]
+    try:
+        split_tag(tag)
+    except ValueError as exc:
+        raise DataFormatError(str(path), number, line, str(exc)) from None
+    return tag
+
+
+def _iob2_sentences(
+    path: Path, lines: list[str], raw_sentences: list[_RawSentence]
+) -> tuple[list[Sentence], list[int]]:
+    """The sentences with IOB2 tags (the file's scheme detected over all its tags), and the line numbers
+    of IOB2 tags repaired from `I-` to `B-`."""
+    scheme = detect_scheme(t for raw in raw_sentences for t in raw.tags)
+    iob1 = scheme == "IOB2" and _looks_iob1([raw.tags for raw in raw_sentences])
     sentences = []
     repaired: list[int] = []
     for sentence_words, sentence_tags, doc, line_numbers in raw_sentences:
@@ -144,14 +185,7 @@ def read_conll(path: str | Path, *, encoding: str = "utf-8") -> list[Sentence]:
         if scheme == "IOB2" and not iob1:
             repaired.extend(n for n, a, b in zip(line_numbers, sentence_tags, iob2, strict=True) if a != b)
         sentences.append(Sentence(tuple(sentence_words), tuple(iob2), doc, line_numbers[0]))
-    if repaired:
-        warnings.warn(
-            f"{path}:{repaired[0]}: an I- tag that does not continue an entity of its type was read as B-, "
-            f"as conlleval does ({len(repaired)} such tag(s) in the file)",
-            TagRepairWarning,
-            stacklevel=2,
-        )
-    return sentences
+    return sentences, repaired
 
 
 def _looks_iob1(sentences: Sequence[Sequence[str]]) -> bool:
