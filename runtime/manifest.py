@@ -91,7 +91,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _show(value: Any) -> str:
+def _json_excerpt(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, default=repr)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -99,7 +99,7 @@ def _show(value: Any) -> str:
 _REQUIRED = object()
 
 
-class _Fields:
+class _FieldReader:
     """Typed access to the fields of one JSON object of bundle.json; every failure names the field."""
 
     def __init__(self, path: Path, data: Mapping[str, Any], prefix: str = "") -> None:
@@ -108,7 +108,7 @@ class _Fields:
         self.prefix = prefix
 
     def fail(self, name: str, problem: str) -> NoReturn:
-        found = f", found {_show(self.data[name])}" if name in self.data else ""
+        found = f", found {_json_excerpt(self.data[name])}" if name in self.data else ""
         raise BundleError(f"{self.path}: '{self.prefix}{name}' {problem}{found}")
 
     def get(self, name: str, default: Any) -> Any:
@@ -150,12 +150,12 @@ class _Fields:
 
     def file_name(self, name: str, default: Any = None) -> str:
         value = self.string(name, default)
-        if not _inside(value):
+        if not _stays_inside_bundle(value):
             self.fail(name, "must be the name of a file inside the bundle")
         return value
 
 
-def _inside(name: str) -> bool:
+def _stays_inside_bundle(name: str) -> bool:
     """True for a relative file name that stays inside the bundle directory."""
     return bool(name) and not name.startswith("/") and "\\" not in name and ".." not in PurePosixPath(name).parts
 
@@ -181,8 +181,8 @@ class GraphSpec:
         Entries written before `batch_invariant` existed infer it; before `backend`, they are onnxruntime's.
         """
         if not isinstance(data, dict):
-            raise BundleError(f"{path}: 'graphs[{index}]' must be a JSON object, found {_show(data)}")
-        f = _Fields(path, data, f"graphs[{index}].")
+            raise BundleError(f"{path}: 'graphs[{index}]' must be a JSON object, found {_json_excerpt(data)}")
+        f = _FieldReader(path, data, f"graphs[{index}].")
         file = f.file_name("file", _REQUIRED)
         device = f.choice("device", DEVICES, _REQUIRED)
         precision = f.choice("precision", PRECISIONS, _REQUIRED)
@@ -263,27 +263,27 @@ class BundleManifest:
                 f"{path}: format_version {version!r} is not supported by this ner-export "
                 f"(it reads version {FORMAT_VERSION}); re-export the model or upgrade ner-export"
             )
-        return cls._from_dict(data, path, _positions(Path(bundle_dir)))
+        return cls._from_dict(data, path, _bundle_position_limit(Path(bundle_dir)))
 
     @classmethod
     def _from_dict(cls, data: dict[str, Any], path: Path, positions: int | None) -> BundleManifest:
         """The manifest `data` holds, every known field checked; unknown keys are ignored (module docstring)."""
-        f = _Fields(path, data)
+        f = _FieldReader(path, data)
         labels = f.get("labels", _REQUIRED)
         if not isinstance(labels, list) or not labels:
             f.fail("labels", "must be a non-empty list of strings")
         for i, label in enumerate(labels):
             if not isinstance(label, str) or not label.strip():
-                raise BundleError(f"{path}: 'labels[{i}]' must be a non-empty string, found {_show(label)}")
+                raise BundleError(f"{path}: 'labels[{i}]' must be a non-empty string, found {_json_excerpt(label)}")
         repeated = sorted({label for label in labels if labels.count(label) > 1})
         if repeated:
             f.fail("labels", f"must not repeat a label (repeated: {', '.join(repeated)})")
         files = f.mapping("files", _REQUIRED)
         for name, digest in files.items():
-            if not _inside(name):
+            if not _stays_inside_bundle(name):
                 raise BundleError(f"{path}: 'files' lists {name!r}, which is not a file name inside the bundle")
             if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
-                _Fields(path, files, "files.").fail(name, "must be a sha256 (64 lowercase hex digits)")
+                _FieldReader(path, files, "files.").fail(name, "must be a sha256 (64 lowercase hex digits)")
         graphs = f.get("graphs", _REQUIRED)
         if not isinstance(graphs, list) or not graphs:
             f.fail("graphs", "must be a non-empty list of graph entries")
@@ -339,7 +339,7 @@ class BundleManifest:
         return path
 
 
-def _positions(bundle_dir: Path) -> int | None:
+def _bundle_position_limit(bundle_dir: Path) -> int | None:
     """The position limit of the bundle's model, from its `config.json` when it has one that says."""
     config_path = bundle_dir / "config.json"
     if not config_path.is_file():

@@ -52,18 +52,18 @@ def import_openvino() -> Any:
 
 
 @dataclass(frozen=True)
-class _Port:
+class _PortSpec:
     """An input or output as onnxruntime describes it: a name and a shape (None for a dynamic axis)."""
 
     name: str
     shape: list[int | None]
 
 
-def _port(port: Any, preferred: str = "") -> _Port:
+def _port_spec(port: Any, preferred: str = "") -> _PortSpec:
     names = port.get_names()
     name = preferred if preferred in names else port.get_any_name()
     shape = [dim.get_length() if dim.is_static else None for dim in port.get_partial_shape()]
-    return _Port(name, shape)
+    return _PortSpec(name, shape)
 
 
 class OpenVinoSession:
@@ -77,8 +77,8 @@ class OpenVinoSession:
 
     def __init__(self, compiled: Any) -> None:
         self.compiled = compiled
-        self._inputs = [_port(p) for p in compiled.inputs]
-        self._outputs = [_port(p, "logits") for p in compiled.outputs]
+        self._inputs = [_port_spec(p) for p in compiled.inputs]
+        self._outputs = [_port_spec(p, "logits") for p in compiled.outputs]
         self._index = {name: i for i, port in enumerate(compiled.outputs) for name in port.get_names()}
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -88,10 +88,10 @@ class OpenVinoSession:
         }
         self.run(None, first)
 
-    def get_inputs(self) -> list[_Port]:
+    def get_inputs(self) -> list[_PortSpec]:
         return list(self._inputs)
 
-    def get_outputs(self) -> list[_Port]:
+    def get_outputs(self) -> list[_PortSpec]:
         return list(self._outputs)
 
     def _request(self) -> Any:
