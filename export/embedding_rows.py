@@ -78,12 +78,12 @@ def gather_tables(model: Any, names: Collection[str] | None = None) -> dict[str,
     }
     found: dict[str, list[Any]] = {}
     for node in model.graph.node:
-        if node.op_type == "Gather" and node.input[0] in tables and _axis(node) == 0:
+        if node.op_type == "Gather" and node.input[0] in tables and _gather_axis(node) == 0:
             found.setdefault(node.input[0], []).append(node)
     return found
 
 
-def _axis(node: Any) -> int:
+def _gather_axis(node: Any) -> int:
     return next((int(a.i) for a in node.attribute if a.name == "axis"), 0)
 
 

@@ -60,7 +60,7 @@ __all__ = [
 
 ACTIVATION_SCHEMES = INT8_ACTIVATIONS
 EMBEDDING_SCHEMES = INT8_EMBEDDINGS
-_NORMS = {
+_LAYER_NORM_OPS = {
     "SkipLayerNormalization",
     "LayerNormalization",
     "SkipSimplifiedLayerNormalization",
@@ -129,7 +129,7 @@ class Int8Config:
             "nodes_to_exclude": list(self.nodes_to_exclude),
         }
 
-    def _settings(self) -> tuple[Any, ...]:
+    def _settings_but_name(self) -> tuple[Any, ...]:
         return tuple(v for k, v in self.to_dict().items() if k != "name")
 
 
@@ -145,7 +145,7 @@ def default_int8_ladder(requested: Int8Config) -> tuple[Int8Config, ...]:
     candidates += [fp32_tables, last]
     ladder: list[Int8Config] = []
     for rung in candidates:
-        if all(rung._settings() != kept._settings() for kept in ladder):
+        if all(rung._settings_but_name() != kept._settings_but_name() for kept in ladder):
             ladder.append(rung)
     return tuple(ladder)
 
@@ -186,18 +186,18 @@ def sensitive_nodes(fp32_graph: Path) -> tuple[str, ...]:
     if len(heads) != 1:
         return ()
     names = [heads[0].name] + [n.name for n in head_ops if n.op_type == "Add"]
-    norms, _ = upstream([heads[0].input[0]], lambda n: n.op_type in _NORMS)
+    norms, _ = upstream([heads[0].input[0]], lambda n: n.op_type in _LAYER_NORM_OPS)
     for _ in range(2):  # the FFN output projection, then the attention output projection
         if len(norms) != 1:
             break
         norm = norms[0]
         data_inputs = list(norm.input[:2]) if norm.op_type.startswith("Skip") else [norm.input[0]]
-        found, _ = upstream(data_inputs, lambda n: is_projection(n) or n.op_type in _NORMS)
+        found, _ = upstream(data_inputs, lambda n: is_projection(n) or n.op_type in _LAYER_NORM_OPS)
         projections = [n for n in found if is_projection(n)]
         if len(projections) != 1:
             break
         names.append(projections[0].name)
-        norms = [n for n in found if n.op_type in _NORMS]
+        norms = [n for n in found if n.op_type in _LAYER_NORM_OPS]
     return tuple(name for name in names if name)
 
 
