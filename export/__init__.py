@@ -4,14 +4,10 @@ Needs the `train` and `export` extras (torch, transformers, optimum-onnx, onnx);
 needs none of them.
 """
 
-from .exporter import (
-    ExportConfig,
-    ExportResult,
-    cpu_quantization_defaults,
-    export_bundle,
-    third_party_warnings_silenced,
-)
-from .gate import GateResult, Int8Attempt, run_int8_gate
+from .config import ExportConfig
+from .exporter import ExportResult, cpu_quantization_defaults, export_bundle, third_party_warnings_silenced
+from .gate import GateResult, run_int8_gate
+from .int8_attempt import Int8Attempt
 from .quantize import Int8Config, default_int8_ladder, quantize_graph
 from .validate import ValidationReport
 

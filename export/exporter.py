@@ -6,10 +6,8 @@ optimizer fuses attention, skip-layer-norm and bias-GELU into single kernels; in
 keeps those kernels, with per-channel weights, per-row embedding tables and calibrated activation
 scales, so the int8 graph is small, fast and batch-invariant.
 
-The embedding layer-norm is deliberately left unfused. Fused, its three tables (words, positions,
-token types) can only be quantized together with one scale each, and the small position and
-token-type tables lose the fine differences the model reads (benchmarks/PERFORMANCE.md). Unfused,
-each table is its own Gather: the word table is stored per row, the small ones stay fp32.
+The embedding layer-norm is deliberately left unfused (`export.fusion`), so each embedding table
+stays quantizable on its own.
 
 The order is: export, fuse, check the fp32 graph against PyTorch (an export bug stops everything before
 any quantization time is spent), then the int8 accuracy gate (`export.gate`): quantize with the
@@ -27,6 +25,11 @@ Last, every onnxruntime graph with float32 logits gets the decoding output (`exp
 the logits followed by each token's argmax label and scores, which the runtime's default decoding reads.
 It is added after the gate and the OpenVINO conversion, so no quantizer sees it and the logits stay
 what was measured.
+
+The module holds the chain and its steps; each tool lives in its own module, imported one way: the
+leaves (`export.config`, `export.int8_attempt`, `export.quantize` and its rewrites, `export.fusion`,
+`export.decoding_outputs`), then `export.validate`, then `export.gate` and `export.openvino_int8`, then
+this one.
 
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
 built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,
@@ -63,8 +66,10 @@ from ner_export.runtime.manifest import (
 )
 from ner_export.runtime.session import first_line
 
+from .config import ExportConfig
 from .decoding_outputs import add_decoding_outputs
-from .gate import calibration_inputs, run_int8_gate
+from .fusion import convert_to_fp16, fuse_with_onnxruntime, graph_opset
+from .gate import GateResult, calibration_inputs, run_int8_gate
 from .openvino_int8 import OpenVinoOutcome, add_openvino_graph, missing_openvino
 from .quantize import Int8Config, default_int8_ladder
 from .validate import BundleValidator, ValidationReport
@@ -81,15 +86,6 @@ __all__ = [
 FP32_GRAPH = "model.onnx"
 INT8_GRAPH = "model_int8.onnx"
 FP16_GRAPH = "model_fp16.onnx"
-# ONNX Runtime's transformer optimizer knows these encoder layouts.
-_OPTIMIZER_TYPES = {
-    "bert": "bert",
-    "roberta": "bert",
-    "xlm-roberta": "bert",
-    "electra": "bert",
-    "camembert": "bert",
-    "distilbert": "bert",
-}
 
 
 def cpu_quantization_defaults() -> dict[str, Any]:
@@ -105,53 +101,9 @@ def cpu_quantization_defaults() -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class ExportConfig:
-    """How to export a checkpoint. Unset quantization fields take `cpu_quantization_defaults()`.
-
-    `int8` ("static": calibrated activation scales, batch-invariant; "dynamic": per-batch scales),
-    `calibration`, `embeddings`, `per_channel` and `reduce_range` make the requested int8 config, the
-    first rung of the gate's ladder (`export.quantize.default_int8_ladder`); `int8_ladder` replaces
-    the whole ladder. `max_f1_drop` is the most entity F1 (in points, 0-100) the int8 graph may lose
-    against the fp32 one on the validation sentences. `openvino`: also make the NNCF int8 OpenVINO graph
-    (None: when openvino and nncf are installed; True asks for it, recording why when it cannot be made;
-    False: never); `openvino_bf16`: let it run in bf16 where that is measured within `max_f1_drop`.
-    """
-
-    model_dir: str
-    out: str | None = None
-    force: bool = False
-    opset: int | None = None
-    per_channel: bool | None = None
-    reduce_range: bool | None = None
-    int8: str = "static"
-    calibration: str = "minmax"
-    embeddings: str = "per-row"
-    include_fp32: bool = True
-    include_fp16: bool = False
-    validate_data: str | None = None
-    validate_sentences: int = 1000
-    atol: float = 1e-3
-    max_f1_drop: float = 0.3
-    int8_ladder: tuple[Int8Config, ...] | None = None
-    max_length: int | None = None
-    openvino: bool | None = None
-    openvino_bf16: bool = True
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not self.max_f1_drop >= 0:
-            raise ValueError(f"max_f1_drop must be >= 0 (points of entity F1), got {self.max_f1_drop}")
-        if self.validate_sentences < 1:
-            raise ValueError(f"validate_sentences must be at least 1, got {self.validate_sentences}")
-        if self.int8_ladder is not None and not self.int8_ladder:
-            raise ValueError("int8_ladder must hold at least one Int8Config (or be None for the default ladder)")
-
-    def destination(self) -> Path:
-        return Path(self.out) if self.out else Path(str(Path(self.model_dir).resolve()) + "-bundle")
-
-
-@dataclass(frozen=True)
 class ExportResult:
+    """A finished export: the bundle's directory and manifest, what validation measured, file sizes in MB."""
+
     out: str
     manifest: BundleManifest
     validation: ValidationReport
@@ -189,37 +141,6 @@ def _check_checkpoint(model_dir: Path) -> dict[str, Any]:
     return config
 
 
-def _optimize(raw: Path, dest: Path, config: dict[str, Any]) -> dict[str, int]:
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    model_type = _OPTIMIZER_TYPES.get(config.get("model_type", ""), "bert")
-    options = FusionOptions(model_type)
-    options.enable_embed_layer_norm = False  # keeps each embedding table quantizable on its own (module docstring)
-    optimized = optimize_model(
-        str(raw),
-        model_type=model_type,
-        num_heads=int(config.get("num_attention_heads", config.get("n_heads", 0))),
-        hidden_size=int(config.get("hidden_size", config.get("dim", 0))),
-        opt_level=0,  # Python fusions only: the saved graph stays portable across CPUs
-        optimization_options=options,
-    )
-    for i, node in enumerate(optimized.model.graph.node):
-        if not node.name:  # the int8 gate excludes nodes from quantization by name
-            node.name = f"{node.op_type}_{i}"
-    optimized.save_model_to_file(str(dest))
-    return {k: int(v) for k, v in optimized.get_fused_operator_statistics().items() if v}
-
-
-def _to_fp16(fp32: Path, dest: Path) -> None:
-    import onnx
-    from onnxruntime.transformers.onnx_model import OnnxModel
-
-    model = OnnxModel(onnx.load(str(fp32)))
-    model.convert_float_to_float16(keep_io_types=True)
-    model.save_model_to_file(str(dest))
-
-
 def _check_max_length(config: dict[str, Any], override: int | None, model_dir: Path) -> None:
     """Refuse a `--max-length` longer than the model has positions for: its graph would fail on long texts."""
     limit = position_limit(config)
@@ -238,7 +159,7 @@ def _tokenizer_max_length(config: dict[str, Any], tokenizer_max: float) -> int:
     return min(int(tokenizer_max), positions) if 0 < tokenizer_max < 100_000 else positions
 
 
-def _max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
+def _bundle_max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
     if override:
         return override
     trained = config.get("max_length_trained")
@@ -254,6 +175,45 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     Raises ValidationError, leaving the destination untouched, when the fp32 graph differs from PyTorch
     or when no int8 config of the ladder stays within `config.max_f1_drop`.
     """
+    model_dir, hf_config, out = _checked_request(config)
+    ladder, chosen_for = _int8_ladder(config)
+
+    from ner_export.finetune import load_checkpoint
+
+    # Optimum exports the model loaded here, not the folder: its own loader would refuse the config.json
+    # of a model trained with casing (finetune._checkpoint), which load_checkpoint resolves
+    model, tokenizer = load_checkpoint(str(model_dir))
+    labels = _checkpoint_labels(hf_config)
+    with staged_directory(out) as tmp:
+        missing = missing_openvino()
+        openvino = config.openvino is not False and (config.openvino is True or missing is None)
+        steps = _progress_bar(config.progress, total=4 + int(config.include_fp16) + int(openvino))
+        fusions = _export_fused_fp32(model, tmp, hf_config, config.opset, model_dir, steps)
+        del model  # the validator loads its own copy, untouched by the export
+        base = _write_fp32_bundle(tmp, tokenizer, hf_config, labels, config.max_length, model_dir, fusions)
+        steps.set_description("validating fp32 against PyTorch")
+        validator = BundleValidator(model_dir, config)
+        validator.check_fp32(tmp)
+        steps.update()
+        gate = _quantize_behind_gate(tmp, base, ladder, validator, chosen_for, steps)
+        if openvino and not missing:
+            outcome, openvino_graph = _make_openvino_graph(tmp, base, validator, gate.limit, config, steps)
+        else:
+            outcome, openvino_graph = _openvino_left_out(config, missing, steps), None
+        graphs = _shipped_graphs(tmp, gate.quantization, openvino_graph, config, steps)
+        for name in sorted({g.file for g in graphs if g.backend == "onnxruntime"}):
+            add_decoding_outputs(tmp / name, labels)  # after the gate: the logits it measured stay as they were
+        steps.close()
+        report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration, outcome.to_dict())
+        final = replace(base, graphs=tuple(graphs), files=_file_hashes(tmp), validation=report.to_dict())
+        final.write(tmp)
+        sizes = {name: round((tmp / name).stat().st_size / 1e6, 2) for name in final.files}
+    return ExportResult(str(out), final, report, sizes)
+
+
+def _checked_request(config: ExportConfig) -> tuple[Path, dict[str, Any], Path]:
+    """(checkpoint folder, its config.json, destination), once the dependencies, the checkpoint, the
+    `max_length` and the destination are known to be usable: nothing is loaded before that."""
     _require_export_deps()
     model_dir = Path(config.model_dir)
     hf_config = _check_checkpoint(model_dir)
@@ -263,6 +223,12 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         raise OutputExistsError(f"{out}: already exists; pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out}: exists and is not a directory")
+    return model_dir, hf_config, out
+
+
+def _int8_ladder(config: ExportConfig) -> tuple[tuple[Int8Config, ...], str]:
+    """The gate's ladder (the requested config, this CPU's defaults filling its unset fields, then the
+    safer rungs, unless `config.int8_ladder` replaces them) and what the defaults were chosen for."""
     defaults = cpu_quantization_defaults()
     requested = Int8Config(
         name="requested",
@@ -273,137 +239,160 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         embeddings=config.embeddings,
     )
     ladder = config.int8_ladder or default_int8_ladder(requested)
-    chosen_for = "VNNI" if defaults["vnni"] else platform.machine()
+    return ladder, "VNNI" if defaults["vnni"] else platform.machine()
 
+
+def _checkpoint_labels(hf_config: dict[str, Any]) -> tuple[str, ...]:
+    """The labels by id; config.json's `id2label` keys are strings, a config built in Python has ints."""
+    id2label = hf_config["id2label"]
+    return tuple(id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label)))
+
+
+def _export_fused_fp32(
+    model: Any, tmp: Path, hf_config: dict[str, Any], opset: int | None, model_dir: Path, steps: Any
+) -> dict[str, int]:
+    """Optimum's export of `model`, fused by ONNX Runtime into `tmp / FP32_GRAPH`; returns the fusion counts."""
     from optimum.exporters.onnx import onnx_export_from_model
 
-    from ner_export.finetune import load_checkpoint, write_config
-
-    # Optimum exports the model loaded here, not the folder: its own loader would refuse the config.json
-    # of a model trained with casing (finetune._checkpoint), which load_checkpoint resolves
-    model, tokenizer = load_checkpoint(str(model_dir))
-    labels = tuple(
-        hf_config["id2label"][str(i)] if str(i) in hf_config["id2label"] else hf_config["id2label"][i]
-        for i in range(len(hf_config["id2label"]))
-    )
-    with staged_directory(out) as tmp:
-        missing = missing_openvino()
-        openvino = config.openvino is not False and (config.openvino is True or missing is None)
-        steps = _progress(config.progress, total=4 + int(config.include_fp16) + int(openvino))
-        raw_dir = tmp / "raw"
-        steps.set_description("exporting with Optimum")
-        try:
-            with third_party_warnings_silenced():
-                onnx_export_from_model(
-                    model,
-                    raw_dir,
-                    task="token-classification",
-                    opset=config.opset,
-                    do_validation=False,  # BundleValidator compares the fused graph with PyTorch instead
-                )
-        except Exception as exc:  # optimum raises many types for unsupported models
-            raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({first_line(exc)})") from exc
-        steps.update()
-        steps.set_description("fusing with ONNX Runtime")
+    raw_dir = tmp / "raw"
+    steps.set_description("exporting with Optimum")
+    try:
         with third_party_warnings_silenced():
-            fusions = _optimize(raw_dir / "model.onnx", tmp / FP32_GRAPH, hf_config)
-        shutil.rmtree(raw_dir)
-        steps.update()
-        import onnx
-
-        opset = next(
-            (
-                o.version
-                for o in onnx.load(str(tmp / FP32_GRAPH), load_external_data=False).opset_import
-                if o.domain in ("", "ai.onnx")
-            ),
-            0,
-        )
-        # the full set of tokenizer files, so the bundle loads in transformers and Optimum like a checkpoint
-        max_length = _max_length(hf_config, int(tokenizer.model_max_length), config.max_length)
-        tokenizer.model_max_length = _tokenizer_max_length(hf_config, tokenizer.model_max_length)
-        tokenizer.save_pretrained(tmp)
-        del model  # the validator loads its own copy, untouched by the export
-        write_config(tmp, hf_config)  # marked when trained with casing, like the checkpoint's
-        base = BundleManifest(
-            labels=labels,
-            max_length=max_length,
-            graphs=(GraphSpec(FP32_GRAPH, "cpu", "fp32"),),
-            files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
-            vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),
-            pad_token_id=int(tokenizer.pad_token_id or 0),
-            model_type=hf_config.get("model_type", ""),
-            context=hf_config.get("ner_export_context", "none"),
-            casing=bool(hf_config.get("ner_export_casing", False)),
-            opset=int(opset),
-            versions=library_versions(),
-            source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
-        )
-        base.write(tmp)
-        steps.set_description("validating fp32 against PyTorch")
-        validator = BundleValidator(model_dir, config)
-        validator.check_fp32(tmp)
-        steps.update()
-        steps.set_description("quantizing to int8")
-        with third_party_warnings_silenced():
-            gate = run_int8_gate(
-                tmp,
-                base,
-                ladder,
-                validator,
-                fp32_graph=FP32_GRAPH,
-                int8_graph=INT8_GRAPH,
-                chosen_for=chosen_for,
-                progress=steps.set_description,
+            onnx_export_from_model(
+                model,
+                raw_dir,
+                task="token-classification",
+                opset=opset,
+                do_validation=False,  # BundleValidator compares the fused graph with PyTorch instead
             )
-        quantization = gate.quantization
-        steps.update()
-        graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization["batch_invariant"])]
-        ov_graph = None
-        if not openvino:
-            outcome = OpenVinoOutcome(False, "turned off (--no-openvino)" if config.openvino is False else str(missing))
-        elif missing:
-            outcome = OpenVinoOutcome(False, missing)
-            steps.update()
-        else:
-            steps.set_description("quantizing to int8 for OpenVINO (NNCF)")
-            with third_party_warnings_silenced():
-                outcome, ov_graph = add_openvino_graph(
-                    tmp,
-                    base,
-                    validator,
-                    FP32_GRAPH,
-                    gate.limit,
-                    lambda: calibration_inputs(tmp, validator),
-                    bf16=config.openvino_bf16,
-                )
-            steps.update()
-        if config.include_fp32:
-            graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
-        if config.include_fp16:
-            steps.set_description("converting to fp16 for CUDA")
-            _to_fp16(tmp / FP32_GRAPH, tmp / FP16_GRAPH)
-            graphs.append(GraphSpec(FP16_GRAPH, "cuda", "fp16"))
-            steps.update()
-        if config.include_fp32:
-            graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
-        else:
-            (tmp / FP32_GRAPH).unlink()
-        if ov_graph is not None:  # listed last: a reader that predates backends takes the first int8 graph
-            graphs.append(ov_graph)
-        for name in sorted({g.file for g in graphs if g.backend == "onnxruntime"}):
-            add_decoding_outputs(tmp / name, labels)  # after the gate: the logits it measured stay as they were
-        steps.close()
-        report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration, outcome.to_dict())
-        final = replace(
+    except Exception as exc:  # optimum raises many types for unsupported models
+        raise ExportError(f"{model_dir}: Optimum could not export this checkpoint ({first_line(exc)})") from exc
+    steps.update()
+    steps.set_description("fusing with ONNX Runtime")
+    with third_party_warnings_silenced():
+        fusions = fuse_with_onnxruntime(raw_dir / "model.onnx", tmp / FP32_GRAPH, hf_config)
+    shutil.rmtree(raw_dir)
+    steps.update()
+    return fusions
+
+
+def _write_fp32_bundle(
+    tmp: Path,
+    tokenizer: Any,
+    hf_config: dict[str, Any],
+    labels: tuple[str, ...],
+    max_length_override: int | None,
+    model_dir: Path,
+    fusions: dict[str, int],
+) -> BundleManifest:
+    """Make `tmp` a bundle of the fp32 graph alone (tokenizer files, config.json, manifest), which the
+    validator and the gate load through the runtime; returns its manifest, the base of the final one."""
+    from ner_export.finetune import write_config
+
+    # the full set of tokenizer files, so the bundle loads in transformers and Optimum like a checkpoint
+    max_length = _bundle_max_length(hf_config, int(tokenizer.model_max_length), max_length_override)
+    tokenizer.model_max_length = _tokenizer_max_length(hf_config, tokenizer.model_max_length)
+    tokenizer.save_pretrained(tmp)
+    write_config(tmp, hf_config)  # marked when trained with casing, like the checkpoint's
+    base = BundleManifest(
+        labels=labels,
+        max_length=max_length,
+        graphs=(GraphSpec(FP32_GRAPH, "cpu", "fp32"),),
+        files=_file_hashes(tmp),
+        vocab_size=tokenizer.backend_tokenizer.get_vocab_size(),
+        pad_token_id=int(tokenizer.pad_token_id or 0),
+        model_type=hf_config.get("model_type", ""),
+        context=hf_config.get("ner_export_context", "none"),
+        casing=bool(hf_config.get("ner_export_casing", False)),
+        opset=graph_opset(tmp / FP32_GRAPH),
+        versions=library_versions(),
+        source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
+    )
+    base.write(tmp)
+    return base
+
+
+def _file_hashes(bundle_dir: Path) -> dict[str, str]:
+    """The sha256 of every file in `bundle_dir` but the manifest, by name: the manifest's `files`."""
+    return {name: sha256_file(bundle_dir / name) for name in sorted(os.listdir(bundle_dir)) if name != MANIFEST_NAME}
+
+
+def _quantize_behind_gate(
+    tmp: Path,
+    base: BundleManifest,
+    ladder: tuple[Int8Config, ...],
+    validator: BundleValidator,
+    chosen_for: str,
+    steps: Any,
+) -> GateResult:
+    """The int8 graph of the first rung within the F1 limit (`export.gate`), written as `INT8_GRAPH`."""
+    steps.set_description("quantizing to int8")
+    with third_party_warnings_silenced():
+        gate = run_int8_gate(
+            tmp,
             base,
-            graphs=tuple(graphs),
-            files={name: sha256_file(tmp / name) for name in sorted(os.listdir(tmp)) if name != MANIFEST_NAME},
-            validation=report.to_dict(),
+            ladder,
+            validator,
+            fp32_graph=FP32_GRAPH,
+            int8_graph=INT8_GRAPH,
+            chosen_for=chosen_for,
+            progress=steps.set_description,
         )
-        final.write(tmp)
-        sizes = {name: round((tmp / name).stat().st_size / 1e6, 2) for name in final.files}
-    return ExportResult(str(out), final, report, sizes)
+    steps.update()
+    return gate
+
+
+def _openvino_left_out(config: ExportConfig, missing: str | None, steps: Any) -> OpenVinoOutcome:
+    """The record of an export without the OpenVINO graph: turned off, or its packages missing."""
+    if config.openvino is True:  # asked for, so counted as a step, though it cannot be made here
+        steps.update()
+        return OpenVinoOutcome(False, str(missing))
+    return OpenVinoOutcome(False, "turned off (--no-openvino)" if config.openvino is False else str(missing))
+
+
+def _make_openvino_graph(
+    tmp: Path, base: BundleManifest, validator: BundleValidator, limit: float, config: ExportConfig, steps: Any
+) -> tuple[OpenVinoOutcome, GraphSpec | None]:
+    """The NNCF int8 OpenVINO graph measured against the gate's `limit` (`export.openvino_int8`)."""
+    steps.set_description("quantizing to int8 for OpenVINO (NNCF)")
+    with third_party_warnings_silenced():
+        made = add_openvino_graph(
+            tmp,
+            base,
+            validator,
+            FP32_GRAPH,
+            limit,
+            lambda: calibration_inputs(tmp, validator),
+            bf16=config.openvino_bf16,
+        )
+    steps.update()
+    return made
+
+
+def _shipped_graphs(
+    tmp: Path,
+    quantization: dict[str, Any],
+    openvino_graph: GraphSpec | None,
+    config: ExportConfig,
+    steps: Any,
+) -> list[GraphSpec]:
+    """The manifest's graph list, in the runtime's order of preference per device; makes the fp16 graph
+    when asked for and deletes the fp32 one when it is not shipped."""
+    graphs = [GraphSpec(INT8_GRAPH, "cpu", "int8", quantization, batch_invariant=quantization["batch_invariant"])]
+    if config.include_fp32:
+        graphs.append(GraphSpec(FP32_GRAPH, "cpu", "fp32"))
+    if config.include_fp16:
+        steps.set_description("converting to fp16 for CUDA")
+        convert_to_fp16(tmp / FP32_GRAPH, tmp / FP16_GRAPH)
+        graphs.append(GraphSpec(FP16_GRAPH, "cuda", "fp16"))
+        steps.update()
+    if config.include_fp32:
+        graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
+    else:
+        (tmp / FP32_GRAPH).unlink()
+    if openvino_graph is not None:  # listed last: a reader that predates backends takes the first int8 graph
+        graphs.append(openvino_graph)
+    return graphs
 
 
 @contextlib.contextmanager
@@ -426,7 +415,7 @@ def third_party_warnings_silenced() -> Iterator[None]:
                 log.setLevel(level)
 
 
-def _progress(enabled: bool, total: int) -> Any:
+def _progress_bar(enabled: bool, total: int) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, bar_format="{desc}: {n}/{total} {bar} {elapsed}")

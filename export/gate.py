@@ -17,13 +17,15 @@ Design choices:
   (`NerModel.graph_inputs`), computed once for every rung. They are ranges, not fitted weights, and
   the gate then scores the graph end to end on those sentences.
 - Labels that are not IOB tags have no entity F1; the first rung is then kept, recorded as unmeasured.
+- Each rung's record is an `Int8Attempt` (`export.int8_attempt`, re-exported here), a leaf the
+  validator reads too, so the gate builds on the validator without the validator importing it back.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from ner_export.runtime.labels import EntityScores, entity_scores
 from ner_export.runtime.manifest import BundleManifest, GraphSpec, sha256_file
 from ner_export.runtime.model import NerModel
 
+from .int8_attempt import Int8Attempt
 from .quantize import Int8Config, quantize_graph
 from .validate import BundleValidator, word_agreement
 
@@ -56,25 +59,6 @@ def calibration_inputs(
     sentences make, read by the bundle's fp32 graph as the runtime reads them (module docstring)."""
     feeds = NerModel.load(bundle_dir, precision="fp32").graph_inputs(validator.words, validator.documents)
     return feeds, {"data": validator.source, "sentences": len(validator.words), "runs": len(feeds)}
-
-
-@dataclass(frozen=True)
-class Int8Attempt:
-    """One rung of the int8 ladder as measured: its config, the F1s, the drop and the verdict."""
-
-    config: dict[str, Any]
-    fp32_f1: float | None
-    int8_f1: float | None
-    drop: float | None  # points of entity F1 lost (100 * (fp32_f1 - int8_f1)); None when unmeasured
-    word_agreement: float  # share of words on which int8 and fp32 agree
-    accepted: bool
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name", "?"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,9 @@ Design choices:
   few hundred sentences one entity is worth ~0.3 F1 points, so noise alone could trip the gate.
 - Tagging goes through the real runtime (`NerModel.predict_words`): windows, word aggregation and
   document context exactly as users get them.
+- Of the package it reads only the leaves `ExportConfig` (`export.config`) and `Int8Attempt`
+  (`export.int8_attempt`): the gate, the OpenVINO step and the exporter build on the validator, never
+  the other way round.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -28,9 +31,8 @@ from ner_export.runtime.labels import entity_scores, is_iob_label_set
 from ner_export.runtime.manifest import BundleManifest
 from ner_export.runtime.model import NerModel
 
-if TYPE_CHECKING:
-    from .exporter import ExportConfig
-    from .gate import Int8Attempt
+from .config import ExportConfig
+from .int8_attempt import Int8Attempt
 
 __all__ = ["BundleValidator", "ValidationReport", "validation_sentences", "word_agreement"]
 
@@ -76,7 +78,7 @@ def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple
     return str(path), read_conll(path)[:limit]
 
 
-def _logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
+def _max_logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
     import torch
 
     from ner_export.finetune import checkpoint_casing, collate, encode_examples
@@ -129,7 +131,7 @@ class BundleValidator:
         self.atol = config.atol
         self.max_f1_drop = config.max_f1_drop
         self.model, self.tokenizer = load_checkpoint(str(model_dir))
-        self._fp32: dict[str, Any] = {}
+        self._fp32_measures: dict[str, Any] = {}
 
     def check_fp32(self, bundle_dir: Path) -> None:
         """Compare the fp32 graph's logits with PyTorch's (ValidationError beyond `atol`), then tag with both."""
@@ -137,7 +139,7 @@ class BundleValidator:
 
         manifest = BundleManifest.read(bundle_dir)
         fp32_graph = Path(bundle_dir) / manifest.graph_for("cpu", "fp32").file
-        diff = _logits_diff(self.model, self.tokenizer, fp32_graph, self.words, manifest.max_length)
+        diff = _max_logits_diff(self.model, self.tokenizer, fp32_graph, self.words, manifest.max_length)
         if not diff <= self.atol:
             raise ValidationError(
                 f"the fp32 ONNX graph disagrees with the PyTorch model: max |logit difference| {diff:.2e} "
@@ -154,7 +156,7 @@ class BundleValidator:
         )
         fp32_tags = self.tags(bundle_dir, "fp32")
         scored = is_iob_label_set(manifest.labels)
-        self._fp32 = {
+        self._fp32_measures = {
             "diff": diff,
             "reference": reference,
             "tags": fp32_tags,
@@ -166,15 +168,15 @@ class BundleValidator:
     @property
     def fp32_tags(self) -> list[list[str]]:
         """The fp32 graph's tags of the validation sentences (after `check_fp32`)."""
-        if not self._fp32:
+        if not self._fp32_measures:
             raise RuntimeError("check_fp32 must run first")
-        tags: list[list[str]] = self._fp32["tags"]
+        tags: list[list[str]] = self._fp32_measures["tags"]
         return tags
 
     @property
     def scored(self) -> bool:
         """Whether the labels are IOB tags, so entity F1 can be measured."""
-        return bool(self._fp32.get("scored"))
+        return bool(self._fp32_measures.get("scored"))
 
     def report(
         self,
@@ -185,7 +187,7 @@ class BundleValidator:
         openvino: dict[str, Any] | None = None,
     ) -> ValidationReport:
         """The manifest's `validation` entry for the accepted (last) attempt, listing every attempt."""
-        fp32 = self._fp32
+        fp32 = self._fp32_measures
         chosen = attempts[-1]
         pytorch_f1, int8_f1 = fp32["pytorch_f1"], chosen.int8_f1
         return ValidationReport(
