@@ -1,0 +1,160 @@
+"""`ner-export finetune`: fine-tune a token-classification model on CoNLL files.
+
+torch and transformers load inside the command; the options map one to one onto `TrainConfig`, whose
+refusals are usage errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ner_export.finetune import TRAIN_CONTEXTS
+
+from ._util import (
+    base_model_option,
+    batch_size_option,
+    cli,
+    config_from_options,
+    epochs_option,
+    force_option,
+    max_length_option,
+    quiet_option,
+    reports_user_errors,
+)
+
+
+@cli.command("finetune")
+@click.option(
+    "--train",
+    "train_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Training file (CoNLL).",
+)
+@click.option(
+    "--dev",
+    "dev_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Dev file; picks the best epoch.",
+)
+@click.option(
+    "--test",
+    "test_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Optional test file, scored once at the end.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory to write.")
+@base_model_option
+@epochs_option(3, "Passes over the training file.")
+@batch_size_option("Sentences per training step.")
+@click.option(
+    "--lr",
+    default=1e-4,
+    show_default=True,
+    type=float,
+    help="Peak learning rate (AdamW); 1e-4 won the CoNLL sweep on dev (benchmarks/results/recipe-sweep.md).",
+)
+@max_length_option(
+    "Token window of one example: the sentence, plus its context with --context document.",
+    default=64,
+)
+@click.option(
+    "--context",
+    default=TRAIN_CONTEXTS[0],
+    show_default=True,
+    type=click.Choice(TRAIN_CONTEXTS),
+    help="document: read each sentence with its neighbours in its document (-DOCSTART- delimits documents; "
+    "without it, consecutive sentences); none: each sentence alone; auto: document when the training file "
+    "marks documents with -DOCSTART- lines, else none. The mode used is printed and stored in the checkpoint "
+    "and the bundle.",
+)
+@click.option(
+    "--casing/--no-casing",
+    default=True,
+    show_default=True,
+    help="Feed each token's casing (lower / Capital / ALL CAPS) through token_type_ids: gives an uncased base "
+    "back the capitalisation its tokenizer drops. Needs a model with token-type embeddings (BERT-like).",
+)
+@click.option(
+    "--target-tokens",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="With --context document (not auto): pack consecutive sentences into training targets of up to N tokens, all "
+    "labelled, the rest of the window being context (several sentences per window; 0: one sentence per window).",
+)
+@click.option(
+    "--group-by-length/--no-group-by-length",
+    default=False,
+    show_default=True,
+    help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep "
+    "(benchmarks/results/recipe-sweep.md).",
+)
+@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (initialisation, shuffling).")
+@click.option(
+    "--warmup-ratio",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Share of the training steps over which the learning rate rises linearly to --lr.",
+)
+@click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@force_option("Replace a non-empty output directory.")
+@quiet_option
+@reports_user_errors
+def finetune_command(
+    train_file: Path,
+    dev_file: Path,
+    test_file: Path | None,
+    out: Path,
+    base_model: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    max_length: int,
+    context: str,
+    casing: bool,
+    target_tokens: int,
+    group_by_length: bool,
+    seed: int,
+    warmup_ratio: float,
+    max_train_sentences: int | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Fine-tune a token-classification model on CoNLL files."""
+    from ner_export.finetune import TrainConfig, finetune
+
+    result = finetune(
+        config_from_options(
+            TrainConfig,
+            train=str(train_file),
+            dev=str(dev_file),
+            test=str(test_file) if test_file else None,
+            out=str(out),
+            base_model=base_model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=lr,
+            max_length=max_length,
+            context=context,
+            casing=casing,
+            target_tokens=target_tokens,
+            group_by_length=group_by_length,
+            seed=seed,
+            warmup_ratio=warmup_ratio,
+            max_train_sentences=max_train_sentences,
+            force=force,
+            progress=not quiet,
+        )
+    )
+    click.echo(f"context: {result.context} ({result.context_reason})")
+    click.echo(
+        f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} "
+        f"(epoch {result.best_epoch}), {result.train_seconds:.0f} s"
+    )
+    if result.test_f1 is not None:
+        click.echo(f"test F1 {result.test_f1:.4f}")
