@@ -16,8 +16,9 @@ Ray Serve application (`ner-export serve --engine ray`; the `ray` extra); it is 
 this package never needs Ray.
 """
 
-from .app import Service, create_app
+from .app import create_app
 from .server import run
+from .service import Service
 from .settings import ServeSettings
 
 __all__ = ["create_app", "run", "ServeSettings", "Service"]

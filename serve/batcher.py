@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -58,6 +57,7 @@ from ner_export.runtime import Entity, NerModel
 from ner_export.runtime.context import plan_windows
 
 from .metrics import Metrics
+from .request_errors import retry_after_seconds
 from .settings import ServeSettings
 
 __all__ = ["Job", "Batcher", "TokenCounter"]
@@ -85,7 +85,9 @@ class Job:
 
 
 @dataclass(frozen=True)
-class _Item:
+class QueuedText:
+    """One text of a job, in the queue: the job and the text's index in it."""
+
     job: Job
     index: int
 
@@ -136,7 +138,7 @@ class Batcher:
         self._metrics = metrics
         self._on_ready = on_ready
         self._on_failure = on_failure
-        self._queue: deque[_Item] = deque()
+        self._queue: deque[QueuedText] = deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._threads: list[threading.Thread] = []
@@ -150,12 +152,12 @@ class Batcher:
         self._cost_per_second_full = 0.0  # ... of batches of at least a quarter of max_batch_size texts
         self._queued_cost = 0  # estimated tokens of the queued texts
         self._running: dict[int, tuple[int, float]] = {}  # worker -> (cost, start) of the batch it runs
-        self._wide = False  # a batch runs on the whole model (every thread): the other workers wait
+        self._whole_model_busy = False  # a batch runs on the whole model (every thread): the other workers wait
         self.alive = True
 
     # ------------------------------------------------------------------ event-loop side
     def start(self) -> None:
-        self._threads = [threading.Thread(target=self._main, name="ner-serve-batcher", daemon=True)]
+        self._threads = [threading.Thread(target=self._load_then_work, name="ner-serve-batcher", daemon=True)]
         self._threads[0].start()
 
     def stop(self, timeout: float) -> int:
@@ -185,7 +187,7 @@ class Batcher:
             refused = self._settings.refusal(len(self._queue), len(job.texts), self._wait_ahead())
             if refused is not None:
                 return refused
-            self._queue.extend(_Item(job, i) for i in range(len(job.texts)))
+            self._queue.extend(QueuedText(job, i) for i in range(len(job.texts)))
             self._queued_cost += sum(w * width for w, width in job.costs)
             self._metrics.queue_depth.set(len(self._queue))
             self._cond.notify()
@@ -219,11 +221,10 @@ class Batcher:
     def retry_after(self) -> int:
         """Seconds a client should wait before retrying: the queue's expected drain time, at least 1."""
         rate = self.texts_per_second * self.streams
-        seconds = max(self.expected_wait(), len(self._queue) / rate if rate > 0 else 1.0)
-        return max(1, min(60, math.ceil(seconds)))
+        return retry_after_seconds(max(self.expected_wait(), len(self._queue) / rate if rate > 0 else 1.0))
 
     # ------------------------------------------------------------------ worker side
-    def _main(self) -> None:
+    def _load_then_work(self) -> None:
         try:
             model = self._load()
             self.model = model
@@ -248,21 +249,21 @@ class Batcher:
                 taken = self._take()
                 if taken is None:
                     return
-                batch, wide = taken
+                batch, whole_model = taken
                 if batch:
-                    self._run(model, batch, wide)
+                    self._run(model, batch, whole_model)
         except BaseException as exc:  # noqa: BLE001 - a bug here must show in /health, not hang requests
             self.alive = False
             log.exception("the batcher stopped")
             self._on_failure(exc)
             self._fail_queued(exc)
 
-    def _take(self) -> tuple[list[_Item], bool] | None:
+    def _take(self) -> tuple[list[QueuedText], bool] | None:
         """Wait for work and take one batch, and whether it runs on the whole model (a lone batch while
         every other worker is idle) rather than on one stream; None once stopping with an empty queue."""
         s = self._settings
         with self._cond:
-            while not self._queue or self._wide:
+            while not self._queue or self._whole_model_busy:
                 if self._stopping and not self._queue:
                     return None
                 self._cond.wait()
@@ -274,16 +275,16 @@ class Batcher:
                     self._cond.wait(left)
                 if not self._queue:
                     return [], False  # everything waiting was cancelled
-            batch = self._take_cross() if self.cross_request else self._take_job()
+            batch = self._take_across_requests() if self.cross_request else self._take_oldest_request()
             cost = sum(_cost(item) for item in batch)
             self._queued_cost -= cost
-            wide = self.streams == 1 or (not self._running and not self._queue)
-            self._wide = wide and self.streams > 1
+            whole_model = self.streams == 1 or (not self._running and not self._queue)
+            self._whole_model_busy = whole_model and self.streams > 1
             self._running[threading.get_ident()] = (cost, time.perf_counter())
             self._metrics.queue_depth.set(len(self._queue))
-        return batch, wide
+        return batch, whole_model
 
-    def _take_job(self) -> list[_Item]:
+    def _take_oldest_request(self) -> list[QueuedText]:
         """All texts of the oldest request (they are queued together): one request, one model call."""
         job = self._queue[0].job
         batch = []
@@ -291,7 +292,7 @@ class Batcher:
             batch.append(self._queue.popleft())
         return batch
 
-    def _take_cross(self) -> list[_Item]:
+    def _take_across_requests(self) -> list[QueuedText]:
         """Oldest texts first, of the oldest text's aggregation and of a width that pads well with the
         texts taken before them (`NerModel.shares_batch`, the runtime's rule), up to the size and
         token limits. A text left out stays in its place for the next batch, which starts as soon as
@@ -299,30 +300,32 @@ class Batcher:
         request of the call would wait for all of them."""
         s = self._settings
         aggregation = self._queue[0].job.aggregation
-        taken: list[_Item] = []
-        kept: list[_Item] = []
+        taken: list[QueuedText] = []
+        kept: list[QueuedText] = []
         windows = width = 0
         narrowest = 0  # of the texts taken that cost anything (0: none yet)
         # with streams, a fair share of the queue: the other workers take the rest as they come free
         most = max(1, min(s.max_batch_size, -(-len(self._queue) // self.streams)))
         while self._queue:
             item = self._queue[0]
-            w, wd = item.job.costs[item.index]
+            text_windows, text_width = item.job.costs[item.index]
             if item.job.aggregation != aggregation or (
-                wd and narrowest and not self._shares_batch(min(narrowest, wd), max(width, wd))
+                text_width and narrowest and not self._shares_batch(min(narrowest, text_width), max(width, text_width))
             ):
                 kept.append(self._queue.popleft())
                 continue
-            if taken and (len(taken) + 1 > most or (windows + w) * max(width, wd) > s.max_batch_tokens):
+            if taken and (
+                len(taken) + 1 > most or (windows + text_windows) * max(width, text_width) > s.max_batch_tokens
+            ):
                 break
             taken.append(self._queue.popleft())
-            windows, width = windows + w, max(width, wd)
-            if wd:
-                narrowest = min(narrowest, wd) if narrowest else wd
+            windows, width = windows + text_windows, max(width, text_width)
+            if text_width:
+                narrowest = min(narrowest, text_width) if narrowest else text_width
         self._queue.extendleft(reversed(kept))
         return taken
 
-    def _run(self, model: NerModel, batch: list[_Item], wide: bool) -> None:
+    def _run(self, model: NerModel, batch: list[QueuedText], whole_model: bool) -> None:
         s = self._settings
         started = time.perf_counter()
         for item in batch:
@@ -331,10 +334,10 @@ class Batcher:
         aggregation = batch[0].job.aggregation
         try:
             results: list[Any] = model.predict(
-                texts, batch_size=s.max_batch_size, aggregation=aggregation, stream=not wide
+                texts, batch_size=s.max_batch_size, aggregation=aggregation, stream=not whole_model
             )
         except Exception:  # noqa: BLE001 - isolate the failing request(s) below
-            results = self._run_each_job(model, batch, wide)
+            results = self._run_each_job(model, batch, whole_model)
         elapsed = time.perf_counter() - started
         windows = sum(item.job.costs[item.index][0] for item in batch)
         width = max(item.job.costs[item.index][1] for item in batch)
@@ -351,8 +354,8 @@ class Batcher:
                 if len(batch) >= max(2, s.max_batch_size // 4):
                     self._cost_per_second_full = _smooth(self._cost_per_second_full, rate)
             self._running.pop(threading.get_ident(), None)
-            if wide and self._wide:
-                self._wide = False
+            if whole_model and self._whole_model_busy:
+                self._whole_model_busy = False
                 self._cond.notify_all()  # a worker may be waiting for the whole model to be free
         settled: dict[int, Job] = {}
         with self._cond:  # another worker may be filling in other texts of the same request
@@ -363,9 +366,9 @@ class Batcher:
                 if job.remaining == 0 or isinstance(result, BaseException):
                     settled[id(job)] = job
         for job in settled.values():
-            _post(job)
+            _settle_from_worker(job)
 
-    def _run_each_job(self, model: NerModel, batch: list[_Item], wide: bool) -> list[Any]:
+    def _run_each_job(self, model: NerModel, batch: list[QueuedText], whole_model: bool) -> list[Any]:
         """After a failed batch: each request's texts alone; a request that fails again gets its error."""
         by_job: dict[int, list[int]] = {}
         for position, item in enumerate(batch):
@@ -378,7 +381,7 @@ class Batcher:
                     [job.texts[batch[p].index] for p in positions],
                     batch_size=self._settings.max_batch_size,
                     aggregation=job.aggregation,
-                    stream=not wide,
+                    stream=not whole_model,
                 )
             except Exception as exc:  # noqa: BLE001 - becomes this request's 422/500
                 found = [exc] * len(positions)
@@ -390,14 +393,14 @@ class Batcher:
         with self._cond:
             items, self._queue = list(self._queue), deque()
             self._queued_cost = 0
-            self._wide = False  # a failed wide batch must not keep the other workers waiting
+            self._whole_model_busy = False  # a failed whole-model batch must not keep the other workers waiting
             self._cond.notify_all()
         for item in items:
             item.job.results[item.index] = exc
-            _post(item.job)
+            _settle_from_worker(item.job)
 
 
-def _cost(item: _Item) -> int:
+def _cost(item: QueuedText) -> int:
     windows, width = item.job.costs[item.index]
     return windows * width
 
@@ -407,15 +410,15 @@ def _smooth(average: float, sample: float) -> float:
     return sample if average == 0 else 0.8 * average + 0.2 * sample
 
 
-def _post(job: Job) -> None:
+def _settle_from_worker(job: Job) -> None:
     """From the worker: settle the job on its event loop, unless that loop is gone (server stopped)."""
     try:
-        job.loop.call_soon_threadsafe(_settle, job)
+        job.loop.call_soon_threadsafe(_settle_on_loop, job)
     except RuntimeError:  # the loop is closed: nobody is waiting any more
         pass
 
 
-def _settle(job: Job) -> None:
+def _settle_on_loop(job: Job) -> None:
     """On the event loop: resolve the job's future with its results, or its first error."""
     if job.future.done() or job.cancelled:  # nobody awaits a cancelled job's future any more
         return

@@ -7,8 +7,8 @@ anything written for Inference Endpoints work unchanged. `word` is the text's ow
 (`text[start:end]`), not the tokenizer's lowercased pieces.
 
 Both servers answer from here: `ner-export serve` (`app`) and the Ray Serve application (`ray_app`)
-parse with `parse_predict`, answer with `entities_json`/`error_body`, and describe themselves with
-`info_body`, so the two cannot drift apart.
+parse with `parse_predict`, answer with `entities_json`, refuse with `request_errors`, and describe
+themselves with `info_body`, so the two cannot drift apart.
 
 Parsing is done here, not by pydantic: every error must be one `{"error", "error_type"}` object naming
 the field and index (`inputs[3]`), which pydantic's error lists for a `str | list[str]` union do not give,
@@ -33,40 +33,13 @@ from ner_export.runtime.decoding import STRATEGIES
 from ner_export.runtime.manifest import BundleManifest, GraphSpec
 from ner_export.runtime.texts import json_type, lone_surrogate
 
+from .request_errors import RequestError, invalid
 from .settings import ServeSettings
 
-__all__ = ["RequestError", "PredictCall", "parse_predict", "entities_json", "error_body", "info_body", "versions"]
+__all__ = ["PredictCall", "parse_predict", "entities_json", "info_body", "versions"]
 
 PARAMETERS = ("aggregation_strategy", "ignore_labels", "stride")
 TOP_LEVEL = ("inputs", "parameters", "options")
-
-
-class RequestError(Exception):
-    """A request the service refuses; becomes `{"error": message, "error_type": error_type}` with `status`."""
-
-    def __init__(
-        self, status: int, message: str, error_type: str, reason: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type
-        self.reason = reason  # the ner_serve_failures label
-        self.headers = headers or {}
-
-
-def too_large(size: int, limit: int) -> RequestError:
-    """413 for a body of `size` bytes over the payload limit."""
-    return RequestError(
-        413,
-        f"body of {size} bytes exceeds the limit of {limit} bytes (--payload-limit)",
-        "payload_too_large",
-        "payload_too_large",
-    )
-
-
-def invalid(message: str) -> RequestError:
-    return RequestError(422, message, "validation", "invalid_request")
 
 
 @dataclass(frozen=True)
@@ -79,7 +52,8 @@ class PredictCall:
     ignore_labels: frozenset[str]
 
 
-def _check_text(text: Any, field: str) -> str:
+def _checked_text(text: Any, field: str) -> str:
+    """`text` when it is a string of encodable characters, else the 422 naming `field`."""
     if not isinstance(text, str):
         raise invalid(f"{field}: expected a string, got {json_type(text)}")
     at = lone_surrogate(text)
@@ -116,10 +90,10 @@ def parse_predict(body: bytes, settings: ServeSettings) -> PredictCall:
                 "payload_too_large",
                 "too_many_texts",
             )
-        texts = [_check_text(text, f"inputs[{i}]") for i, text in enumerate(inputs)]
+        texts = [_checked_text(text, f"inputs[{i}]") for i, text in enumerate(inputs)]
         single = False
     elif isinstance(inputs, str):
-        texts, single = [_check_text(inputs, "inputs")], True
+        texts, single = [_checked_text(inputs, "inputs")], True
     else:
         raise invalid(f"inputs: expected a string or an array of strings, got {json_type(inputs)}")
     parameters = data.get("parameters")
@@ -162,10 +136,6 @@ def entities_json(call: PredictCall, results: list[list[Entity]]) -> bytes:
         for entities in results
     ]
     return json.dumps(rows[0] if call.single else rows, ensure_ascii=False).encode("utf-8")
-
-
-def error_body(message: str, error_type: str) -> bytes:
-    return json.dumps({"error": message, "error_type": error_type}, ensure_ascii=False).encode("utf-8")
 
 
 def info_body(

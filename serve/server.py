@@ -45,6 +45,7 @@ from ner_export.runtime import available_cpus
 from ner_export.runtime.errors import MissingDependencyError, NerExportError
 
 from .app import create_app
+from .log_setup import configure_logging
 from .settings import ServeSettings
 
 try:
@@ -118,7 +119,7 @@ class _DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind_listener(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
         0
     ]
@@ -133,17 +134,6 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("ner_export.serve", "uvicorn"):
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(level.upper())
-        logger.propagate = False
-    logging.getLogger("uvicorn.access").disabled = True  # ner_export.serve.access writes one line per request
-
-
 def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = None, **overrides: Any) -> None:
     """Serve a bundle until SIGTERM/SIGINT, then drain and return (exit status 0 from the CLI).
 
@@ -153,29 +143,32 @@ def run(bundle_dir: str | os.PathLike[str], settings: ServeSettings | None = Non
     """
     settings = ServeSettings.from_kwargs(settings, **overrides)
     app = create_app(bundle_dir, settings)  # a bad bundle path fails here, before logging is set up
-    _configure_logging(settings.log_level)
-    sock = _bind(settings.host, settings.port)
+    configure_logging(settings.log_level)
+    sock = _bind_listener(settings.host, settings.port)
     if settings.workers > 1:
         try:
-            _supervise(bundle_dir, settings, sock)
+            _supervise_workers(bundle_dir, settings, sock)
         finally:
             sock.close()
         return
     log.info(
-        "serving %s on %s (pid %d); GET /ready turns 200 once the model is warm", bundle_dir, _url(sock), os.getpid()
+        "serving %s on %s (pid %d); GET /ready turns 200 once the model is warm",
+        bundle_dir,
+        _listening_url(sock),
+        os.getpid(),
     )
     try:
-        _serve(app, settings, sock)
+        _serve_until_stopped(app, settings, sock)
     finally:
         sock.close()
 
 
-def _url(sock: socket.socket) -> str:
+def _listening_url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
+def _serve_until_stopped(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
     """Run uvicorn on `sock` with the drain; NerExportError for a failed load or abandoned requests."""
     service = app.state.service
     config = uvicorn.Config(
@@ -198,7 +191,7 @@ def _serve(app: Any, settings: ServeSettings, sock: socket.socket) -> None:
         )
 
 
-def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock: socket.socket) -> None:
+def _supervise_workers(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock: socket.socket) -> None:
     """Start `settings.workers` worker processes on `sock`, forward signals, wait for them all."""
     threads = settings.threads or max(1, available_cpus() // settings.workers)
     worker_settings = replace(settings, threads=threads)
@@ -234,7 +227,7 @@ def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock
             "serving %s on %s with %d workers of %d threads (supervisor pid %d, workers %s); "
             "GET /ready turns 200 once the model is warm",
             bundle_dir,
-            _url(sock),
+            _listening_url(sock),
             len(workers),
             threads,
             os.getpid(),
@@ -271,7 +264,7 @@ def _supervise(bundle_dir: str | os.PathLike[str], settings: ServeSettings, sock
 def _worker_main(bundle_dir: str, settings: ServeSettings, sock: socket.socket, index: int, parent: int) -> None:
     """One worker process: its own app, model and batcher on the shared socket; exit status 1 on failure."""
     os.setsid()  # a terminal's Ctrl-C goes to the supervisor, which forwards one SIGTERM
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
 
     def watch_parent() -> None:
         while os.getppid() == parent:
@@ -281,7 +274,7 @@ def _worker_main(bundle_dir: str, settings: ServeSettings, sock: socket.socket, 
 
     threading.Thread(target=watch_parent, name="ner-serve-watch-parent", daemon=True).start()
     try:
-        _serve(create_app(bundle_dir, settings), settings, sock)
+        _serve_until_stopped(create_app(bundle_dir, settings), settings, sock)
     except NerExportError as exc:
         log.error("worker %d (pid %d): %s", index, os.getpid(), exc)
         sys.exit(1)

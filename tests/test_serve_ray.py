@@ -1,7 +1,7 @@
 """The Ray Serve application (`ner-export serve --engine ray`, `ner_export.serve.ray_app`).
 
 The tests that start Ray are slow (Ray's start-up alone takes 10-30 s on 2 busy cores); CI runs them.
-One local Ray for the module (`ray_app.start_local_ray(2)`: 2 CPUs, no dashboard, bound to 127.0.0.1 as
+One local Ray for the module (`runtime.local_ray.start_local_ray(2)`: 2 CPUs, no dashboard, bound to 127.0.0.1 as
 `serve --engine ray` starts it; Serve's HTTP proxy on 127.0.0.1 and a free port), shut down when the
 module ends; each application gets its own route prefix and half a CPU. Exactness is checked on the fp32
 graph (batch-invariant), where batching across requests must give exactly what offline `model.predict`
@@ -164,7 +164,7 @@ def test_cli_engine_ray_serves_and_stops_on_sigterm(tiny_bundle: Path, offline: 
 # --------------------------------------------------------------------------- one local Ray for the module
 @pytest.fixture(scope="module")
 def ray_url() -> Iterator[str]:
-    from ner_export.serve.ray_app import start_local_ray
+    from ner_export.runtime.local_ray import start_local_ray
 
     if ray.is_initialized():
         pytest.skip("a Ray instance is already running in this process")
