@@ -550,4 +550,6 @@ def test_a_runtime_system_times_texts_against_its_primed_token_cache(tiny_bundle
     system.forget()
     assert set(cache._chunks) == primed
     assert system.single_uncached("Maria Lopez of Reuters") == system.single("Maria Lopez of Reuters", 0)
-    assert system._uncached._chunk_tokens.capacity == 0 and system._uncached._session is system._model._session
+    assert (
+        system._uncached_model._chunk_tokens.capacity == 0 and system._uncached_model._session is system._model._session
+    )
