@@ -66,6 +66,8 @@ class BenchConfig:
 
 @dataclass
 class BenchResult:
+    """A finished run: its record (the JSON), its Markdown report and the files written."""
+
     data: dict[str, Any]
     markdown: str
     files: list[str] = field(default_factory=list)
@@ -130,66 +132,55 @@ def _size_mb(*paths: Path) -> float:
     return round(sum(p.stat().st_size for p in paths) / 1e6, 2)
 
 
+@dataclass(frozen=True)
+class _BenchSentences:
+    """The sentences every system sees: words, gold tags, raw texts (words joined by spaces), document ids."""
+
+    words: list[list[str]]
+    gold: list[list[str]]
+    texts: list[str]
+    documents: list[int]
+
+    @classmethod
+    def read(cls, path: Path, limit: int | None) -> _BenchSentences:
+        """The first `limit` sentences of the CoNLL file `path` (all of them when `limit` is None or 0)."""
+        sentences = read_conll(path)
+        if limit:
+            sentences = sentences[:limit]
+        words = [list(s.words) for s in sentences]
+        gold = [list(s.tags) for s in sentences]
+        return cls(words, gold, [" ".join(w) for w in words], [s.document for s in sentences])
+
+
 def run_bench(config: BenchConfig) -> BenchResult:
     """Run every system on the data, write `<name>.json`, `.md` and `.png` under `config.out`."""
     from tqdm.auto import tqdm
 
     data_path = Path(config.data)
-    sentences = read_conll(data_path)
-    if config.sentences:
-        sentences = sentences[: config.sentences]
-    words = [list(s.words) for s in sentences]
-    gold = [list(s.tags) for s in sentences]
-    texts = [" ".join(w) for w in words]
-    documents = [s.document for s in sentences]
+    sentences = _BenchSentences.read(data_path, config.sentences)
     bundle, checkpoint = Path(config.bundle), Path(config.checkpoint)
     document_context = BundleManifest.read(bundle).context == "document"
     skipped: dict[str, str] = {}
+    say = tqdm.write if config.progress else (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="ner-export-bench-") as workdir:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # third-party deprecation noise while loading models and peers
+            wanted = config.systems or SYSTEMS
             systems = load_systems(
-                bundle, checkpoint, config.systems or SYSTEMS, texts, config.batch_size, skipped, Path(workdir)
+                bundle, checkpoint, wanted, sentences.texts, config.batch_size, skipped, Path(workdir)
             )
         results: dict[str, dict[str, Any]] = {s.name: {} for s in systems}
-        say = tqdm.write if config.progress else (lambda _msg: None)
-
-        for system in systems:
-            say(f"pre-split F1: {system.name}")
-            results[system.name]["f1_presplit"] = entity_scores(gold, system.presplit(words, documents)).f1
-        n_latency = _latency(systems, texts, config, results)
-        paired = paired_overhead(systems, texts[:n_latency], config.repeats)
-        best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
-        say("paired throughput: runtime_int8 and runtime_int8_dynamic")
-        paired_sps = paired_throughput(systems, texts, config.batch_size, config.repeats)
-        if document_context:
-            _document_f1(systems, words, gold, documents, results, say)
-        for system in systems:
-            results[system.name]["throughput_sps"] = len(texts) / best[system.name]
-            results[system.name]["model_mb"] = _size_mb(*system.model_files)
-            results[system.name]["imports_torch"] = system.imports_torch
-        for system in systems:
-            say(f"batch invariance: {system.name}")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                results[system.name]["batch_invariance"] = batch_invariance(system, texts, config.batch_size)
-        for system in systems:
-            if config.cold_start and system.name in COLD_STARTS:
-                say(f"cold start: {system.name}")
-                cold = cold_start(system.name, bundle.resolve(), checkpoint.resolve(), texts[0])
-                results[system.name].update(
-                    cold_start_s=cold["cold_start_s"],
-                    peak_rss_mb=cold["peak_rss_mb"],
-                    imports_torch=cold["imports_torch"],
-                )
-            else:
-                results[system.name].update(cold_start_s=None, peak_rss_mb=None)
+        n_latency, paired, paired_sps = _measure_accuracy_and_speed(
+            systems, sentences, config, results, say, document_context
+        )
+        _measure_batch_invariance(systems, sentences.texts, config.batch_size, results, say)
+        _measure_cold_starts(systems, bundle, checkpoint, sentences.texts[0], config.cold_start, results, say)
 
     add_ratios(results)
     settings = {
         "context": "document" if document_context else "none",
         "latency_sentences": n_latency,
-        "latency_history": max(0, len(texts) - n_latency),
+        "latency_history": max(0, len(sentences.texts) - n_latency),
         "repeats": config.repeats,
         "batch_size": config.batch_size,
         "warmup": config.warmup,
@@ -197,8 +188,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
     data = {
         "dataset": {
             "path": str(data_path),
-            "sentences": len(sentences),
-            "tokens": sum(len(w) for w in words),
+            "sentences": len(sentences.words),
+            "tokens": sum(len(w) for w in sentences.words),
             "sha256": sha256_file(data_path),
         },
         "machine": machine(),
@@ -212,6 +203,69 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "targets": targets(results),
     }
     return _write(data, Path(config.out), config.name)
+
+
+def _measure_accuracy_and_speed(
+    systems: list[System],
+    sentences: _BenchSentences,
+    config: BenchConfig,
+    results: dict[str, dict[str, Any]],
+    say: Any,
+    document_context: bool,
+) -> tuple[int, dict[str, float] | None, dict[str, float] | None]:
+    """Pre-split and raw-text F1, latency, throughput, model size and torch import of every system, into
+    `results`; returns the sentences timed for latency and the paired overhead and throughput."""
+    words, gold, texts = sentences.words, sentences.gold, sentences.texts
+    for system in systems:
+        say(f"pre-split F1: {system.name}")
+        results[system.name]["f1_presplit"] = entity_scores(gold, system.presplit(words, sentences.documents)).f1
+    n_latency = _latency(systems, texts, config, results)
+    paired = paired_overhead(systems, texts[:n_latency], config.repeats)
+    best = _throughput(systems, texts, words, gold, config, results, say, rawtext=not document_context)
+    say("paired throughput: runtime_int8 and runtime_int8_dynamic")
+    paired_sps = paired_throughput(systems, texts, config.batch_size, config.repeats)
+    if document_context:
+        _document_f1(systems, words, gold, sentences.documents, results, say)
+    for system in systems:
+        results[system.name]["throughput_sps"] = len(texts) / best[system.name]
+        results[system.name]["model_mb"] = _size_mb(*system.model_files)
+        results[system.name]["imports_torch"] = system.imports_torch
+    return n_latency, paired, paired_sps
+
+
+def _measure_batch_invariance(
+    systems: list[System], texts: list[str], batch_size: int, results: dict[str, dict[str, Any]], say: Any
+) -> None:
+    """Each system's `batch_invariance` count, into `results`."""
+    for system in systems:
+        say(f"batch invariance: {system.name}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results[system.name]["batch_invariance"] = batch_invariance(system, texts, batch_size)
+
+
+def _measure_cold_starts(
+    systems: list[System],
+    bundle: Path,
+    checkpoint: Path,
+    text: str,
+    enabled: bool,
+    results: dict[str, dict[str, Any]],
+    say: Any,
+) -> None:
+    """Each system's cold start on `text` (`benchmarks.cold_start`), into `results`; None when not
+    `enabled` and for the systems without a cold-start script."""
+    for system in systems:
+        if enabled and system.name in COLD_STARTS:
+            say(f"cold start: {system.name}")
+            cold = cold_start(system.name, bundle.resolve(), checkpoint.resolve(), text)
+            results[system.name].update(
+                cold_start_s=cold["cold_start_s"],
+                peak_rss_mb=cold["peak_rss_mb"],
+                imports_torch=cold["imports_torch"],
+            )
+        else:
+            results[system.name].update(cold_start_s=None, peak_rss_mb=None)
 
 
 def batch_invariance(system: System, texts: list[str], batch_size: int, seed: int = 0) -> int:

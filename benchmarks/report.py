@@ -40,7 +40,7 @@ def _f1_gap(field: str) -> Callable[[Results], float | None]:
     return lambda r: 100 * (r["pytorch"][field] - r["runtime_int8"][field])
 
 
-def _int8(*path: str) -> Callable[[Results], float | None]:
+def _runtime_int8_at(*path: str) -> Callable[[Results], float | None]:
     """runtime_int8's measurement at `path` (e.g. "ratios_vs_pytorch", "throughput")."""
 
     def measure(results: Results) -> Any:
@@ -52,7 +52,7 @@ def _int8(*path: str) -> Callable[[Results], float | None]:
     return measure
 
 
-def _ran(system: str) -> Callable[[Results], bool]:
+def _ran_system(system: str) -> Callable[[Results], bool]:
     return lambda r: system in r
 
 
@@ -64,8 +64,8 @@ PEERS = ("openvino_int8", "ctranslate2_int8")
 
 
 def _peer_race(system: str) -> tuple[Target, ...]:
-    """`system`'s goals against the bare peer engines (issue #17): throughput ahead of each, p50 at most
-    the best peer's. A goal applies when the run has both sides."""
+    """`system`'s goals against the bare peer engines: throughput ahead of each, p50 at most the best
+    peer's. A goal applies when the run has both sides."""
     prefix = "" if system == "runtime_int8" else f"{system} "
 
     def against(peer: str, limit: float) -> Target:
@@ -105,44 +105,52 @@ TARGETS: tuple[Target, ...] = (
         0.1,
         lambda r: 100 * (r["runtime_int8"]["f1_presplit"] - r["runtime_int8"]["f1_rawtext"]),
     ),
-    Target("p50 latency / pytorch", "max", 1 / 5, _int8("ratios_vs_pytorch", "latency_p50")),
+    Target("p50 latency / pytorch", "max", 1 / 5, _runtime_int8_at("ratios_vs_pytorch", "latency_p50")),
     Target(
         "p50 latency / session_int8",
         "max",
         1.15,
         lambda r: _ratio(r["runtime_int8"]["latency_ms"]["p50"], r["session_int8"]["latency_ms"]["p50"]),
-        applies=_ran("session_int8"),
+        applies=_ran_system("session_int8"),
     ),
-    Target("throughput / pytorch", "min", 4.0, _int8("ratios_vs_pytorch", "throughput")),
-    Target("cold start (s)", "max", 0.5, _int8("cold_start_s"), applies=_measured("runtime_int8", "cold_start_s")),
+    Target("throughput / pytorch", "min", 4.0, _runtime_int8_at("ratios_vs_pytorch", "throughput")),
+    Target(
+        "cold start (s)",
+        "max",
+        0.5,
+        _runtime_int8_at("cold_start_s"),
+        applies=_measured("runtime_int8", "cold_start_s"),
+    ),
     Target(
         "cold start / pytorch",
         "max",
         1 / 8,
-        _int8("ratios_vs_pytorch", "cold_start"),
+        _runtime_int8_at("ratios_vs_pytorch", "cold_start"),
         applies=_measured("runtime_int8", "cold_start_s"),
     ),
     Target(
         "peak RSS / pytorch",
         "max",
         1 / 3,
-        _int8("ratios_vs_pytorch", "peak_rss"),
+        _runtime_int8_at("ratios_vs_pytorch", "peak_rss"),
         applies=_measured("runtime_int8", "cold_start_s"),
     ),
-    Target("batch invariance: texts whose entities change with the batch", "max", 0, _int8("batch_invariance")),
+    Target(
+        "batch invariance: texts whose entities change with the batch", "max", 0, _runtime_int8_at("batch_invariance")
+    ),
     Target(
         "throughput / runtime_int8_dynamic (the batch-dependent graph)",
         "min",
         0.95,
         lambda r: _ratio(r["runtime_int8"]["throughput_sps"], r["runtime_int8_dynamic"]["throughput_sps"]),
-        applies=_ran("runtime_int8_dynamic"),
+        applies=_ran_system("runtime_int8_dynamic"),
     ),
     Target(
         "p50 latency / runtime_int8_dynamic",
         "max",
         1.10,
         lambda r: _ratio(r["runtime_int8"]["latency_ms"]["p50"], r["runtime_int8_dynamic"]["latency_ms"]["p50"]),
-        applies=_ran("runtime_int8_dynamic"),
+        applies=_ran_system("runtime_int8_dynamic"),
     ),
     *_peer_race("runtime_int8"),
     # the same peer race for the runtime on its OpenVINO backend (the bundle's NNCF int8 IR, raw text in)
@@ -152,7 +160,7 @@ TARGETS: tuple[Target, ...] = (
         "max",
         0.30,
         lambda r: _ratio(r["runtime_int8"]["model_mb"], r["runtime_fp32"]["model_mb"]),
-        applies=_ran("runtime_fp32"),
+        applies=_ran_system("runtime_fp32"),
     ),
 )
 """What `runtime_int8` (and, in the peer race, `runtime_int8_openvino`) should achieve in a bench run,
@@ -192,7 +200,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(value: Any, spec: str) -> str:
+def _format_or_na(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
@@ -235,7 +243,7 @@ def _table(systems: Results, columns: tuple[Column, ...], extra: str = "") -> li
             value: Any = metrics
             for key in path:
                 value = None if value is None else value.get(key)
-            cells.append(_fmt(value, spec) + suffix)
+            cells.append(_format_or_na(value, spec) + suffix)
         if extra:
             cells.append("yes" if metrics["imports_torch"] else "no")
         lines.append("| " + " | ".join(cells) + " |")
@@ -245,8 +253,23 @@ def _table(systems: Results, columns: tuple[Column, ...], extra: str = "") -> li
 def render_markdown(data: dict[str, Any]) -> str:
     """A human-readable report of a bench run: the systems table, ratios, and the goals."""
     systems = data["systems"]
-    dataset, machine = data["dataset"], data["machine"]
+    settings = data.get("settings", {})
     lines = [
+        *_header_section(data),
+        *_ratio_section(systems),
+        *_skipped_section(data.get("skipped")),
+        *_targets_section(data.get("targets")),
+        *_paired_overhead_section(data.get("paired_overhead"), settings.get("latency_history")),
+        *_paired_throughput_section(data.get("paired_throughput")),
+        *_reading_notes(systems, settings.get("context")),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _header_section(data: dict[str, Any]) -> list[str]:
+    """The title, the run's command, data, machine and versions, and the systems table."""
+    dataset, machine = data["dataset"], data["machine"]
+    return [
         f"# ner-export bench: {Path(dataset['path']).name}",
         "",
         f"Command: `{data['command']}`  ",
@@ -254,61 +277,90 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Machine: {machine['cpu']}, {machine['cpus_available']} CPUs available; Python {machine['python']}  ",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in data["versions"].items()),
         "",
-        *_table(systems, _SYSTEM_COLUMNS, extra="torch"),
+        *_table(data["systems"], _SYSTEM_COLUMNS, extra="torch"),
     ]
-    if "pytorch" in systems:
+
+
+def _ratio_section(systems: Results) -> list[str]:
+    """The table of ratios to `pytorch`, when it ran."""
+    if "pytorch" not in systems:
+        return []
+    return [
+        "",
+        "Ratios to `pytorch` from the same run (latency, cold start, RSS, size: lower is better; "
+        "throughput: higher is better):",
+        "",
+        *_table(systems, _RATIO_COLUMNS),
+    ]
+
+
+def _skipped_section(skipped: dict[str, str] | None) -> list[str]:
+    """The systems that could not run here, and why."""
+    if not skipped:
+        return []
+    return ["", "Skipped systems:", ""] + [f"- `{k}`: {v}" for k, v in skipped.items()]
+
+
+def _targets_section(measured: list[dict[str, Any]] | None) -> list[str]:
+    """The goals table: each goal's measured value, limit and whether it holds."""
+    if not measured:
+        return []
+    lines = [
+        "",
+        "Targets for runtime_int8, and runtime_int8_openvino where named (`ner_export.benchmarks.report.TARGETS`):",
+        "",
+        "| target | measured | limit | met |",
+        "|---|---|---|---|",
+    ]
+    for t in measured:
+        sign = "<=" if t["kind"] == "max" else ">="
+        met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+        lines.append(f"| {t['target']} | {_format_or_na(t['value'], '.3f')} | {sign} {t['limit']:.3f} | {met} |")
+    return lines
+
+
+def _paired_overhead_section(paired: dict[str, float] | None, history: int | None) -> list[str]:
+    """The runtime's overhead over its bare session, taking turns (`bench.paired_overhead`), and what
+    its token cache saves."""
+    if not paired:
+        return []
+    lines = [
+        "",
+        f"Runtime overhead, paired: `runtime_int8` answered one sentence at p50 {paired['runtime_p50_ms']:.3f} ms "
+        f"against {paired['session_p50_ms']:.3f} ms for its own onnxruntime session run bare on the same "
+        f"pre-built input, the two taking turns call by call: **{paired['ratio']:.3f}x**. The "
+        "`p50 latency / session_int8` target compares p50s of two sessions measured block by block, at "
+        "different moments; this ratio has the machine's drift in common.",
+    ]
+    if "uncached_ratio" in paired and history is not None:
         lines += [
             "",
-            "Ratios to `pytorch` from the same run (latency, cold start, RSS, size: lower is better; "
-            "throughput: higher is better):",
-            "",
-            *_table(systems, _RATIO_COLUMNS),
+            f"Token cache: the runtimes' caches of space-separated chunks (`runtime.token_cache`) hold the chunks "
+            f"of the {history} test texts that are not timed, and are put back to that before every timed "
+            "block and paired round, so a timed text's chunks are there only when those texts or an earlier "
+            "text of the block or round had them, never from a warm-up call on the text itself. Without "
+            f"the cache, same session, same turns: {paired['uncached_p50_ms']:.3f} ms, "
+            f"**{paired['uncached_ratio']:.3f}x** the bare session.",
         ]
-    if data.get("skipped"):
-        lines += ["", "Skipped systems:", ""] + [f"- `{k}`: {v}" for k, v in data["skipped"].items()]
-    if data.get("targets"):
-        lines += [
-            "",
-            "Targets for runtime_int8, and runtime_int8_openvino where named (`ner_export.benchmarks.report.TARGETS`):",
-            "",
-            "| target | measured | limit | met |",
-            "|---|---|---|---|",
-        ]
-        for t in data["targets"]:
-            sign = "<=" if t["kind"] == "max" else ">="
-            met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
-            lines.append(f"| {t['target']} | {_fmt(t['value'], '.3f')} | {sign} {t['limit']:.3f} | {met} |")
-    paired = data.get("paired_overhead")
-    if paired:
-        lines += [
-            "",
-            f"Runtime overhead, paired: `runtime_int8` answered one sentence at p50 {paired['runtime_p50_ms']:.3f} ms "
-            f"against {paired['session_p50_ms']:.3f} ms for its own onnxruntime session run bare on the same "
-            f"pre-built input, the two taking turns call by call: **{paired['ratio']:.3f}x**. The "
-            "`p50 latency / session_int8` target compares p50s of two sessions measured block by block, at "
-            "different moments; this ratio has the machine's drift in common.",
-        ]
-        history = data.get("settings", {}).get("latency_history")
-        if "uncached_ratio" in paired and history is not None:
-            lines += [
-                "",
-                f"Token cache: the runtimes' caches of space-separated chunks (`runtime.chunks`) hold the chunks "
-                f"of the {history} test texts that are not timed, and are put back to that before every timed "
-                "block and paired round, so a timed text's chunks are there only when those texts or an earlier "
-                "text of the block or round had them, never from a warm-up call on the text itself. Without "
-                f"the cache, same session, same turns: {paired['uncached_p50_ms']:.3f} ms, "
-                f"**{paired['uncached_ratio']:.3f}x** the bare session.",
-            ]
-    sps = data.get("paired_throughput")
-    if sps:
-        lines += [
-            "",
-            f"Throughput, paired: `runtime_int8` and `runtime_int8_dynamic` taking turns on the same slices "
-            f"of 512 texts at the bench's batch size, seconds summed over all rounds: {sps['runtime_sps']:.0f} "
-            f"against {sps['dynamic_sps']:.0f} sentences/s, **{sps['ratio']:.3f}x** (the target row "
-            "compares each one's best whole pass, run at different moments).",
-        ]
-    lines += [
+    return lines
+
+
+def _paired_throughput_section(sps: dict[str, float] | None) -> list[str]:
+    """The static and the dynamic int8 graph's throughput, taking turns (`bench.paired_throughput`)."""
+    if not sps:
+        return []
+    return [
+        "",
+        f"Throughput, paired: `runtime_int8` and `runtime_int8_dynamic` taking turns on the same slices "
+        f"of 512 texts at the bench's batch size, seconds summed over all rounds: {sps['runtime_sps']:.0f} "
+        f"against {sps['dynamic_sps']:.0f} sentences/s, **{sps['ratio']:.3f}x** (the target row "
+        "compares each one's best whole pass, run at different moments).",
+    ]
+
+
+def _reading_notes(systems: Results, context: str | None) -> list[str]:
+    """How to read the batch-dependence column, the bare engines' rows and a document-context model's F1."""
+    lines = [
         "",
         "Batch-dependent texts: how many texts get different entities when run alone (batch 1) and in a "
         "shuffled run at batch 32 (0 means batch-invariant); for the bare engines, different token labels.",
@@ -324,14 +376,14 @@ def render_markdown(data: dict[str, Any]) -> str:
             "with requests in flight for batches, latency hint for one sentence); `ctranslate2_int8` is the "
             "checkpoint's encoder in CTranslate2 with int8 weights and the classifier in numpy.",
         ]
-    if data.get("settings", {}).get("context") == "document":
+    if context == "document":
         lines += [
             "",
             "The model was trained with document context: pre-split F1 reads every sentence with its document's "
             "neighbours, raw-text F1 reads whole documents (sentences joined with spaces); latency and throughput "
             "are per sentence.",
         ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 _COLORS = {"pytorch": "#7f7f7f", "runtime": "#1f77b4", "optimum": "#ff7f0e"}
