@@ -6,21 +6,19 @@
 Records come from `ner_export.inputs`, the input reader every file-reading command shares (text,
 JSONL, JSON arrays, Parquet; keyed records; bad records reported, never dropped); `ner_export.annotate.stream`
 is `ner-export predict`'s streaming loop over those records. This package imports only
-`ner_export.runtime` from the project; pyarrow, tqdm and ray load when a run needs them.
+`ner_export.runtime` and `ner_export.inputs` from the project; pyarrow, tqdm and ray load when a run
+needs them.
+
+Modules, dependencies running one way (each imports only those after it): `job` (the `annotate`
+entry point), `local_engine` and `ray_engine`, `folder` (the output folder checked and completed),
+`plan` (bundle identity, scanned inputs, pinned settings), `result`, `engine_steps` (read a shard,
+predict entities), `config`, `shards` (cutting, writing and committing shards). `stream`, predict's
+loop, uses only `shards`' JSON encoding of pass-through values.
 """
 
-from ner_export.inputs import (
-    FORMATS,
-    Position,
-    Record,
-    SourceScan,
-    expand_inputs,
-    read_records,
-    resolve_format,
-    scan_source,
-)
-
-from .job import ENGINES, AnnotateConfig, AnnotateResult, annotate
+from .config import ENGINES, AnnotateConfig
+from .job import annotate
+from .result import AnnotateResult
 from .shards import OUTPUT_FORMATS, RESERVED
 from .stream import StreamCounts, argument_records, predict_stream
 
@@ -31,14 +29,6 @@ __all__ = [
     "ENGINES",
     "OUTPUT_FORMATS",
     "RESERVED",
-    "FORMATS",
-    "Record",
-    "Position",
-    "SourceScan",
-    "read_records",
-    "resolve_format",
-    "expand_inputs",
-    "scan_source",
     "predict_stream",
     "argument_records",
     "StreamCounts",

@@ -15,13 +15,15 @@ Design trade-offs:
   deterministic shards as the local engine's, so that `--resume` and both engines agree. Order is
   preserved, so the driver holds about one shard at a time. The cost: every result passes through the
   driver, which is fine while the driver's writing (tens of thousands of rows/s) outpaces the models.
-- Without `--address` a private Ray starts on this machine, bound to 127.0.0.1, sized to the actors;
-  with one it joins that cluster, where the bundle and the inputs must be readable at the same paths on
-  every node and `ner-export[cpu,annotate,ray]` installed (no torch is needed there).
+- Without `--address` a private Ray starts on this machine (`ner_export.runtime.local_ray`), bound to
+  127.0.0.1, sized to the actors; with one it joins that cluster, where the bundle and the inputs must
+  be readable at the same paths on every node and `ner-export[cpu,annotate,ray]` installed (no torch is
+  needed there).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -34,11 +36,13 @@ from typing import Any
 
 from ner_export.inputs import Record
 from ner_export.runtime.errors import MissingDependencyError
+from ner_export.runtime.local_ray import start_local_ray
 
-from .job import AnnotateConfig, model_options, predict_entities, shard_records
+from .config import AnnotateConfig
+from .engine_steps import predict_entities, shard_records
 from .shards import Shard, entity_arrow_type, write_shard
 
-__all__ = ["run_ray", "start_local_ray"]
+__all__ = ["run_ray"]
 
 _BLOCK_ROWS = 2048
 _ROW_BYTES = 512  # a guess at a row's in-memory size, for Ray's memory planning
@@ -53,29 +57,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def start_local_ray(num_cpus: int, *, quiet: bool = False) -> Any:
-    """Start a single-node Ray on this machine that listens on 127.0.0.1 only, with no dashboard.
-
-    Ray resolves "127.0.0.1" to the machine's outward address unless multi-node clustering is off;
-    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 turns it off (on Linux too), which is what a private,
-    single-node Ray wants. The variable is read when ray is imported, so the constant is set as well.
-    """
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    ray = _import_ray()
-    from ray._private import ray_constants
-
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=not quiet,
-        logging_level=logging.WARNING if quiet else logging.INFO,
-    )
-    return ray
-
-
-def _read_shard(index: int, shard: Shard, text_field: str) -> Iterator[Any]:
+def _shard_blocks(index: int, shard: Shard, text_field: str) -> Iterator[Any]:
     """Blocks of one shard: shard index, row, text (None for a bad record) and the pickled record."""
     import pyarrow as pa
 
@@ -105,7 +87,7 @@ def _read_shard(index: int, shard: Shard, text_field: str) -> Iterator[Any]:
         yield block(rows)
 
 
-def _datasource(shards: list[Shard], text_field: str) -> Any:
+def _shard_datasource(shards: list[Shard], text_field: str) -> Any:
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
@@ -118,7 +100,7 @@ def _datasource(shards: list[Shard], text_field: str) -> Any:
         def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None, **_: Any) -> list[Any]:
             return [
                 ReadTask(
-                    functools.partial(_read_shard, i, shard, text_field),
+                    functools.partial(_shard_blocks, i, shard, text_field),
                     BlockMetadata(
                         num_rows=shard.rows,
                         size_bytes=shard.rows * _ROW_BYTES,
@@ -133,14 +115,15 @@ def _datasource(shards: list[Shard], text_field: str) -> Any:
     return ShardDatasource()
 
 
-class _Annotator:
+class _BatchAnnotator:
     """The map_batches callable: one model per actor, entities appended to each batch."""
 
-    def __init__(self, bundle: str, threads: int, batch_size: int, options: dict[str, Any]) -> None:
-        os.environ.setdefault("RAYON_NUM_THREADS", str(threads))  # the tokenizer's pool, before its first use
+    def __init__(self, bundle: str, batch_size: int, options: dict[str, Any]) -> None:
+        # the tokenizer's pool, before its first use
+        os.environ.setdefault("RAYON_NUM_THREADS", str(options["threads"]))
         from ner_export.runtime import NerModel
 
-        self.model = NerModel.load(bundle, threads=threads, **options)
+        self.model = NerModel.load(bundle, **options)
         self.batch_size = batch_size
         self.entities = entity_arrow_type()
 
@@ -153,90 +136,125 @@ class _Annotator:
         return batch.append_column("entities", pa.array(entities, self.entities))
 
 
-def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: dict[str, Any]) -> dict[str, Any]:
-    """Annotate `todo` on Ray and commit each shard as soon as all its rows are back."""
-    from ner_export.runtime import NerModel, available_cpus
+def _start_or_join_ray(ray: Any, config: AnnotateConfig, threads: int) -> float | None:
+    """Join `config.address`, or start a private local Ray; seconds it took, None when Ray was already up."""
+    from ner_export.runtime import available_cpus
 
-    ray = _import_ray()
-    NerModel.load(config.bundle, threads=1, **model_options(config))  # a broken bundle fails here, in one line
-    threads = config.threads or 1
-    started = False
-    init_seconds = 0.0
-    if not ray.is_initialized():
-        began = time.perf_counter()
-        if config.address:
-            ray.init(
-                address=config.address,
-                log_to_driver=config.progress,
-                logging_level=logging.INFO if config.progress else logging.WARNING,
-            )
-        else:
-            start_local_ray((config.actors or max(1, available_cpus() // threads)) * threads, quiet=not config.progress)
-        init_seconds = time.perf_counter() - began
-        started = True
+    if ray.is_initialized():
+        return None
+    began = time.perf_counter()
+    if config.address:
+        ray.init(
+            address=config.address,
+            log_to_driver=config.progress,
+            logging_level=logging.INFO if config.progress else logging.WARNING,
+        )
+    else:
+        cpus = (config.actors or max(1, available_cpus() // threads)) * threads
+        start_local_ray(cpus, quiet=not config.progress, extra="ray", feature="--engine ray")
+    return time.perf_counter() - began
+
+
+@contextlib.contextmanager
+def _ray_data_settings(ray: Any, progress: bool) -> Iterator[None]:
+    """Ray Data keeps row order, shows progress bars only with `progress`; the settings are restored after."""
     context = ray.data.DataContext.get_current()
     saved = (context.execution_options.preserve_order, context.enable_progress_bars)
     data_logger = logging.getLogger("ray.data")
     saved_level = data_logger.level
     try:
-        if not config.progress:
+        if not progress:
             data_logger.setLevel(logging.ERROR)  # -q: no execution plans or "progress bars disabled" notes
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        actors = config.actors or max(1, cpus // threads)
-        if actors * threads > cpus:  # the pool would wait for CPUs that never come
-            raise ValueError(
-                f"{actors} actors x {threads} threads need {actors * threads} CPUs; the Ray cluster has {cpus}"
-            )
         context.execution_options.preserve_order = True
-        context.enable_progress_bars = config.progress
-        # reading is light next to inference: it takes no CPU slot, else actors holding every CPU starve it
-        # workers open absolute paths (their working directory is not the driver's); keys keep the names given
-        readable = [dataclasses.replace(shard, source=os.path.abspath(shard.source)) for shard in todo]
-        dataset = ray.data.read_datasource(_datasource(readable, config.text_field), num_cpus=0)
-        dataset = dataset.map_batches(
-            _Annotator,
-            fn_constructor_kwargs={
-                "bundle": str(Path(config.bundle).resolve()),
-                "threads": threads,
-                "batch_size": config.batch_size,
-                "options": model_options(config),
-            },
-            compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=threads,
-            batch_size=config.buffer_size,
-            batch_format="pyarrow",
-        )
-        pending: dict[int, list[tuple[Record, list[dict[str, Any]] | None]]] = {}
-        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
-            columns = [batch.column(name).to_pylist() for name in ("shard", "row", "text", "record", "entities")]
-            for index, row, text, payload, entities in zip(*columns, strict=True):
-                shard = todo[index]
-                line, fields, error, excerpt = pickle.loads(payload)
-                record = Record(shard.source, row, line, text, fields, error, excerpt)
-                items = pending.setdefault(index, [])
-                items.append((record, entities if record.ok else None))
-                if len(items) == shard.rows:
-                    items.sort(key=lambda item: item[0].row)
-                    write_shard(
-                        out,
-                        shard,
-                        items,
-                        output_format=config.output_format,
-                        text_field=config.text_field,
-                        passthrough=passthrough.get(shard.source),
-                    )
-                    del pending[index]
-        if pending:
-            raise RuntimeError(f"Ray returned incomplete shards: {', '.join(todo[i].name for i in sorted(pending))}")
-        return {
-            "actors": actors,
-            "threads": threads,
-            "ray_version": ray.__version__,
-            "ray_address": config.address or "local (127.0.0.1)",
-            "ray_init_seconds": round(init_seconds, 3) if started else None,
-        }
+        context.enable_progress_bars = progress
+        yield
     finally:
         context.execution_options.preserve_order, context.enable_progress_bars = saved
         data_logger.setLevel(saved_level)
-        if started:
+
+
+def _actor_count(ray: Any, config: AnnotateConfig, threads: int) -> int:
+    """`config.actors`, or as many as the cluster's CPUs hold; refused when the pool could never start."""
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    actors = config.actors or max(1, cpus // threads)
+    if actors * threads > cpus:  # the pool would wait for CPUs that never come
+        needed = actors * threads
+        raise ValueError(f"{actors} actors x {threads} threads need {needed} CPUs; the Ray cluster has {cpus}")
+    return actors
+
+
+def _annotated_dataset(ray: Any, config: AnnotateConfig, todo: list[Shard], threads: int, actors: int) -> Any:
+    """The Ray dataset of `todo`'s rows with their entities: read per shard, annotated on an actor pool."""
+    # workers open absolute paths (their working directory is not the driver's); keys keep the names given
+    readable = [dataclasses.replace(shard, source=os.path.abspath(shard.source)) for shard in todo]
+    # reading is light next to inference: it takes no CPU slot, else actors holding every CPU starve it
+    dataset = ray.data.read_datasource(_shard_datasource(readable, config.text_field), num_cpus=0)
+    return dataset.map_batches(
+        _BatchAnnotator,
+        fn_constructor_kwargs={
+            "bundle": str(Path(config.bundle).resolve()),
+            "batch_size": config.batch_size,
+            "options": config.model_options(threads),
+        },
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=threads,
+        batch_size=config.buffer_size,
+        batch_format="pyarrow",
+    )
+
+
+def _write_shards_as_they_complete(
+    dataset: Any, out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: dict[str, Any]
+) -> None:
+    """Collect the annotated rows by shard and commit each shard as soon as all its rows are back."""
+    pending: dict[int, list[tuple[Record, list[dict[str, Any]] | None]]] = {}
+    for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+        columns = [batch.column(name).to_pylist() for name in ("shard", "row", "text", "record", "entities")]
+        for index, row, text, payload, entities in zip(*columns, strict=True):
+            shard = todo[index]
+            line, fields, error, excerpt = pickle.loads(payload)
+            record = Record(shard.source, row, line, text, fields, error, excerpt)
+            items = pending.setdefault(index, [])
+            items.append((record, entities if record.ok else None))
+            if len(items) == shard.rows:
+                items.sort(key=lambda item: item[0].row)
+                write_shard(
+                    out,
+                    shard,
+                    items,
+                    output_format=config.output_format,
+                    text_field=config.text_field,
+                    passthrough=passthrough.get(shard.source),
+                )
+                del pending[index]
+    if pending:
+        raise RuntimeError(f"Ray returned incomplete shards: {', '.join(todo[i].name for i in sorted(pending))}")
+
+
+def run_ray(out: Path, config: AnnotateConfig, todo: list[Shard], passthrough: dict[str, Any]) -> dict[str, Any]:
+    """Annotate `todo` on Ray and commit each shard as soon as all its rows are back.
+
+    Returns what the manifest's `run` records about this engine: actors, threads, Ray's version and address.
+    A Ray this call started is shut down before it returns.
+    """
+    from ner_export.runtime import NerModel
+
+    ray = _import_ray()
+    NerModel.load(config.bundle, **config.model_options(1))  # a broken bundle fails here, in one line
+    threads = config.threads or 1
+    init_seconds = _start_or_join_ray(ray, config, threads)
+    try:
+        with _ray_data_settings(ray, config.progress):
+            actors = _actor_count(ray, config, threads)
+            dataset = _annotated_dataset(ray, config, todo, threads, actors)
+            _write_shards_as_they_complete(dataset, out, config, todo, passthrough)
+    finally:
+        if init_seconds is not None:
             ray.shutdown()
+    return {
+        "actors": actors,
+        "threads": threads,
+        "ray_version": ray.__version__,
+        "ray_address": config.address or "local (127.0.0.1)",
+        "ray_init_seconds": round(init_seconds, 3) if init_seconds is not None else None,
+    }

@@ -39,6 +39,8 @@ __all__ = [
     "write_shard",
     "write_atomic",
     "entity_arrow_type",
+    "json_default",
+    "read_receipt",
 ]
 
 RESERVED = ("source", "row", "line", "entities")  # columns every output row has besides the input's
@@ -93,7 +95,7 @@ def write_atomic(path: Path, data: bytes, *, sync: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def _pyarrow() -> Any:
+def _import_pyarrow() -> Any:
     try:
         import pyarrow as pa
         import pyarrow.parquet  # noqa: F401  (pa.parquet is used below)
@@ -103,7 +105,7 @@ def _pyarrow() -> Any:
 
 
 def entity_arrow_type() -> Any:
-    pa = _pyarrow()
+    pa = _import_pyarrow()
     return pa.list_(
         pa.struct(
             [
@@ -117,7 +119,7 @@ def entity_arrow_type() -> Any:
     )
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """JSON for the Arrow values a Parquet input may pass through (dates, decimals, bytes)."""
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
@@ -132,7 +134,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _jsonl(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str) -> bytes:
+def _jsonl_bytes(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str) -> bytes:
     lines = []
     for record, entities in rows:
         data = {
@@ -143,13 +145,13 @@ def _jsonl(rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str)
             text_field: record.text,
             "entities": entities,
         }
-        lines.append(json.dumps(data, ensure_ascii=False, default=_json_default))
+        lines.append(json.dumps(data, ensure_ascii=False, default=json_default))
     return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
 
 
 def _parquet_writable(kind: Any) -> bool:
     """False for types Parquet cannot store: a struct without fields (what `{}` infers to), at any depth."""
-    pa = _pyarrow()
+    pa = _import_pyarrow()
     if pa.types.is_struct(kind):
         return kind.num_fields > 0 and all(_parquet_writable(kind.field(i).type) for i in range(kind.num_fields))
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
@@ -159,11 +161,11 @@ def _parquet_writable(kind: Any) -> bool:
     return True
 
 
-def _parquet(
+def _parquet_bytes(
     rows: Sequence[tuple[Record, list[dict[str, Any]]]], text_field: str, passthrough: Any | None
 ) -> tuple[bytes, list[str]]:
     """The shard as Parquet bytes, and the fields stored as JSON text because their types were mixed."""
-    pa = _pyarrow()
+    pa = _import_pyarrow()
     records = [r for r, _ in rows]
     columns: dict[str, Any] = {
         "source": pa.array([r.source for r in records], pa.string()),
@@ -215,9 +217,9 @@ def write_shard(
     rows = [(record, entities) for record, entities in items if record.ok and entities is not None]
     errors = [record.error_dict() for record, _ in items if not record.ok]
     if output_format == "parquet":
-        data, json_columns = _parquet(rows, text_field, passthrough)
+        data, json_columns = _parquet_bytes(rows, text_field, passthrough)
     else:
-        data, json_columns = _jsonl(rows, text_field), []
+        data, json_columns = _jsonl_bytes(rows, text_field), []
     receipt = {
         "file": shard_path(out, shard, output_format).name,
         "source": shard.source,

@@ -28,7 +28,7 @@ from typing import Any
 from ner_export.inputs import Record
 from ner_export.runtime.errors import InputError, NerExportError
 
-from .shards import _json_default
+from .shards import json_default
 
 __all__ = ["ARGUMENTS", "StreamCounts", "argument_records", "error_row", "output_key", "output_row", "predict_stream"]
 
@@ -44,7 +44,7 @@ class StreamCounts:
     skipped: int = 0
 
 
-def _problem(text: str) -> str | None:
+def _argument_problem(text: str) -> str | None:
     """Why an argument is not text, or None: bytes that were not UTF-8 arrive as surrogate escapes."""
     try:
         text.encode("utf-8")
@@ -59,7 +59,7 @@ def _problem(text: str) -> str | None:
 def argument_records(texts: Sequence[str]) -> Iterator[Record]:
     """Command-line texts as records (`row` 0-based); one that is not text is a bad record."""
     for i, text in enumerate(texts):
-        problem = _problem(text)
+        problem = _argument_problem(text)
         if problem:
             excerpt = text.encode("utf-8", "surrogateescape" if "not valid" in problem else "backslashreplace")
             yield Record(ARGUMENTS, i, None, None, {}, problem, excerpt.decode("utf-8", "backslashreplace")[:200])
@@ -98,7 +98,7 @@ def error_row(record: Record) -> dict[str, Any]:
     return record.error_dict()
 
 
-def _clash(record: Record, text_field: str) -> Record:
+def _refuse_fields_named_like_output_keys(record: Record) -> Record:
     """A record whose fields would overwrite the key or the entities of its output row is a bad record."""
     if not record.ok:
         return record
@@ -117,10 +117,10 @@ def _clash(record: Record, text_field: str) -> Record:
     return record
 
 
-_END = object()
+_END_OF_RECORDS = object()
 
 
-class _Failure:
+class _ReadFailure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
@@ -149,9 +149,9 @@ def _chunks(records: Iterable[Record], size: int, max_wait: float) -> Iterator[l
             for record in iterator:
                 if not put(record):
                     return
-            put(_END)
+            put(_END_OF_RECORDS)
         except BaseException as exc:  # noqa: BLE001 - handed over to the consuming thread
-            put(_Failure(exc))
+            put(_ReadFailure(exc))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -169,10 +169,10 @@ def _chunks(records: Iterable[Record], size: int, max_wait: float) -> Iterator[l
                 yield chunk
                 chunk = []
                 continue
-            if item is _END or isinstance(item, _Failure):
+            if item is _END_OF_RECORDS or isinstance(item, _ReadFailure):
                 if chunk:
                     yield chunk
-                if isinstance(item, _Failure):
+                if isinstance(item, _ReadFailure):
                     raise item.error
                 return
             chunk.append(item)
@@ -217,14 +217,14 @@ def predict_stream(
             raise InputError(f"{exc}; stopped at {where(good[0])}, {counts.written} row(s) before it written") from exc
         for record, entities in zip(good, results, strict=True):
             row = output_row(record, [e.to_dict() for e in entities], text_field)
-            write(json.dumps(row, ensure_ascii=False, default=_json_default))
+            write(json.dumps(row, ensure_ascii=False, default=json_default))
         counts.written += len(good)
 
     with contextlib.closing(_chunks(records, chunk_size, max_wait)) as chunks:  # closing stops the reader
         for chunk in chunks:
             good: list[Record] = []
             for record in chunk:
-                record = _clash(record, text_field)
+                record = _refuse_fields_named_like_output_keys(record)
                 counts.records += 1
                 if record.ok:
                     good.append(record)

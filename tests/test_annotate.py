@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ner_export.annotate import AnnotateConfig, annotate, read_records
+from ner_export.annotate import AnnotateConfig, annotate
 from ner_export.cli import cli
+from ner_export.inputs import read_records
 from ner_export.runtime.errors import InputError, OutputExistsError
 
 pa = pytest.importorskip("pyarrow", reason="the annotate extra (pyarrow) is not installed")
@@ -252,13 +253,13 @@ def test_output_folder_rules(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_crash_between_shards_then_resume(tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ner_export.annotate.job as job
+    import ner_export.annotate.local_engine as local_engine
 
     path = _corpus(tmp_path / "in", "jsonl", 40)
     full = tmp_path / "full"
     annotate(_config(tiny_bundle, [path], full, shard_size=6, buffer_size=4))
 
-    real = job.write_shard
+    real = local_engine.write_shard
     written = []
 
     def crashing(out, shard, items, **kw):
@@ -269,7 +270,7 @@ def test_crash_between_shards_then_resume(tiny_bundle: Path, tmp_path: Path, mon
         written.append(shard.name)
         return real(out, shard, items, **kw)
 
-    monkeypatch.setattr(job, "write_shard", crashing)
+    monkeypatch.setattr(local_engine, "write_shard", crashing)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         annotate(_config(tiny_bundle, [path], out, shard_size=6, buffer_size=4))
@@ -278,7 +279,7 @@ def test_crash_between_shards_then_resume(tiny_bundle: Path, tmp_path: Path, mon
     with pytest.raises(OutputExistsError, match="--resume"):
         annotate(_config(tiny_bundle, [path], out, shard_size=6))
 
-    monkeypatch.setattr(job, "write_shard", real)
+    monkeypatch.setattr(local_engine, "write_shard", real)
     resumed = annotate(_config(tiny_bundle, [path], out, shard_size=6, buffer_size=4, resume=True))
     assert (resumed.shards_skipped, resumed.shards_written) == (3, 4)
     _same_folders(out, full)
@@ -426,7 +427,7 @@ def test_local_engine_memory_is_flat(tiny_bundle: Path, tmp_path: Path) -> None:
 def local_ray():
     """A Ray of 2 CPUs on this machine, listening on 127.0.0.1 only, shared by the Ray tests."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'ner-export[ray]')")
-    from ner_export.annotate.ray_engine import start_local_ray
+    from ner_export.runtime.local_ray import start_local_ray
 
     if ray.is_initialized():
         pytest.skip("a Ray instance is already running in this process")
@@ -470,12 +471,12 @@ def test_ray_engine_refuses_more_actors_than_cpus(local_ray, tiny_bundle: Path, 
 def test_ray_engine_resumes_a_local_run(
     local_ray, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ner_export.annotate.job as job
+    import ner_export.annotate.local_engine as local_engine
 
     path = _corpus(tmp_path / "in", "jsonl", 40)
     full = tmp_path / "full"
     annotate(_config(tiny_bundle, [path], full, shard_size=6, precision="fp32"))
-    real = job.write_shard
+    real = local_engine.write_shard
     calls = []
 
     def crashing(*args, **kw):
@@ -484,11 +485,11 @@ def test_ray_engine_resumes_a_local_run(
         calls.append(1)
         return real(*args, **kw)
 
-    monkeypatch.setattr(job, "write_shard", crashing)
+    monkeypatch.setattr(local_engine, "write_shard", crashing)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         annotate(_config(tiny_bundle, [path], out, shard_size=6, precision="fp32"))
-    monkeypatch.setattr(job, "write_shard", real)
+    monkeypatch.setattr(local_engine, "write_shard", real)
     resumed = annotate(
         _config(tiny_bundle, [path], out, shard_size=6, precision="fp32", engine="ray", actors=1, resume=True)
     )
