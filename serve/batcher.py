@@ -261,15 +261,15 @@ class Batcher:
     def _take(self) -> tuple[list[QueuedText], bool] | None:
         """Wait for work and take one batch, and whether it runs on the whole model (a lone batch while
         every other worker is idle) rather than on one stream; None once stopping with an empty queue."""
-        s = self._settings
+        settings = self._settings
         with self._cond:
             while not self._queue or self._whole_model_busy:
                 if self._stopping and not self._queue:
                     return None
                 self._cond.wait()
-            if s.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
-                while self._queue and len(self._queue) < s.max_batch_size and not self._stopping:
-                    left = self._queue[0].job.enqueued_at + s.max_wait_ms / 1000 - time.perf_counter()
+            if settings.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
+                while self._queue and len(self._queue) < settings.max_batch_size and not self._stopping:
+                    left = self._queue[0].job.enqueued_at + settings.max_wait_ms / 1000 - time.perf_counter()
                     if left <= 0:
                         break
                     self._cond.wait(left)
@@ -298,14 +298,14 @@ class Batcher:
         token limits. A text left out stays in its place for the next batch, which starts as soon as
         this one ends: mixed widths would run as several model runs inside one call anyway, and every
         request of the call would wait for all of them."""
-        s = self._settings
+        settings = self._settings
         aggregation = self._queue[0].job.aggregation
         taken: list[QueuedText] = []
         kept: list[QueuedText] = []
         windows = width = 0
         narrowest = 0  # of the texts taken that cost anything (0: none yet)
         # with streams, a fair share of the queue: the other workers take the rest as they come free
-        most = max(1, min(s.max_batch_size, -(-len(self._queue) // self.streams)))
+        most = max(1, min(settings.max_batch_size, -(-len(self._queue) // self.streams)))
         while self._queue:
             item = self._queue[0]
             text_windows, text_width = item.job.costs[item.index]
@@ -315,7 +315,7 @@ class Batcher:
                 kept.append(self._queue.popleft())
                 continue
             if taken and (
-                len(taken) + 1 > most or (windows + text_windows) * max(width, text_width) > s.max_batch_tokens
+                len(taken) + 1 > most or (windows + text_windows) * max(width, text_width) > settings.max_batch_tokens
             ):
                 break
             taken.append(self._queue.popleft())
@@ -326,7 +326,7 @@ class Batcher:
         return taken
 
     def _run(self, model: NerModel, batch: list[QueuedText], whole_model: bool) -> None:
-        s = self._settings
+        settings = self._settings
         started = time.perf_counter()
         for item in batch:
             self._metrics.queue_wait.observe(started - item.job.enqueued_at)
@@ -334,7 +334,7 @@ class Batcher:
         aggregation = batch[0].job.aggregation
         try:
             results: list[Any] = model.predict(
-                texts, batch_size=s.max_batch_size, aggregation=aggregation, stream=not whole_model
+                texts, batch_size=settings.max_batch_size, aggregation=aggregation, stream=not whole_model
             )
         except Exception:  # noqa: BLE001 - isolate the failing request(s) below
             results = self._run_each_job(model, batch, whole_model)
@@ -351,7 +351,7 @@ class Batcher:
             if cost:
                 rate = cost / max(elapsed, 1e-6)
                 self.cost_per_second = _smooth(self.cost_per_second, rate)
-                if len(batch) >= max(2, s.max_batch_size // 4):
+                if len(batch) >= max(2, settings.max_batch_size // 4):
                     self._cost_per_second_full = _smooth(self._cost_per_second_full, rate)
             self._running.pop(threading.get_ident(), None)
             if whole_model and self._whole_model_busy:

@@ -89,7 +89,7 @@ class _DrainingServer(uvicorn.Server):
             self._draining = asyncio.ensure_future(self._drain(name))
 
     async def _drain(self, name: str) -> None:
-        service, s = self.service, self.service.settings
+        service, settings = self.service, self.service.settings
         service.begin_drain()
         log.info(
             "%s: draining (/ready 503, new requests 503); %d requests in flight, %d texts queued; "
@@ -97,18 +97,18 @@ class _DrainingServer(uvicorn.Server):
             name,
             service.in_flight,
             service.batcher.queued,
-            s.graceful_timeout,
+            settings.graceful_timeout,
         )
         started = time.monotonic()
-        while time.monotonic() - started < s.graceful_timeout and (
-            service.in_flight > 0 or time.monotonic() - started < s.shutdown_delay
+        while time.monotonic() - started < settings.graceful_timeout and (
+            service.in_flight > 0 or time.monotonic() - started < settings.shutdown_delay
         ):
             await asyncio.sleep(0.01)
         if service.in_flight:
             self.abandoned = service.abandon_all()
             log.error(
                 "graceful timeout (%g s): %d requests still in flight are abandoned (answered 503)",
-                s.graceful_timeout,
+                settings.graceful_timeout,
                 self.abandoned,
             )
             waited = time.monotonic()
