@@ -181,7 +181,7 @@ def load_base_model(base: str, labels: Sequence[str], casing: bool) -> Any:
     return model
 
 
-def _setting(config: Any, key: str, default: Any) -> Any:
+def _config_value(config: Any, key: str, default: Any) -> Any:
     return config.get(key, default) if isinstance(config, Mapping) else getattr(config, key, default)
 
 
@@ -192,17 +192,17 @@ def checkpoint_context(config: Any) -> tuple[str, int]:
     Without context a sentence may use every position the model has; with context the window is the
     training max_length, since that is how much neighbouring text the model learned to read.
     """
-    context = _setting(config, "ner_export_context", "none") or "none"
-    positions = int(_setting(config, "max_position_embeddings", 512))
+    context = _config_value(config, "ner_export_context", "none") or "none"
+    positions = int(_config_value(config, "max_position_embeddings", 512))
     if context == "document":
-        return context, min(positions, int(_setting(config, "max_length_trained", positions)))
+        return context, min(positions, int(_config_value(config, "max_length_trained", positions)))
     return "none", positions
 
 
 def checkpoint_casing(config: Any) -> bool:
     """Whether a checkpoint was trained with casing classes in token_type_ids (`runtime.casing`), from
     its transformers config or its config.json as a dict (marked or not)."""
-    return bool(_setting(config, "ner_export_casing", False))
+    return bool(_config_value(config, "ner_export_casing", False))
 
 
 def add_casing_rows(model: Any, base: str) -> None:
@@ -242,11 +242,11 @@ def save_checkpoint(
         tokenizer.save_pretrained(tmp)
         write_conll(tmp / DEV_SAMPLE_NAME, dev_sample)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        args = {**args, "versions": _versions()}
+        args = {**args, "versions": _training_versions()}
         (tmp / "training_args.json").write_text(json.dumps(args, indent=2) + "\n", encoding="utf-8")
 
 
-def _versions() -> dict[str, str]:
+def _training_versions() -> dict[str, str]:
     import torch
     import transformers
 

@@ -110,7 +110,7 @@ class TrainResult:
 
 
 @dataclass(frozen=True)
-class _Data:
+class _RunSentences:
     """The sentences of one run and the label list training defines."""
 
     train: list[Sentence]
@@ -213,7 +213,7 @@ def finetune(config: TrainConfig) -> TrainResult:
     features = training_features(
         tokenizer, data.train, label2id, config.max_length, config.context, config.target_tokens, config.casing
     )
-    history, seconds = _train(torch, model, tokenizer, features, data.dev, config)
+    history, seconds = _train_epochs(torch, model, tokenizer, features, data.dev, config)
     best = max(history, key=lambda row: row["dev_f1"]) if history else None
     metrics: dict[str, Any] = {
         "best_epoch": best["epoch"] if best else 0,
@@ -228,7 +228,7 @@ def finetune(config: TrainConfig) -> TrainResult:
     }
     test_f1 = None
     if data.test is not None:
-        test_scores = _scores(model, tokenizer, data.test, config)
+        test_scores = _model_scores(model, tokenizer, data.test, config)
         test_f1 = test_scores["f1"]
         metrics["test"] = {**test_scores, "sentences": len(data.test)}
     save_checkpoint(
@@ -260,7 +260,7 @@ def _prepare_out(out: Path, force: bool) -> None:
         raise OutputExistsError(f"{out}: directory exists and is not empty; pass --force to replace it")
 
 
-def _read_data(config: TrainConfig) -> _Data:
+def _read_data(config: TrainConfig) -> _RunSentences:
     """The run's sentences; LabelMismatchError when dev or test has labels training never saw."""
     train = read_conll(config.train)
     documents = len({s.document for s in train})
@@ -274,10 +274,10 @@ def _read_data(config: TrainConfig) -> _Data:
         unknown = sorted({t for s in sentences for t in s.tags} - set(labels))
         if unknown:
             raise LabelMismatchError(f"the {name} file has labels never seen in training: {', '.join(unknown)}")
-    return _Data(train, dev, test, labels, documents, relatedness)
+    return _RunSentences(train, dev, test, labels, documents, relatedness)
 
 
-def _train(
+def _train_epochs(
     torch: Any, model: Any, tokenizer: Any, features: list[Feature], dev: list[Sentence], config: TrainConfig
 ) -> tuple[list[dict[str, Any]], float]:
     """Train for `config.epochs`, scoring dev after each; leaves `model` at its best epoch, in eval mode.
@@ -323,7 +323,7 @@ def _train(
             bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
         train_seconds = time.perf_counter() - epoch_start
         model.eval()
-        scores = _scores(model, tokenizer, dev, config)
+        scores = _model_scores(model, tokenizer, dev, config)
         row = {
             "epoch": epoch,
             "train_loss": sum(losses) / max(1, len(losses)),
@@ -346,7 +346,7 @@ def _train(
     return history, seconds
 
 
-def _scores(model: Any, tokenizer: Any, sentences: list[Sentence], config: TrainConfig) -> dict[str, float]:
+def _model_scores(model: Any, tokenizer: Any, sentences: list[Sentence], config: TrainConfig) -> dict[str, float]:
     """seqeval's entity-level F1, precision and recall of the model's tags on `sentences`."""
     words = [list(s.words) for s in sentences]
     documents = [s.document for s in sentences]
