@@ -2,12 +2,14 @@
 
     python -m ner_export.benchmarks.casing_paths CHECKPOINT BUNDLE --data test.txt [--sentences N] [-q]
 
-A model trained with casing reads capitalisation classes from token_type_ids. Before its config.json
-was marked, stock transformers loaded it and fed zeros there, silently; this script measures what that
-cost against the paths that feed casing: `ner_pipeline` on the checkpoint (PyTorch), Optimum's
-ORTModel on the bundle's int8 graph through `ner_pipeline`, and the runtime. The degraded path is
+A model trained with casing reads capitalisation classes from token_type_ids. Its config.json is
+marked so that stock transformers refuses it; unmarked (model_type "bert"), stock transformers loads
+it and feeds zeros there, silently. This script measures what that costs against the paths that feed
+casing: `ner_pipeline` on the checkpoint (PyTorch), Optimum's ORTModel on the bundle's int8 graph
+through `ner_pipeline`, and the runtime. The degraded path is
 rebuilt on purpose: the stock `TokenClassificationPipeline` around the loaded model, whose tokenizer
-gives all-zero token types, exactly what `pipeline("token-classification", model=CKPT)` ran before.
+gives all-zero token types, exactly what `pipeline("token-classification", model=CKPT)` runs on an
+unmarked checkpoint.
 
 Every path reads each sentence alone as raw text (its words joined by spaces), with the pipeline's
 "first" aggregation; entities become word tags with `entities_to_word_tags` and are scored against
@@ -36,12 +38,12 @@ from .bench import entities_to_word_tags
 __all__ = ["PATHS", "PathResult", "measure", "render"]
 
 Spans = list[tuple[str, int, int]]
-_CHUNK = 256  # texts per call, so the progress bar moves
+_TEXTS_PER_CALL = 256  # texts per call, so the progress bar moves
 
 
 PATHS = {
     "ner_pipeline": "ner_pipeline on the PyTorch checkpoint (casing fed)",
-    "stock_zeros": "stock transformers pipeline, token types all zero (the silent path before the marker)",
+    "stock_zeros": "stock transformers pipeline, token types all zero (the silent path of an unmarked checkpoint)",
     "optimum_int8": "Optimum ORTModel on the bundle's int8 graph, through ner_pipeline",
     "runtime_int8": "runtime NerModel, int8, defaults (constrained decoding)",
     "runtime_int8_parity": "runtime NerModel, int8, pipeline parity (argmax, pipeline word split)",
@@ -66,7 +68,7 @@ def _pipeline_spans(pipe: object) -> Callable[[list[str]], list[Spans]]:
     return run
 
 
-def _paths(checkpoint: Path, bundle: Path) -> dict[str, Callable[[list[str]], list[Spans]]]:
+def _path_runners(checkpoint: Path, bundle: Path) -> dict[str, Callable[[list[str]], list[Spans]]]:
     from optimum.onnxruntime import ORTModelForTokenClassification
     from transformers import pipeline
 
@@ -108,11 +110,11 @@ def measure(
     spans: dict[str, list[Spans]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # third-party deprecations, nothing a reader can act on
-        paths = _paths(Path(checkpoint), Path(bundle))
+        paths = _path_runners(Path(checkpoint), Path(bundle))
         for key, run in paths.items():
             found: list[Spans] = []
-            for start in tqdm(range(0, len(texts), _CHUNK), desc=key, disable=not progress, file=sys.stderr):
-                found += run(texts[start : start + _CHUNK])
+            for start in tqdm(range(0, len(texts), _TEXTS_PER_CALL), desc=key, disable=not progress, file=sys.stderr):
+                found += run(texts[start : start + _TEXTS_PER_CALL])
             spans[key] = found
     reference = spans["ner_pipeline"]
     return [

@@ -74,7 +74,9 @@ _DESCRIPTIONS = {
 }
 
 
-def _qdq(fp32: Path, dest: Path, feeds: Sequence[dict[str, np.ndarray]], method: str, exclude: Sequence[str]) -> None:
+def _quantize_qdq(
+    fp32: Path, dest: Path, feeds: Sequence[dict[str, np.ndarray]], method: str, exclude: Sequence[str]
+) -> None:
     """ONNX Runtime's static QDQ quantizer over the MatMuls, calibrated one window per run."""
     from onnxruntime import quantization as oq
 
@@ -119,7 +121,7 @@ def _qdq(fp32: Path, dest: Path, feeds: Sequence[dict[str, np.ndarray]], method:
         )
 
 
-def _nbits(fp32: Path, dest: Path, exclude: Sequence[str]) -> None:
+def _quantize_matmul_nbits(fp32: Path, dest: Path, exclude: Sequence[str]) -> None:
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -157,9 +159,9 @@ def build_scheme(
     with tempfile.TemporaryDirectory(dir=dest.parent) as work:
         stage = Path(work) / "stage.onnx"
         if scheme.startswith("qdq-"):
-            _qdq(fp32, stage, feeds, scheme.removeprefix("qdq-"), exclude)
+            _quantize_qdq(fp32, stage, feeds, scheme.removeprefix("qdq-"), exclude)
         elif scheme == "nbits":
-            _nbits(fp32, stage, exclude)
+            _quantize_matmul_nbits(fp32, stage, exclude)
         else:
             raise ValueError(f"unknown scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
         tables = quantize_table_rows(stage, dest, row_quantized_tables(fp32))
@@ -180,7 +182,7 @@ def _variant_bundle(bundle: Path, graph: Path, dest: Path, quantization: dict[st
     return dest
 
 
-def _batch_dependent(model: NerModel, texts: list[str], seed: int = 0) -> int:
+def _batch_dependent_texts(model: NerModel, texts: list[str], seed: int = 0) -> int:
     """Texts whose entities differ between a batch-1 run and a shuffled batch-32 run."""
     alone = [model.predict([t])[0] for t in texts]
     order = list(range(len(texts)))
@@ -285,7 +287,7 @@ def compare(
             results[scheme] = {
                 "description": _DESCRIPTIONS[scheme],
                 "f1": entity_scores(gold, models[scheme].predict_words(words, documents=documents)).f1,
-                "batch_dependent_texts": _batch_dependent(models[scheme], texts),
+                "batch_dependent_texts": _batch_dependent_texts(models[scheme], texts),
                 "mb": (variant / INT8).stat().st_size / 1e6,
             }
         say("speed (schemes take turns)")

@@ -108,7 +108,7 @@ class CTranslate2Int8:
 
         out = workdir / "ctranslate2"
         started = time.perf_counter()
-        source = _stock_copy(checkpoint, workdir / "ctranslate2-source")
+        source = _linked_stock_checkpoint(checkpoint, workdir / "ctranslate2-source")
         TransformersConverter(str(source)).convert(str(out), quantization="int8", force=True)
         self.convert_seconds = time.perf_counter() - started
         self._encoder = ctranslate2.Encoder(
@@ -132,7 +132,7 @@ class CTranslate2Int8:
         return np.asarray(output.last_hidden_state) @ self._weight + self._bias
 
 
-def _stock_copy(checkpoint: Path, dest: Path) -> Path:
+def _linked_stock_checkpoint(checkpoint: Path, dest: Path) -> Path:
     """`checkpoint` with the config.json transformers reads (a casing marker resolved) and every other
     file linked, not copied: the same weights, tokenizer and config values."""
     from ner_export.finetune import read_config

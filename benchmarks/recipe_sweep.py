@@ -21,7 +21,7 @@ from ner_export.finetune import TrainConfig, finetune
 
 __all__ = ["parse_run", "run_sweep", "sweep_table"]
 
-_TUNABLE = {f.name for f in fields(TrainConfig)} - {"train", "dev", "test", "out", "force", "progress"}
+_TUNABLE_FIELDS = {f.name for f in fields(TrainConfig)} - {"train", "dev", "test", "out", "force", "progress"}
 
 
 def parse_run(spec: str) -> tuple[str, dict[str, Any]]:
@@ -32,8 +32,10 @@ def parse_run(spec: str) -> tuple[str, dict[str, Any]]:
     overrides: dict[str, Any] = {}
     for item in filter(None, body.split(",")):
         key, sep, value = item.partition("=")
-        if not sep or key not in _TUNABLE:
-            raise ValueError(f"run {name!r}: {item!r} is not key=value with a key among {', '.join(sorted(_TUNABLE))}")
+        if not sep or key not in _TUNABLE_FIELDS:
+            raise ValueError(
+                f"run {name!r}: {item!r} is not key=value with a key among {', '.join(sorted(_TUNABLE_FIELDS))}"
+            )
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -37,12 +37,12 @@ from .timing import block_latencies, percentiles
 __all__ = ["measure"]
 
 
-def _splits(cpus: int) -> list[tuple[int, int]]:
+def _stream_thread_splits(cpus: int) -> list[tuple[int, int]]:
     """(streams, threads per stream) pairs that use every CPU, plus 1 x cpus."""
     return [(s, cpus // s) for s in range(1, cpus + 1) if cpus % s == 0]
 
 
-def _bare(bundle: Path, texts: list[str], streams: int, threads: int) -> Callable[[], None]:
+def _bare_session_pass(bundle: Path, texts: list[str], streams: int, threads: int) -> Callable[[], None]:
     """A pass of length-sorted, pre-tokenized batches of 32 over `streams` concurrent runs of one session."""
     manifest = BundleManifest.read(bundle)
     tokenizer = load_tokenizer(bundle / manifest.tokenizer_file)
@@ -73,13 +73,13 @@ def measure(bundle: str, data: str, rounds: int = 3, latency_sentences: int = 30
     cpus = available_cpus()
     source = Path(bundle)
     models: dict[str, NerModel] = {}
-    for streams, threads in _splits(cpus):
+    for streams, threads in _stream_thread_splits(cpus):
         models[f"runtime {streams}x{threads}"] = NerModel.load(source, threads=cpus, streams=streams)
     first = next(iter(models.values())).predict(texts)
     same = {name: model.predict(texts) == first for name, model in models.items()}
     passes: dict[str, Callable[[], Any]] = {name: (lambda m=m: m.predict(texts)) for name, m in models.items()}
-    for streams, threads in _splits(cpus):
-        passes[f"bare session {streams}x{threads}"] = _bare(source, texts, streams, threads)
+    for streams, threads in _stream_thread_splits(cpus):
+        passes[f"bare session {streams}x{threads}"] = _bare_session_pass(source, texts, streams, threads)
     seconds: dict[str, list[float]] = {name: [] for name in passes}
     for _ in range(rounds):
         for name, run in passes.items():

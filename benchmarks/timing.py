@@ -26,7 +26,7 @@ import numpy as np
 
 __all__ = ["block_latencies", "measure_speed", "percentiles"]
 
-_UNTIMED = 3  # calls at the start of each block that warm a system up again after another one ran
+_UNTIMED_CALLS = 3  # calls at the start of each block that warm a system up again after another one ran
 WARMUP_S = 0.25  # ... and for at least this long, so the previous system's threads have stopped spinning
 
 
@@ -58,7 +58,7 @@ def block_latencies(
                 run = runners[name]
                 warm_until = time.perf_counter() + warmup_s
                 calls = 0
-                while calls < _UNTIMED or time.perf_counter() < warm_until:
+                while calls < _UNTIMED_CALLS or time.perf_counter() < warm_until:
                     run(lo + calls % min(block, n - lo))
                     calls += 1
                 if resets and name in resets:

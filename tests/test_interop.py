@@ -170,7 +170,7 @@ def test_ner_pipeline_resolves_the_marker_and_gives_the_runtimes_entities(
 def test_an_old_style_casing_checkpoint_still_loads_and_exports(
     tiny_checkpoint: Path, casing_checkpoint: Path, conll_file: Path, tmp_path: Path
 ) -> None:
-    """A checkpoint written before the marker (model_type "bert", `ner_export_casing: true`) loads in our
+    """A checkpoint without the marker (model_type "bert", `ner_export_casing: true`) loads in our
     tools as the casing model it is, and exports to a bundle whose config.json is marked."""
     needs_torch()
     from conftest import export_tiny_bundle, make_casing_checkpoint
