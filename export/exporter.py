@@ -111,6 +111,7 @@ class ExportResult:
 
 
 def _require_export_deps() -> None:
+    """MissingDependencyError naming the extra when a package the export needs is not installed."""
     for module, extra in (
         ("onnx", "export"),
         ("optimum.exporters.onnx", "export"),
@@ -160,6 +161,8 @@ def _tokenizer_max_length(config: dict[str, Any], tokenizer_max: float) -> int:
 
 
 def _bundle_max_length(config: dict[str, Any], tokenizer_max: int, override: int | None) -> int:
+    """The manifest's `max_length`: `--max-length`, else the length trained with, else the tokenizer's;
+    never more than the model's positions."""
     if override:
         return override
     trained = config.get("max_length_trained")
@@ -186,8 +189,8 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     labels = _checkpoint_labels(hf_config)
     with staged_directory(out) as tmp:
         missing = missing_openvino()
-        openvino = config.openvino is not False and (config.openvino is True or missing is None)
-        steps = _progress_bar(config.progress, total=4 + int(config.include_fp16) + int(openvino))
+        openvino_wanted = config.openvino is not False and (config.openvino is True or missing is None)
+        steps = _progress_bar(config.progress, total=4 + int(config.include_fp16) + int(openvino_wanted))
         fusions = _export_fused_fp32(model, tmp, hf_config, config.opset, model_dir, steps)
         del model  # the validator loads its own copy, untouched by the export
         base = _write_fp32_bundle(tmp, tokenizer, hf_config, labels, config.max_length, model_dir, fusions)
@@ -196,7 +199,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         validator.check_fp32(tmp)
         steps.update()
         gate = _quantize_behind_gate(tmp, base, ladder, validator, chosen_for, steps)
-        if openvino and not missing:
+        if openvino_wanted and not missing:
             outcome, openvino_graph = _make_openvino_graph(tmp, base, validator, gate.limit, config, steps)
         else:
             outcome, openvino_graph = _openvino_left_out(config, missing, steps), None
@@ -390,7 +393,7 @@ def _shipped_graphs(
         graphs.append(GraphSpec(FP32_GRAPH, "cuda", "fp32"))
     else:
         (tmp / FP32_GRAPH).unlink()
-    if openvino_graph is not None:  # listed last: a reader that predates backends takes the first int8 graph
+    if openvino_graph is not None:  # listed last: a reader that knows no backends takes the first int8 graph
         graphs.append(openvino_graph)
     return graphs
 
