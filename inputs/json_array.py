@@ -46,7 +46,8 @@ class JsonArrayReader:
         self._eof = False
         self._lines_before = 0  # newlines in the part of the file already dropped from the buffer
 
-    def _fill(self, at_least: int = _CHUNK_CHARS) -> bool:
+    def _read_more(self, at_least: int = _CHUNK_CHARS) -> bool:
+        """Append the next chunk to the window (dropping what was consumed); False at the end of the file."""
         if self._eof:
             return False
         if self._pos > _CHUNK_CHARS:
@@ -56,14 +57,15 @@ class JsonArrayReader:
         try:
             chunk = self._decode(data, final=not data)
         except UnicodeDecodeError as exc:
-            raise MalformedJsonArray(f"not valid UTF-8 ({exc.reason}) after {self._where()}") from None
+            raise MalformedJsonArray(f"not valid UTF-8 ({exc.reason}) after {self._position()}") from None
         if not data:
             self._eof = True
             return False
         self._buf += chunk
         return True
 
-    def _where(self) -> str:
+    def _position(self) -> str:
+        """The reading position as "line N column M" of the file, for messages."""
         line = self._lines_before + self._buf.count("\n", 0, self._pos) + 1
         column = self._pos - (self._buf.rfind("\n", 0, self._pos) + 1) + 1
         return f"line {line} column {column}"
@@ -73,7 +75,7 @@ class JsonArrayReader:
         while True:
             while self._pos < len(self._buf) and self._buf[self._pos] in " \t\r\n":
                 self._pos += 1
-            if self._pos < len(self._buf) or not self._fill():
+            if self._pos < len(self._buf) or not self._read_more():
                 return self._buf[self._pos : self._pos + 1]
 
     def open(self) -> None:
@@ -104,18 +106,18 @@ class JsonArrayReader:
             if nxt == ",":
                 self._pos += 1
                 if self._peek() == "]":
-                    raise MalformedJsonArray(f"a trailing comma before ']' at {self._where()}")
+                    raise MalformedJsonArray(f"a trailing comma before ']' at {self._position()}")
                 continue
             if nxt == "]":
                 self._pos += 1
                 self._expect_end()
                 return
             found = f"{nxt!r}" if nxt else "the end of the file"
-            raise MalformedJsonArray(f"expected ',' or ']' at {self._where()}, found {found}")
+            raise MalformedJsonArray(f"expected ',' or ']' at {self._position()}, found {found}")
 
     def _next_value(self) -> tuple[Any, str]:
         if not self._peek():
-            raise MalformedJsonArray(f"the file ends inside the array at {self._where()}")
+            raise MalformedJsonArray(f"the file ends inside the array at {self._position()}")
         while True:
             try:
                 value, end = self._decoder.raw_decode(self._buf, self._pos)
@@ -127,16 +129,16 @@ class JsonArrayReader:
             except json.JSONDecodeError as exc:
                 error = exc
             except RecursionError:
-                raise MalformedJsonArray(f"an element nested too deeply at {self._where()}") from None
+                raise MalformedJsonArray(f"an element nested too deeply at {self._position()}") from None
             pending = len(self._buf) - self._pos
-            if (error is not None and pending > _MAX_ELEMENT_CHARS) or not self._fill(pending):
+            if (error is not None and pending > _MAX_ELEMENT_CHARS) or not self._read_more(pending):
                 if error is None:
                     continue
-                raise MalformedJsonArray(f"{error.msg} at {self._where()}")
+                raise MalformedJsonArray(f"{error.msg} at {self._position()}")
 
     def _expect_end(self) -> None:
         if self._peek():
-            raise MalformedJsonArray(f"unexpected data after the closing ']' at {self._where()}")
+            raise MalformedJsonArray(f"unexpected data after the closing ']' at {self._position()}")
 
 
 def json_array_records(
