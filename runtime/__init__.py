@@ -9,7 +9,11 @@ This package is the base layer of ner-export: it imports nothing from finetune/,
 benchmarks/, and they build on its errors, label schemes, CoNLL reader, bundle manifest and session
 builder. Its modules are public and typed (`py.typed`):
 
-- `model`: `NerModel` and `Entity`, the inference API;
+- `model`: `NerModel`, the inference API, which wires the next five together;
+- `loading`: a bundle opened for a model (options checked, files verified, sessions built);
+- `encoding`: texts to token rows, casing classes, window plans and graph feeds;
+- `graph_runner`: windows packed into padded batches and run on the session or its streams;
+- `entities`: `Entity`, and token scores to entities or word tags;
 - `token_cache`: single texts' tokens from cached space-separated chunks;
 - `session`: onnxruntime sessions, the tokenizer and graph feeds; `openvino_backend`: the optional
   backend, which alone imports openvino;
@@ -21,6 +25,7 @@ builder. Its modules are public and typed (`py.typed`):
   private local Ray cluster; `errors`: the exception and warning hierarchy.
 """
 
+from .entities import Entity
 from .errors import (
     BenchError,
     BenchMismatchError,
@@ -44,7 +49,7 @@ from .errors import (
 )
 from .machine import available_cpus
 from .manifest import BundleManifest, GraphSpec
-from .model import Entity, NerModel
+from .model import NerModel
 
 __all__ = [
     "NerModel",

@@ -153,7 +153,7 @@ def test_calls_on_one_stream_each_run_side_by_side_with_the_single_stream_result
         def run(self, *args: object, **kwargs: object) -> None:
             raise AssertionError("stream=True ran on the whole model's session")
 
-    two._session = Untouchable()  # every batch must go through the streams' session
+    two._runner.session = Untouchable()  # every batch must go through the streams' session
     halves = [texts[:100], texts[100:]]
     with ThreadPoolExecutor(2) as pool:
         found = list(pool.map(lambda part: two.predict(part, batch_size=8, stream=True), halves))

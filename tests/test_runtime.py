@@ -281,12 +281,12 @@ def test_default_fast_path_equals_the_general_decoder(tiny_bundle: Path, precisi
         logits = model.logits([encoding])[0]
         words = text_word_spans(text, encoding.offsets)
         argmax = logits[[first for first, _ in words]].argmax(axis=1).tolist()
-        repaired += decoding == "constrained" and not sequence_allowed(argmax, model._allowed_rows)
-        general = model._entities(text, encoding, logits, "first")
+        repaired += decoding == "constrained" and not sequence_allowed(argmax, model._decoder.allowed_rows)
+        general = model._decoder.entities(text, encoding, logits, "first")
         with_columns = model._token_logits([encoding], 32, None, None, decoded=True)[0]  # the graph's decoding
         assert with_columns.shape == (logits.shape[0], logits.shape[1] + 3)
         for scores in (logits, with_columns):
-            fast = model._entities_first(text, encoding.offsets, words, scores)
+            fast = model._decoder.text_word_entities(text, encoding.offsets, words, scores)
             assert [(e.label, e.start, e.end, e.text) for e in fast] == [
                 (e.label, e.start, e.end, e.text) for e in general
             ], text
@@ -304,7 +304,7 @@ def test_a_lone_text_takes_the_short_path_with_the_batch_path_answer(
     model = NerModel.load(request.getfixturevalue(which), aggregation=aggregation)
     long_text = " ".join(["Maria Lopez of Reuters in London"] * 40)  # more than one window: the general path
     texts = TEXTS + PARITY_TEXTS + [long_text]
-    taken = [model._lone(text, aggregation) is not None for text in texts]
+    taken = [model._single_window_entities(text, aggregation) is not None for text in texts]
     assert taken[0] and not taken[-1] and not taken[TEXTS.index("")]
     batched = model.predict(texts + ["a neighbour that pads the others " * 3], batch_size=64)
     found = 0
@@ -362,7 +362,7 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
     assert argmax.predict_words(sentences) != constrained.predict_words(sentences)
     assert argmax.predict(PARITY_TEXTS) != constrained.predict(PARITY_TEXTS)
     # the first word-level decision the two disagree on is the search's, over first-token log-probabilities
-    allowed = allowed_transitions(constrained._space)
+    allowed = allowed_transitions(constrained._decoder.space)
     for text in PARITY_TEXTS:
         words = text.split()
         encoding = constrained._encode([words], is_pretokenized=True)[0]
@@ -377,7 +377,7 @@ def test_constrained_decoding_changes_what_argmax_leaves_invalid(tiny_checkpoint
 def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
     """The model's graph replaced by log-probabilities written by hand: a token listed in `words` gets
     its label probabilities (the rest spread evenly over the other labels), any other token O at 0.92.
-    `_run_feeds` (graph inputs -> logits) is what every inference path calls, except a read of the
+    `GraphRunner.run_feeds` (graph inputs -> logits) is what every inference path calls, except a read of the
     graph's own decoding columns, which a scripted graph does not have."""
 
     def run(feeds, decoded=False):
@@ -391,8 +391,8 @@ def _scripted(model: NerModel, words: dict[str, dict[str, float]]):
                 logits[j, k] = np.log([given.get(label, rest) for label in model.labels])
         return logits
 
-    model._run_feeds = run  # type: ignore[method-assign]
-    model._decoded = False
+    model._runner.run_feeds = run  # type: ignore[method-assign]
+    model._runner.has_decoding_columns = False
     return model
 
 
