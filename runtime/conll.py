@@ -31,7 +31,7 @@ __all__ = ["Sentence", "read_conll", "write_conll", "TagRepairWarning", "Invisib
 
 
 # Columns are separated by ASCII blanks only: a no-break or other Unicode space is part of a token.
-_COLUMNS = re.compile(r"[ \t\f\v]+")
+_COLUMN_SEPARATORS = re.compile(r"[ \t\f\v]+")
 # Variation selectors and the combining grapheme joiner are marks (Mn), not format characters (Cf),
 # yet render as nothing on their own.
 _INVISIBLE_MARKS = frozenset(
@@ -133,7 +133,7 @@ def _raw_sentences(path: Path, lines: list[str]) -> tuple[list[_RawSentence], li
                 raw_sentences.append(_RawSentence(words, tags, document, numbers))
                 words, tags, numbers = [], [], []
             continue
-        columns = _COLUMNS.split(stripped)
+        columns = _COLUMN_SEPARATORS.split(stripped)
         if "".join(c for c in columns[0] if not _is_invisible(c)) == "-DOCSTART-":
             if words:
                 raw_sentences.append(_RawSentence(words, tags, document, numbers))

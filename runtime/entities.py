@@ -95,7 +95,7 @@ class EntityDecoder:
             label_ids = [int(decoded[i][0]) for i in firsts]
             if self.allowed is None or sequence_allowed(label_ids, self.allowed_rows):
                 scores = [decoded[i][self.chance_column] for i in firsts]
-                return self._grouped(text, offsets, words, label_ids, scores)
+                return self._group_entities(text, offsets, words, label_ids, scores)
             logits = logits[:, :n_labels]
         rows = logits[firsts]
         label_ids = rows.argmax(axis=1).tolist()
@@ -108,9 +108,9 @@ class EntityDecoder:
         mass = exp if self.same_kind is None else exp @ self.same_kind
         chances = (mass / totals).tolist()
         word_scores = [row[label] for row, label in zip(chances, label_ids, strict=True)]
-        return self._grouped(text, offsets, words, label_ids, word_scores)
+        return self._group_entities(text, offsets, words, label_ids, word_scores)
 
-    def _grouped(
+    def _group_entities(
         self,
         text: str,
         offsets: Sequence[tuple[int, int]],

@@ -57,7 +57,7 @@ def available_cpus() -> int:
     return max(1, count)
 
 
-def _cpuinfo(field: str) -> str | None:
+def _cpuinfo_field(field: str) -> str | None:
     """The value of the first `field` line of /proc/cpuinfo, or None (no such file or field)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -71,12 +71,12 @@ def _cpuinfo(field: str) -> str | None:
 
 def cpu_flags() -> set[str]:
     """The instruction-set flags of this CPU (`avx2`, `avx512_vnni`, ...); empty when unknown."""
-    return set((_cpuinfo("flags") or "").split())
+    return set((_cpuinfo_field("flags") or "").split())
 
 
 def cpu_model() -> str:
     """A readable name of this CPU (its /proc/cpuinfo model name, else what `platform` knows)."""
-    return _cpuinfo("model name") or platform.processor()
+    return _cpuinfo_field("model name") or platform.processor()
 
 
 def library_versions() -> dict[str, str]:

@@ -237,7 +237,7 @@ class NerModel:
         problem = unencodable(text)
         if problem:
             raise InputError(f"NerModel(): text 0 has {problem}")
-        return self._predict([text], 32, self._strategy(None), stream=False)[0]
+        return self._predict([text], 32, self._checked_strategy(None), stream=False)[0]
 
     def predict(
         self, texts: Sequence[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
@@ -251,7 +251,7 @@ class NerModel:
         """
         check_texts(texts, "predict")
         require_positive_int("batch_size", batch_size)
-        return self._predict(texts, batch_size, self._strategy(aggregation), stream=stream)
+        return self._predict(texts, batch_size, self._checked_strategy(aggregation), stream=stream)
 
     def _predict(self, texts: Sequence[str], batch_size: int, strategy: str, *, stream: bool) -> list[list[Entity]]:
         """`predict` of checked arguments."""
@@ -316,7 +316,7 @@ class NerModel:
         trained without context reads every sentence alone and ignores `documents`.
         """
         check_word_lists(word_lists)
-        strategy = self._strategy(aggregation)
+        strategy = self._checked_strategy(aggregation)
         if strategy == "simple":
             strategy = "first"  # a word needs one label; "simple" has no word notion
         words = [list(w) for w in word_lists]
@@ -365,7 +365,7 @@ class NerModel:
         """Encodings of texts (or word lists) without special tokens (`WindowEncoder.encode`)."""
         return self._encoder.encode(inputs, is_pretokenized)
 
-    def _strategy(self, aggregation: str | None) -> str:
+    def _checked_strategy(self, aggregation: str | None) -> str:
         strategy = self.aggregation if aggregation is None else aggregation
         if strategy not in STRATEGIES:
             raise ValueError(f"aggregation={strategy!r} is not one of {', '.join(STRATEGIES)}")

@@ -94,7 +94,7 @@ class OpenVinoSession:
     def get_outputs(self) -> list[_PortSpec]:
         return list(self._outputs)
 
-    def _request(self) -> Any:
+    def _thread_infer_request(self) -> Any:
         request = getattr(self._local, "request", None)
         if request is None:
             with self._lock:
@@ -107,7 +107,7 @@ class OpenVinoSession:
         unknown = sorted(set(feeds) - {p.name for p in self._inputs})
         if unknown:
             raise ValueError(f"the graph has no input(s) {unknown} (it has {[p.name for p in self._inputs]})")
-        results = self._request().infer(dict(feeds), share_inputs=True, share_outputs=False)
+        results = self._thread_infer_request().infer(dict(feeds), share_inputs=True, share_outputs=False)
         indexes = range(len(self._outputs)) if output_names is None else [self._index[n] for n in output_names]
         return [np.asarray(results[i]) for i in indexes]
 

@@ -45,8 +45,8 @@ for the whole sentence, after which its chunks are sliced out."""
 # normalizers that map each character on its own and leave the space a space
 _LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
 # pre-tokenizers that split on whitespace, and those that only split further inside the pieces
-_SPLITTING = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
-_REFINING = {"Punctuation", "Digits", "UnicodeScripts"}
+_SPLITTING_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+_REFINING_PRE_TOKENIZERS = {"Punctuation", "Digits", "UnicodeScripts"}
 
 
 _ChunkEntry = tuple[list[int], list[tuple[int, int]], list[int], list[tuple[int, int]], int, int]
@@ -88,7 +88,9 @@ def chunk_local(tokenizer: Tokenizer) -> bool:
         kinds = [part.get("type") for part in pre_tokenizer.get("pretokenizers", [])]
     else:
         kinds = [pre_tokenizer.get("type")]
-    if not any(kind in _SPLITTING for kind in kinds) or not all(kind in _SPLITTING | _REFINING for kind in kinds):
+    if not any(kind in _SPLITTING_PRE_TOKENIZERS for kind in kinds):
+        return False
+    if not all(kind in _SPLITTING_PRE_TOKENIZERS | _REFINING_PRE_TOKENIZERS for kind in kinds):
         return False
     if getattr(tokenizer.model, "dropout", None):
         return False
