@@ -27,7 +27,7 @@ from .errors import BundleError
 from .manifest import BundleManifest
 from .session import Row, batch_inputs, one_row_inputs
 
-__all__ = ["ContextRows", "GraphFeeds", "TokenRows", "WindowEncoder", "special_tokens", "unknown_token_id"]
+__all__ = ["ContextRows", "GraphFeeds", "TokenRows", "Window", "WindowEncoder", "special_tokens", "unknown_token_id"]
 
 Window = tuple[int, int, int, int]
 """A window of a token row: (start, end, owned_start, owned_end), as `context.plan_windows` plans them."""

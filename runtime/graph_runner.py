@@ -35,7 +35,7 @@ from .decoding import DECODED_COLUMNS, DECODED_OUTPUT
 from .encoding import GraphFeeds, TokenRows
 from .session import Row
 
-__all__ = ["BatchRun", "GraphRunner", "StreamSessions", "auto_streams", "pack_batches"]
+__all__ = ["BatchRun", "GraphRunner", "Piece", "StreamSessions", "auto_streams", "pack_batches"]
 
 BatchRun = Callable[[list[np.ndarray], int, "list[np.ndarray] | None"], np.ndarray]
 """Runs one padded batch (token id rows, width, token type rows) and returns its logits."""
