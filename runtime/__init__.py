@@ -20,6 +20,8 @@ builder. Its modules are public and typed (`py.typed`):
 - `manifest`: the bundle's `bundle.json`; `decoding`: token scores to word labels and entities;
   `labels`: tag schemes and entity scores; `context`: document context and long-text windows;
   `casing`: casing classes; `conll`: the CoNLL reader and writer; `evaluate`: scoring a tagger;
+- `span_records`, `span_files`, `span_words`: annotation tools' span records (predict output,
+  spaCy/Prodigy, doccano, Label Studio) read and checked, and turned into words with IOB2 tags;
 - `machine`: CPUs and library versions; `files`: JSON reading and staged output directories;
   `texts`: what makes an input text unusable; `checks`: shared argument checks; `local_ray`: a
   private local Ray cluster; `errors`: the exception and warning hierarchy.
