@@ -2,7 +2,8 @@
 
 Importing this package is cheap; torch and transformers load when training or tagging starts. The
 modules behind it are private (`_train`, `_checkpoint`, `_encoding`, `_batching`, `_tagging`,
-`_evaluate`, `_pipeline`): the names below are the package's API, the one other packages use.
+`_evaluate`, `_pipeline`, and for distillation `_distill`, `_distill_config`, `_distill_data`, `_teacher`,
+`_student`): the names below are the package's API, the one other packages use.
 The CoNLL reader lives in the runtime (`ner_export.runtime.conll`, no torch) and is re-exported here.
 """
 
@@ -23,6 +24,8 @@ from ._checkpoint import (
     read_config,
     write_config,
 )
+from ._distill import distill
+from ._distill_config import LAYER_CHOICES, DistillConfig, DistillError, DistillResult
 from ._encoding import encode_examples, first_subword_mask, group_sentences, special_tokens, training_features
 from ._evaluate import evaluate, evaluate_checkpoint
 from ._pipeline import ner_pipeline
@@ -49,6 +52,11 @@ __all__ = [
     "choose_context",
     "neighbour_relatedness",
     "finetune",
+    "DistillConfig",
+    "DistillResult",
+    "DistillError",
+    "LAYER_CHOICES",
+    "distill",
     "default_base_model",
     "load_checkpoint",
     "load_config",

@@ -8,7 +8,7 @@ commands that need them, so `ner-export predict` starts as fast as the runtime.
 
 from __future__ import annotations
 
-from . import annotate, bench, demo, evaluate, export, finetune, predict, serve  # noqa: F401 (registers the commands)
+from . import annotate, bench, demo, distill, evaluate, export, finetune, predict, serve  # noqa: F401 (registers the commands)
 from ._util import cli, main
 
 __all__ = ["cli", "main"]
