@@ -57,7 +57,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C")
-Decorator = Callable[[F], F]
 
 USER_ERRORS = (NerExportError, OSError)
 
@@ -142,8 +141,8 @@ def main() -> None:
         click.echo("Aborted!", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        usage = isinstance(exc, click.UsageError) and exc.ctx is not None
-        hint = f" (see: {exc.ctx.command_path} --help)" if usage else ""
+        usage_ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+        hint = f" (see: {usage_ctx.command_path} --help)" if usage_ctx is not None else ""
         click.echo(f"Error: {exc.format_message()}{hint}", err=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
@@ -175,22 +174,22 @@ text_field_option = click.option(
 base_model_option = click.option("--base-model", help="HF folder or hub id [default: the offline all-MiniLM-L6-v2].")
 
 
-def precision_option(help: str, choices: Sequence[str] = PRECISIONS) -> Decorator[F]:
+def precision_option(help: str, choices: Sequence[str] = PRECISIONS) -> Callable[[F], F]:
     """`--precision`: the bundle graph to run; None lets the runtime pick the device's default."""
     return click.option("--precision", type=click.Choice(choices), help=help)
 
 
-def threads_option(help: str) -> Decorator[F]:
+def threads_option(help: str) -> Callable[[F], F]:
     """`--threads`: onnxruntime intra-op threads; None lets the runtime or the engine decide."""
     return click.option("--threads", type=click.IntRange(1), help=help)
 
 
-def decoding_option(help: str = "Most probable valid IOB2 sequence, or each word's best label.") -> Decorator[F]:
+def decoding_option(help: str = "Most probable valid IOB2 sequence, or each word's best label.") -> Callable[[F], F]:
     """`--decoding`: constrained IOB2 decoding or per-word argmax."""
     return click.option("--decoding", default=DECODINGS[0], show_default=True, type=click.Choice(DECODINGS), help=help)
 
 
-def aggregation_option(help: str) -> Decorator[F]:
+def aggregation_option(help: str) -> Callable[[F], F]:
     """`--aggregation`: how a word takes its label from its tokens (transformers' strategies)."""
     return click.option(
         "--aggregation", default=STRATEGIES[0], show_default=True, type=click.Choice(STRATEGIES), help=help
@@ -199,51 +198,51 @@ def aggregation_option(help: str) -> Decorator[F]:
 
 def word_split_option(
     help: str = "Word boundaries: whitespace chunks, or exactly transformers' pipeline.",
-) -> Decorator[F]:
+) -> Callable[[F], F]:
     """`--word-split`: where words of raw text begin and end."""
     return click.option(
         "--word-split", default=WORD_SPLITS[0], show_default=True, type=click.Choice(WORD_SPLITS), help=help
     )
 
 
-def input_format_option(help: str) -> Decorator[F]:
+def input_format_option(help: str) -> Callable[[F], F]:
     """`--format` (parameter `input_format`): how input files are read; auto goes by the extension."""
     return click.option(
         "--format", "input_format", default=FORMATS[0], show_default=True, type=click.Choice(FORMATS), help=help
     )
 
 
-def batch_size_option(help: str) -> Decorator[F]:
+def batch_size_option(help: str) -> Callable[[F], F]:
     """`--batch-size`: items per model run (texts, sentences or training examples)."""
     return click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help=help)
 
 
-def force_option(help: str) -> Decorator[F]:
+def force_option(help: str) -> Callable[[F], F]:
     """`--force`: replace an existing output."""
     return click.option("--force", is_flag=True, help=help)
 
 
-def epochs_option(default: int, help: str) -> Decorator[F]:
+def epochs_option(default: int, help: str) -> Callable[[F], F]:
     """`--epochs`: passes over the training data."""
     return click.option("--epochs", default=default, show_default=True, type=click.IntRange(1), help=help)
 
 
-def max_length_option(help: str, default: int | None = None) -> Decorator[F]:
+def max_length_option(help: str, default: int | None = None) -> Callable[[F], F]:
     """`--max-length`: a token window, at least the runtime's smallest (MIN_MAX_LENGTH)."""
     shown: dict[str, Any] = {} if default is None else {"default": default, "show_default": True}
     return click.option("--max-length", type=click.IntRange(MIN_MAX_LENGTH), help=help, **shown)
 
 
-def data_option(help: str) -> Decorator[F]:
+def data_option(help: str) -> Callable[[F], F]:
     """`--data`: a required CoNLL file."""
     return click.option("--data", required=True, type=click.Path(dir_okay=False, path_type=Path), help=help)
 
 
-def engine_option(choices: Sequence[str], help: str) -> Decorator[F]:
+def engine_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
     """`--engine`: where a serve or annotate run happens (this process, or Ray)."""
     return click.option("--engine", default=choices[0], show_default=True, type=click.Choice(choices), help=help)
 
 
-def address_option(help: str) -> Decorator[F]:
+def address_option(help: str) -> Callable[[F], F]:
     """`--address`: the Ray cluster to join (engine ray only)."""
     return click.option("--address", help=help)
