@@ -1,8 +1,8 @@
 """`ner-export export MODEL_DIR`: a fine-tuned checkpoint to a validated int8 ONNX bundle.
 
-The export stack (torch, transformers, optimum) is imported inside the command; the options map one to
-one onto `ExportConfig`, whose refusals are usage errors, and the summary lines come from
-`export.summary`, so this module only parses and prints.
+The export stack (torch, transformers, optimum) is imported inside the command. The options map one
+to one onto `ExportConfig`, whose refusals are usage errors; the lines printed come from
+`export.summary.export_summary`, so this module only parses and prints.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ def export_command(
 ) -> None:
     """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
     from ner_export.export import ExportConfig, export_bundle
+    from ner_export.export.summary import export_summary
 
     result = export_bundle(
         config_from_options(
@@ -150,35 +151,5 @@ def export_command(
             progress=not quiet,
         )
     )
-    v = result.validation
-    click.echo(f"bundle written to {result.out}")
-    for name, size in sorted(result.sizes_mb.items()):
-        click.echo(f"  {name:<20} {size:8.2f} MB")
-    click.echo(
-        f"validated on {v.sentences} sentences from {v.data}: "
-        f"fp32 max |Δlogit| {v.fp32_logits_max_abs_diff:.1e} (tolerance {v.atol:.0e})"
-    )
-    if v.pytorch_f1 is not None:
-        click.echo(
-            f"  entity F1: pytorch {v.pytorch_f1:.4f}  fp32 {v.fp32_f1:.4f}  int8 {v.int8_f1:.4f} "
-            f"(Δ {100 * v.int8_f1_delta:+.2f} points); int8 word-label agreement {100 * v.int8_word_agreement:.2f}%"
-        )
-    for attempt in v.int8_attempts:
-        if attempt["drop"] is not None:
-            verdict = "kept" if attempt["accepted"] else f"over the {v.max_f1_drop:.2f}-point limit"
-            click.echo(
-                f"  int8 config {attempt['config']['name']}: "
-                f"entity F1 drop vs fp32 {attempt['drop']:.2f} points, {verdict}"
-            )
-    ov = v.openvino
-    if ov.get("shipped"):
-        drop = "" if ov["drop"] is None else f"entity F1 drop vs fp32 {ov['drop']:.2f} points, "
-        precision = ov.get("inference_precision", "f32")
-        click.echo(
-            f"  openvino int8 (NNCF, {precision}): {drop}shipped as {ov['graph']} "
-            "(NerModel.load(..., backend='openvino'))"
-        )
-        if ov.get("bf16") and not ov["bf16"]["kept"]:
-            click.echo(f"    bf16 not kept: {ov['bf16']['reason']}")
-    elif ov:
-        click.echo(f"  openvino int8 (NNCF): left out: {ov['reason']}")
+    for line in export_summary(result):
+        click.echo(line)

@@ -1,7 +1,7 @@
 """`ner-export finetune`: fine-tune a token-classification model on CoNLL files.
 
-torch and transformers load inside the command; the options map one to one onto `TrainConfig`, whose
-refusals are usage errors.
+torch and transformers load when training starts. The options map one to one onto `TrainConfig`, whose
+refusals are usage errors; the lines printed come from `finetune.summary.train_summary`.
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def finetune_command(
 ) -> None:
     """Fine-tune a token-classification model on CoNLL files."""
     from ner_export.finetune import TrainConfig, finetune
+    from ner_export.finetune.summary import train_summary
 
     result = finetune(
         config_from_options(
@@ -151,10 +152,5 @@ def finetune_command(
             progress=not quiet,
         )
     )
-    click.echo(f"context: {result.context} ({result.context_reason})")
-    click.echo(
-        f"checkpoint written to {result.out}: best dev F1 {result.best_dev_f1:.4f} "
-        f"(epoch {result.best_epoch}), {result.train_seconds:.0f} s"
-    )
-    if result.test_f1 is not None:
-        click.echo(f"test F1 {result.test_f1:.4f}")
+    for line in train_summary(result):
+        click.echo(line)
