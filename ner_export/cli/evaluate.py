@@ -1,7 +1,7 @@
 """`ner-export eval TARGET --data FILE`: entity-level scores of a checkpoint or a bundle.
 
-A bundle is scored by the runtime alone, so this command works in an install without torch; a
-checkpoint goes through PyTorch, imported only then.
+`ner_export.evaluation` picks the scorer: the runtime alone for a bundle (so this command works in an
+install without torch), PyTorch for a checkpoint, imported only then.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from pathlib import Path
 
 import click
 
-from ner_export.runtime.manifest import BACKENDS, is_bundle
-
 from ._util import (
     aggregation_option,
     backend_option,
     batch_size_option,
     cli,
+    config_from_options,
     data_option,
     decoding_option,
     reports_user_errors,
@@ -54,29 +53,20 @@ def eval_command(
     backend: str,
 ) -> None:
     """Entity-level scores of TARGET (a checkpoint or a bundle) on a CoNLL file."""
-    if is_bundle(target):  # scored by the runtime alone: works in an install without torch
-        from ner_export.runtime.evaluate import evaluate_bundle
+    from ner_export.evaluation import EvalConfig, evaluate_target
 
-        report = evaluate_bundle(
-            target,
-            data,
+    report = evaluate_target(
+        config_from_options(
+            EvalConfig,
+            target=str(target),
+            data=str(data),
             batch_size=batch_size,
-            decoding=decoding,
             aggregation=aggregation,
             word_split=word_split,
+            decoding=decoding,
             backend=backend,
         )
-    else:  # a checkpoint, or neither (finetune's evaluate says so)
-        if backend != BACKENDS[0]:
-            raise click.UsageError(f"--backend {backend} applies to bundles: a checkpoint is scored through PyTorch")
-        if aggregation not in ("first", "simple"):
-            raise click.UsageError(
-                f"--aggregation {aggregation} applies to bundles: a checkpoint is scored by each word's first "
-                "token (first or simple)"
-            )
-        from ner_export.finetune import evaluate
-
-        report = evaluate(target, data, batch_size=batch_size, decoding=decoding)
+    )
     click.echo(report.table())
     click.echo(f"entity-level micro F1: {report.f1:.4f}")
     if json_out:
