@@ -1,28 +1,23 @@
 """`ner-export predict BUNDLE [TEXT]... [--input FILE]`: one JSON line of entities per input text.
 
-Imports only the runtime and the input reader: no torch, transformers, optimum, fastapi or ray, so it
-starts as fast as the runtime (a test checks `sys.modules`).
+The run is `ner_export.predict_files.predict_files`, which imports only the runtime, the input reader
+and the stream: no torch, transformers, optimum, fastapi or ray, so predict starts as fast as the
+runtime (a test checks `sys.modules`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
-
-from ner_export.runtime.errors import InputError
 
 from ._util import (
     aggregation_option,
     backend_option,
     batch_size_option,
     cli,
+    config_from_options,
     decoding_option,
     device_option,
     input_format_option,
@@ -32,9 +27,6 @@ from ._util import (
     threads_option,
     word_split_option,
 )
-
-if TYPE_CHECKING:
-    from ner_export.inputs import Record
 
 PREDICT_HELP = """Print one JSON line of entities per input text.
 
@@ -110,56 +102,26 @@ def predict_command(
     skip_bad: bool,
     errors_file: Path | None,
 ) -> None:
-    from ner_export.annotate.stream import argument_records, error_row, predict_stream, where
-    from ner_export.inputs import read_records, resolve_format
-    from ner_export.runtime import NerModel
+    from ner_export.predict_files import PredictConfig, predict_files
 
-    if not texts and input_file is None:
-        raise click.UsageError("give TEXT arguments or --input FILE")
-    if not text_field or text_field in ("argument", "line", "row", "entities"):
-        raise click.UsageError(f"--text-field {text_field!r}: argument, line, row and entities are output keys")
-    fmt = resolve_format(str(input_file), input_format) if input_file is not None else None
-    model = NerModel.load(
-        bundle,
-        device=device,
-        threads=threads,
-        precision=precision,
-        backend=backend,
+    config = config_from_options(
+        PredictConfig,
+        bundle=str(bundle),
+        texts=texts,
+        input_file=None if input_file is None else str(input_file),
+        input_format=input_format,
+        text_field=text_field,
+        batch_size=batch_size,
         aggregation=aggregation,
         word_split=word_split,
         decoding=decoding,
+        device=device,
+        precision=precision,
+        threads=threads,
+        backend=backend,
+        skip_bad=skip_bad,
+        errors_file=None if errors_file is None else str(errors_file),
     )
-    records: Iterator[Record] = argument_records(texts)
-    if input_file is not None:
-        records = itertools.chain(records, read_records(str(input_file), fmt or "auto", text_field))
-    stdout = sys.stdout
-    with contextlib.ExitStack() as stack:
-        errors = stack.enter_context(open(errors_file, "w", encoding="utf-8")) if errors_file else None
-
-        def report(record: Record) -> None:
-            if errors is not None:
-                errors.write(json.dumps(error_row(record), ensure_ascii=False) + "\n")
-            else:
-                click.echo(f"skipped {where(record)}: {record.error}", err=True)
-
-        counts = predict_stream(
-            model,
-            records,
-            lambda line: stdout.write(line + "\n"),
-            flush=stdout.flush,
-            skip_bad=skip_bad or errors is not None,
-            report=report,
-            text_field=text_field if fmt in ("jsonl", "json", "parquet") else "text",
-            batch_size=batch_size,
-            chunk_size=32 * batch_size,
-        )
-    if input_file is not None and counts.records == len(texts):
-        name = "<stdin>" if str(input_file) == "-" else str(input_file)
-        raise InputError(f"{name}: no texts in it (it is empty or holds only blank lines)")
-    if counts.skipped:
-        listed = f", listed in {errors_file}" if errors_file else ""
-        click.echo(
-            f"{counts.written} row(s) written, {counts.skipped} bad record(s) skipped{listed} "
-            f"({counts.records} records in)",
-            err=True,
-        )
+    summary = predict_files(config, sys.stdout, on_skipped=lambda message: click.echo(message, err=True)).summary()
+    if summary:
+        click.echo(summary, err=True)
