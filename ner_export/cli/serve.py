@@ -1,9 +1,10 @@
 """`ner-export serve BUNDLE`: the bundle over HTTP until SIGTERM/SIGINT, in this process or on Ray Serve.
 
-The options' defaults are `ServeSettings`' (a test checks them against each other). fastapi and the
-serving stack load inside the command, and ray only for `--engine ray`, so no other command needs
-them. The engine and log-level choices are spelled out here because the serve package, which checks
-them again, cannot be imported without fastapi.
+The options' defaults are `ServeSettings`' (a test checks them against each other). Which engine takes
+which option is `serve.launch`'s business; it is imported inside the command with fastapi and the
+serving stack (ray only for `--engine ray`), so no other command needs them. For the same reason the
+engine and log-level choices are spelled out here: the serve package, which checks them again,
+cannot be imported without fastapi.
 """
 
 from __future__ import annotations
@@ -178,27 +179,8 @@ def parse_json_object(ctx: click.Context, param: click.Parameter, value: str | N
     help="ray: requests one replica takes at once [default: max-queued-texts + max-batch-size].",
 )
 @reports_user_errors
-def serve_command(bundle: Path, engine: str, address: str | None, **settings: Any) -> None:
+def serve_command(bundle: Path, engine: str, address: str | None, **options: Any) -> None:
     """Serve BUNDLE over HTTP (Hugging Face token-classification protocol) until SIGTERM/SIGINT."""
-    ray_options = {
-        name: settings.pop(name) for name in ("num_replicas", "autoscaling_config", "num_cpus", "max_ongoing_requests")
-    }
-    if engine == "local":
-        given = [
-            f"--{name.replace('_', '-')}"
-            for name, value in {"address": address, **ray_options}.items()
-            if value is not None
-        ]
-        if given:
-            raise click.UsageError(f"{', '.join(given)} only apply to --engine ray")
-        from ner_export.serve import run
+    from ner_export.serve.launch import ServeLaunch, launch
 
-        run(bundle, **settings)
-    else:
-        from ner_export.serve.ray_app import run as run_ray
-        from ner_export.serve.ray_app import split_settings
-
-        overrides = {**{name: value for name, value in ray_options.items() if value is not None}, **settings}
-        # an option the ray engine refuses (--shutdown-delay) is a usage error, found before Ray starts
-        config_from_options(split_settings, settings=None, options=None, overrides=dict(overrides))
-        run_ray(bundle, address=address, **overrides)
+    launch(config_from_options(ServeLaunch, bundle=str(bundle), engine=engine, address=address, options=options))
