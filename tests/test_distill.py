@@ -4,6 +4,7 @@ ensemble, unlabeled texts, the same student from the same seed, and one clear li
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,9 @@ def test_the_student_keeps_the_teachers_reading_and_records_where_it_came_from(s
     assert len(model.base_model.encoder.layer) == 1
 
 
-def test_the_student_exports_and_runs_in_the_runtime(student: Path, conll_file: Path, tmp_path: Path) -> None:
+def test_the_student_exports_runs_in_the_runtime_and_is_benched_as_a_student(
+    student: Path, teacher: Path, tiny_bundle: Path, conll_file: Path, tmp_path: Path
+) -> None:
     from ner_export.runtime import BundleManifest, NerModel
 
     bundle = export_tiny_bundle(student, conll_file, tmp_path / "bundle")
@@ -146,6 +149,13 @@ def test_the_student_exports_and_runs_in_the_runtime(student: Path, conll_file: 
     model = NerModel.load(bundle)
     assert len(model.predict(TEXTS)) == 3
     assert len(model.predict_words([text.split() for text in TEXTS])[1]) == 8
+    from ner_export.benchmarks.frontier import FrontierConfig, run_frontier
+
+    frontier = FrontierConfig((str(tiny_bundle), str(bundle)), str(conll_file), out=str(tmp_path), progress=False)
+    measured = run_frontier(replace(frontier, latency_sentences=2, warmup=0)).data["bundles"]
+    reference, distilled = measured.values()
+    assert (reference["layers"], reference["distilled_from"]) == (2, None)
+    assert distilled["layers"] == 1 and distilled["distilled_from"]["teachers"] == [str(teacher.resolve())]
 
 
 def test_an_ensemble_averages_its_teachers(

@@ -1,7 +1,8 @@
 """`ner-export bench BUNDLE --checkpoint DIR --data FILE`: accuracy and speed against PyTorch and Optimum.
 
 The systems to race come from `benchmarks.systems.SYSTEMS`; the benchmark itself (and its heavy
-stages) is imported inside the command.
+stages) is imported inside the command. With `--compare OTHER_BUNDLE ...` it measures bundles against
+each other instead, on the runtime alone (`benchmarks.frontier`): no checkpoint, no other systems.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from ner_export.benchmarks.systems import SYSTEMS
 
@@ -31,9 +33,16 @@ def parse_systems(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @click.argument("bundle", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--checkpoint",
-    required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="The checkpoint the bundle was exported from.",
+    help="The checkpoint the bundle was exported from (required, unless --compare).",
+)
+@click.option(
+    "--compare",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Another bundle (repeatable), e.g. a distilled student: measure BUNDLE and these on the runtime "
+    "alone (F1, p50, throughput on all CPUs and on one thread, size, layers; chart of F1 against "
+    "throughput), ratios to BUNDLE. Results are named frontier unless --name.",
 )
 @data_option("CoNLL test file.")
 @click.option(
@@ -67,7 +76,8 @@ def parse_systems(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @reports_user_errors
 def bench_command(
     bundle: Path,
-    checkpoint: Path,
+    checkpoint: Path | None,
+    compare: tuple[Path, ...],
     data: Path,
     out: Path,
     name: str,
@@ -78,8 +88,40 @@ def bench_command(
     no_cold_start: bool,
     quiet: bool,
 ) -> None:
-    """Accuracy and speed of the bundle against PyTorch and Optimum, in one run."""
+    """Accuracy and speed of the bundle against PyTorch and Optimum, in one run (or, with --compare,
+    of several bundles against each other)."""
     from ner_export.benchmarks import BenchConfig, run_bench
+
+    if compare:
+        if checkpoint is not None or systems is not None:
+            raise click.UsageError(
+                "--compare measures bundles on the runtime alone: leave out --checkpoint and --systems"
+            )
+        from ner_export.benchmarks.frontier import FrontierConfig, run_frontier
+
+        default_name = click.get_current_context().get_parameter_source("name") is ParameterSource.DEFAULT
+        frontier = run_frontier(
+            config_from_options(
+                FrontierConfig,
+                bundles=(str(bundle), *map(str, compare)),
+                data=str(data),
+                out=str(out),
+                name="frontier" if default_name else name,
+                sentences=sentences,
+                latency_sentences=latency_sentences,
+                repeats=repeats,
+                progress=not quiet,
+                command=" ".join(["ner-export", *sys.argv[1:]]),
+            )
+        )
+        click.echo(frontier.markdown)
+        click.echo(f"results written to {', '.join(frontier.files)}")
+        return
+    if checkpoint is None:
+        context = click.get_current_context()
+        raise click.MissingParameter(
+            ctx=context, param=next(p for p in context.command.params if p.name == "checkpoint")
+        )
 
     result = run_bench(
         config_from_options(
