@@ -112,6 +112,10 @@ class DataReport:
             parts.append(f"{len(self.misaligned)} span(s) not aligned with words")
         return "; ".join(parts)
 
+    def counts(self) -> dict[str, Any]:
+        """The report with counts in place of the lists of bad records and misaligned spans (metrics.json)."""
+        return {**self.to_dict(), "bad_records": len(self.bad), "misaligned_spans": len(self.misaligned)}
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data (for metrics files and `--errors` style reports)."""
         return {

@@ -139,6 +139,16 @@ def test_misaligned_spans_are_reported_counted_and_announced(tmp_path: Path) -> 
         "labelled": False,
     }
     assert data.report.summary().endswith("; 2 span(s) not aligned with words")
+    assert data.report.counts() == {
+        "path": str(path),
+        "data_format": "spans",
+        "shape": "spans",
+        "records": 3,
+        "spans": 2,
+        "documents": 1,
+        "bad_records": 0,
+        "misaligned_spans": 2,
+    }
 
 
 def test_unknown_offset_unit_is_refused() -> None:
