@@ -4,11 +4,13 @@ Importing this package is cheap; torch and transformers load when training or ta
 modules behind it are private (`_train`, `_checkpoint`, `_encoding`, `_batching`, `_tagging`,
 `_evaluate`, `_pipeline`, and for distillation `_distill`, `_distill_config`, `_distill_data`, `_teacher`,
 `_student`): the names below are the package's API, the one other packages use.
-The CoNLL reader lives in the runtime (`ner_export.runtime.conll`, no torch) and is re-exported here.
+The CoNLL reader and the reader of CoNLL or span files (`ner_export.runtime.conll`,
+`ner_export.runtime.labeled_data`, no torch) live in the runtime and are re-exported here.
 """
 
 from ner_export.runtime.conll import Sentence, TagRepairWarning, read_conll, write_conll
 from ner_export.runtime.evaluate import EvalReport
+from ner_export.runtime.labeled_data import read_labeled
 
 from ._batching import collate, shuffled_batches
 from ._checkpoint import (
@@ -45,6 +47,7 @@ __all__ = [
     "TagRepairWarning",
     "read_conll",
     "write_conll",
+    "read_labeled",
     "TrainConfig",
     "TrainResult",
     "TRAIN_CONTEXTS",

@@ -28,6 +28,7 @@ from ner_export.runtime.casing import CASE_CLASSES
 from ner_export.runtime.conll import Sentence, write_conll
 from ner_export.runtime.errors import CheckpointError, MissingDependencyError
 from ner_export.runtime.files import read_json, staged_directory
+from ner_export.runtime.model_card import checkpoint_card_facts, write_model_card
 
 DEV_SAMPLE_NAME = "validation_sample.conll"
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer_config.json")
@@ -231,9 +232,11 @@ def save_checkpoint(
     dev_sample: Sequence[Sentence],
     metrics: dict[str, Any],
     args: dict[str, Any],
+    model_card: bool = False,
 ) -> None:
     """Write the checkpoint folder `out` atomically: weights and config (with what it was trained
-    with), tokenizer, the dev sentences export validates on, metrics.json and training_args.json."""
+    with), tokenizer, the dev sentences export validates on, metrics.json and training_args.json, and
+    with `model_card` a README.md model card (`runtime.model_card`) that lists them all with their sha256."""
     with staged_directory(out) as tmp:
         model.config.max_length_trained = max_length
         model.config.ner_export_context = context
@@ -244,6 +247,8 @@ def save_checkpoint(
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         args = {**args, "versions": _training_versions()}
         (tmp / "training_args.json").write_text(json.dumps(args, indent=2) + "\n", encoding="utf-8")
+        if model_card:
+            write_model_card(tmp, checkpoint_card_facts(tmp, name=out.name))
 
 
 def _training_versions() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Fine-tune a BERT-like encoder for token classification on CoNLL-style files.
+"""Fine-tune a BERT-like encoder for token classification on CoNLL-style or span (annotation tool) files.
 
 The recipe is the standard one, kept small and explicit rather than hidden behind `Trainer`: the
 first sub-word of each word carries the word's label (the others are ignored by the loss), batches are
@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ner_export.runtime.conll import Sentence, read_conll
+from ner_export.runtime.conll import Sentence
 from ner_export.runtime.context import CONTEXT_MODES
 from ner_export.runtime.errors import LabelMismatchError, MissingDependencyError, OutputExistsError
+from ner_export.runtime.labeled_data import DATA_FORMATS, DataReport, read_labeled
 from ner_export.runtime.labels import sorted_labels
+from ner_export.runtime.span_records import OFFSET_UNITS
 
 from ._batching import collate, shuffled_batches
 from ._checkpoint import default_base_model, import_torch, load_base_model, load_tokenizer, save_checkpoint
@@ -71,6 +73,9 @@ class TrainConfig:
     max_train_sentences: int | None = None
     force: bool = False
     progress: bool = True
+    data_format: str = "auto"  # "conll", "spans", or "auto": span files by extension (runtime.labeled_data)
+    offsets: str = "codepoints"  # what span offsets count: "codepoints" or "utf16"
+    skip_bad: bool = False  # skip (and report) bad span records instead of stopping at the first
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "max_length"):
@@ -84,6 +89,10 @@ class TrainConfig:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.context not in TRAIN_CONTEXTS:
             raise ValueError(f"context must be one of {', '.join(TRAIN_CONTEXTS)}, got {self.context!r}")
+        if self.data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        if self.offsets not in OFFSET_UNITS:
+            raise ValueError(f"offsets must be one of {', '.join(OFFSET_UNITS)}, got {self.offsets!r}")
         if self.target_tokens < 0 or self.target_tokens >= self.max_length:
             raise ValueError(
                 "target_tokens must be 0 (one sentence per window) or below "
@@ -119,6 +128,7 @@ class _RunSentences:
     labels: list[str]
     train_documents: int  # documents the whole training file marks (1 without -DOCSTART- lines)
     relatedness: Relatedness | None  # of the whole training file, when it marks no documents
+    reports: dict[str, DataReport] = field(default_factory=dict)  # what reading each file used and set aside
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,7 @@ def finetune(config: TrainConfig) -> TrainResult:
         "dev_sentences": len(data.dev),
         "labels": data.labels,
         "epochs": history,
+        "data": {name: report.counts() for name, report in data.reports.items()},
     }
     test_f1 = None
     if data.test is not None:
@@ -240,6 +251,7 @@ def finetune(config: TrainConfig) -> TrainResult:
         dev_sample=data.dev[:_DEV_SAMPLE_SENTENCES],
         metrics=metrics,
         args={**asdict(asked), "base_model": base, "context_chosen": context, "context_reason": reason},
+        model_card=True,
     )
     return TrainResult(
         str(out),
@@ -261,20 +273,26 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def _read_data(config: TrainConfig) -> _RunSentences:
-    """The run's sentences; LabelMismatchError when dev or test has labels training never saw."""
-    train = read_conll(config.train)
+    """The run's sentences (CoNLL or span files, `runtime.labeled_data`); LabelMismatchError when dev or
+    test has labels training never saw."""
+    files = [("train", config.train), ("dev", config.dev), ("test", config.test)]
+    read = {
+        name: read_labeled(path, config.data_format, config.offsets, config.skip_bad) for name, path in files if path
+    }
+    train = read["train"].sentences
     documents = len({s.document for s in train})
     relatedness = neighbour_relatedness(train) if documents < 2 else None
     if config.max_train_sentences:
         train = train[: config.max_train_sentences]
-    dev = read_conll(config.dev)
-    test = read_conll(config.test) if config.test else None
+    dev = read["dev"].sentences
+    test = read["test"].sentences if "test" in read else None
     labels = sorted_labels(t for s in train for t in s.tags)
     for name, sentences in (("dev", dev), ("test", test or [])):
         unknown = sorted({t for s in sentences for t in s.tags} - set(labels))
         if unknown:
             raise LabelMismatchError(f"the {name} file has labels never seen in training: {', '.join(unknown)}")
-    return _RunSentences(train, dev, test, labels, documents, relatedness)
+    reports = {name: data.report for name, data in read.items()}
+    return _RunSentences(train, dev, test, labels, documents, relatedness, reports)
 
 
 def _train_epochs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -299,3 +300,72 @@ def test_conll2003_keeps_document_context_under_auto() -> None:
     assert len({s.document for s in sentences}) == 1  # no -DOCSTART- lines in this copy
     mode, why = choose_context("auto", 1, neighbour_relatedness(sentences))
     assert mode == "document" and "consecutive sentences are related" in why
+
+
+def _span_training_file(folder: Path) -> Path:
+    """The conftest training sentences as a span file in two named documents, plus one bad record and
+    one span that cuts a word (`Paris` in `Paris-based`)."""
+    from conftest import TRAIN_CONLL
+
+    from ner_export.runtime.conll import read_conll
+    from ner_export.runtime.conll_spans import sentence_records
+
+    conll = folder / "train.conll"
+    conll.write_text(TRAIN_CONLL, encoding="utf-8")
+    records = sentence_records(read_conll(conll))
+    for i, record in enumerate(records):
+        record["doc_id"] = "first" if i < 2 else "second"
+    records.insert(1, {"text": "John lives in Paris .", "entities": [{"start": 0, "end": 4, "label": ""}]})
+    records.append({"text": "a Paris-based bank", "entities": [{"start": 2, "end": 7, "label": "LOC"}]})
+    spans = folder / "train.jsonl"
+    spans.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return spans
+
+
+def test_a_span_file_trains_with_its_documents_and_the_checkpoint_has_a_model_card(
+    tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    from ner_export.runtime.errors import DataFormatError
+    from ner_export.runtime.labeled_data import MisalignedSpansWarning, SkippedRecordsWarning
+
+    train = _span_training_file(tmp_path)
+    with pytest.raises(DataFormatError, match=r"train.jsonl:2: entities\[0\]: the label is empty"):
+        _finetune(train, conll_file, tmp_path / "refused", tiny_checkpoint, epochs=1)
+    with pytest.warns(SkippedRecordsWarning), pytest.warns(MisalignedSpansWarning, match="'Paris' cuts 'Paris-based'"):
+        result = _finetune(
+            train, conll_file, tmp_path / "model", tiny_checkpoint, test=train, epochs=1, max_length=32, skip_bad=True
+        )
+    assert result.context == "document" and "marks 3 documents" in result.context_reason  # as -DOCSTART- does
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["data"]["train"] == {
+        "path": str(train),
+        "data_format": "spans",
+        "shape": "entities",
+        "records": 5,
+        "spans": 11,
+        "documents": 3,  # the misaligned record names no document: it forms the unnamed one
+        "bad_records": 1,
+        "misaligned_spans": 1,
+    }
+    assert metrics["data"]["dev"]["data_format"] == "conll"
+    args = json.loads((tmp_path / "model" / "training_args.json").read_text())
+    assert (args["data_format"], args["offsets"], args["skip_bad"]) == ("auto", "codepoints", True)
+
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    card = huggingface_hub.ModelCard.load(tmp_path / "model" / "README.md")
+    assert card.data.model_name == "model" and card.data.library_name == "ner-export"  # trained with casing
+    splits = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert splits[("validation", "f1")] == round(metrics["best_dev_f1"], 4)
+    assert splits[("test", "f1")] == round(metrics["test"]["f1"], 4)
+    assert "| train data | train.jsonl (spans) |" in card.text
+    assert "1 bad record(s) skipped, 1 span(s) not aligned with words" in card.text
+    weights = next(p for p in (tmp_path / "model").iterdir() if p.name.startswith("model."))
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert f"| `{weights.name}` | `{digest}` |" in card.text
+
+
+def test_bad_data_format_and_offsets_are_refused() -> None:
+    with pytest.raises(ValueError, match="data_format must be one of auto, conll, spans"):
+        TrainConfig(train="t", dev="d", out="o", data_format="json")
+    with pytest.raises(ValueError, match="offsets must be one of codepoints, utf16"):
+        TrainConfig(train="t", dev="d", out="o", offsets="utf8")
