@@ -155,3 +155,13 @@ def test_dependencies_point_down(layer):
         if _layer(target) not in ALLOWED[layer]
     )
     assert not wrong, "\n".join(wrong)
+
+
+def test_every_package_ships_in_the_wheel():
+    """Each folder with an `__init__.py` under a mapped package is listed in pyproject's `packages`."""
+    text = (ROOT / "pyproject.toml").read_text()
+    listed = set(re.findall(r'^\s+"(ner_export[\w.]*)",$', text.split("packages = [", 1)[1].split("]", 1)[0], re.M))
+    packages = {name.rpartition(".")[0] if path.name == "__init__.py" else None for name, path in _modules().items()}
+    packages |= {name for name, path in _modules().items() if path.name == "__init__.py"}
+    missing = sorted(p for p in packages if p and p not in listed)
+    assert not missing, f"packages missing from pyproject [tool.setuptools] packages: {missing}"
