@@ -36,7 +36,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the serv
     raise MissingDependencyError(exc.name or "fastapi", "serve", "ner-export serve") from None
 
 from .access_log import AccessLogMiddleware
-from .metrics import CONTENT_TYPE_LATEST
+from .metrics import CONTENT_TYPE
 from .predict_endpoint import predict_endpoint
 from .protocol import EntityOut, ErrorOut, PredictRequest, versions
 from .request_errors import error_body
@@ -162,7 +162,7 @@ def _add_status_routes(app: FastAPI, service: Service) -> None:
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
         service.metrics.queue_depth.set(service.batcher.queued)
-        return Response(service.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
 def _openapi_schema(app: FastAPI, described: list[APIRoute]) -> dict[str, Any]:

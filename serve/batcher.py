@@ -56,6 +56,7 @@ from typing import Any
 from ner_export.runtime import Entity, NerModel
 from ner_export.runtime.context import plan_windows
 
+from .heartbeat import BEAT_INTERVAL
 from .metrics import Metrics
 from .request_errors import retry_after_seconds
 from .settings import ServeSettings
@@ -154,6 +155,9 @@ class Batcher:
         self._running: dict[int, tuple[int, float]] = {}  # worker -> (cost, start) of the batch it runs
         self._whole_model_busy = False  # a batch runs on the whole model (every thread): the other workers wait
         self.alive = True
+        # called from each worker thread between batches and every BEAT_INTERVAL while it waits for work:
+        # a supervisor watching it (`Heartbeat.beat_batcher`) sees a worker stuck inside a model call fall silent
+        self.on_beat: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ event-loop side
     def start(self) -> None:
@@ -246,6 +250,7 @@ class Batcher:
         """One worker: take a batch, run it, until stopped."""
         try:
             while True:
+                self.on_beat()
                 taken = self._take()
                 if taken is None:
                     return
@@ -266,7 +271,8 @@ class Batcher:
             while not self._queue or self._whole_model_busy:
                 if self._stopping and not self._queue:
                     return None
-                self._cond.wait()
+                self._cond.wait(BEAT_INTERVAL)
+                self.on_beat()
             if settings.max_wait_ms > 0 and self.cross_request:  # within one request there is nothing to wait for
                 while self._queue and len(self._queue) < settings.max_batch_size and not self._stopping:
                     left = self._queue[0].job.enqueued_at + settings.max_wait_ms / 1000 - time.perf_counter()

@@ -10,18 +10,23 @@ through prometheus_client's multiprocess mode: when the environment variable `PR
 names a directory (set before prometheus_client is imported; `run` sets it for its workers), every
 worker writes its values there and whichever worker answers `/metrics` reports them summed (counters,
 histograms, the queue-depth and in-flight gauges) or, for `ner_serve_ready`, their minimum. The process
-collector then gives way to `process_resident_memory_bytes` summed over the live workers.
+collector then gives way to `process_resident_memory_bytes` summed over the live workers, and the
+supervisor's count of replaced workers, `ner_serve_worker_restarts_total`, is read from the small
+file it keeps in that directory (the supervisor serves no requests and imports prometheus_client
+before the directory exists, so it cannot write a multiprocess counter itself).
+Served as `text/plain; version=0.0.4`, the text format every Prometheus reads.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -30,14 +35,16 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST", "PATHS"]
+__all__ = ["Metrics", "CONTENT_TYPE", "PATHS", "RESTARTS_FILE"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 BATCH_TOKEN_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 PATHS = ("/", "/predict", "/health", "/ready", "/info", "/metrics", "/openapi.json", "/docs")
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4  # what generate_latest writes, and what every Prometheus version reads
+RESTARTS_FILE = "worker_restarts.json"  # in the multiprocess directory: the supervisor's restart counts by reason
 
 
 class Metrics:
@@ -112,6 +119,7 @@ class Metrics:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
         registry.register(_WorkersMemory(Path(self.multiprocess_dir)))
+        registry.register(_WorkerRestarts(Path(self.multiprocess_dir) / RESTARTS_FILE))
         return generate_latest(registry)
 
     @staticmethod
@@ -139,3 +147,26 @@ class _WorkersMemory:
         yield GaugeMetricFamily(
             "process_resident_memory_bytes", "Resident memory size in bytes, summed over the live workers", value=total
         )
+
+
+class _WorkerRestarts:
+    """`ner_serve_worker_restarts_total` by reason (exit, signal, heartbeat): the replacement workers the
+    supervisor started, from the small JSON file it rewrites in the multiprocess directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # no restart yet
+            counts = {}
+        family = CounterMetricFamily(
+            "ner_serve_worker_restarts",
+            "Worker processes replaced by the supervisor, by reason (exit: it exited; signal: a signal killed it; "
+            "heartbeat: it stopped answering and was killed)",
+            labels=["reason"],
+        )
+        for reason in ("exit", "signal", "heartbeat"):
+            family.add_metric([reason], float(counts.get(reason, 0)))
+        yield family

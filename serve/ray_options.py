@@ -3,8 +3,8 @@
 How Ray Serve runs the replicas (how many, or autoscaling; CPUs each; requests each takes at once)
 is kept apart from `ServeSettings`, which says how each replica loads, batches and limits, so that one
 set of keyword arguments (`build_app(bundle, num_replicas=2, max_wait_ms=2)`) is split by name and
-every `ServeSettings` check still applies. Settings that only the local engine uses (`workers`,
-`streams`, `shutdown_delay`) are refused here rather than silently ignored. Nothing here imports Ray,
+every `ServeSettings` check still applies. Settings that only the local engine uses (`workers` and its
+supervision, `streams`, `shutdown_delay`) are refused here rather than silently ignored. Nothing here imports Ray,
 so the options can be checked where Ray is not installed.
 """
 
@@ -66,6 +66,16 @@ def split_settings(
     settings = ServeSettings.from_kwargs(settings, **overrides)
     if settings.workers != 1:
         raise ValueError("workers is not used by the ray engine: Ray Serve runs replicas (num_replicas)")
+    defaults = ServeSettings()
+    supervision = [
+        name
+        for name in ("crash_loop_deaths", "crash_loop_window", "heartbeat_timeout")
+        if getattr(settings, name) != getattr(defaults, name)
+    ]
+    if supervision:
+        raise ValueError(
+            f"{', '.join(supervision)} supervise the local engine's --workers: Ray Serve replaces replicas itself"
+        )
     if settings.streams not in (None, 1):
         raise ValueError("streams is not used by the ray engine: a replica runs one @serve.batch call at a time")
     if settings.shutdown_delay:

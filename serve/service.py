@@ -58,6 +58,8 @@ class Service:
         self.in_flight = 0
         self.started_at = time.time()
         self.on_failure: Any = None  # called (from the worker thread) when the model cannot load or the batcher dies
+        self.on_ready: Any = None  # called (from the worker thread) once the model is loaded and warmed
+        self.started = False
         self.jobs: set[Job] = set()  # accepted and not yet answered
 
     # ------------------------------------------------------------------ lifecycle
@@ -79,6 +81,8 @@ class Service:
         log_batching_decision(log, model, self.settings.allow_batch_dependent)
         self.ready = True
         self.metrics.ready.set(1)
+        if self.on_ready is not None:
+            self.on_ready()
 
     def _failed(self, exc: BaseException) -> None:
         self.ready = False
@@ -89,8 +93,11 @@ class Service:
             self.on_failure()
 
     def start(self) -> None:
-        """Start the batcher's worker thread, which loads and warms the model."""
-        self.batcher.start()
+        """Start the batcher's worker thread, which loads and warms the model (once: later calls do nothing,
+        so a supervised worker can load before its server starts, whose lifespan calls this again)."""
+        if not self.started:
+            self.started = True
+            self.batcher.start()
 
     def stop(self) -> None:
         """Stop the batcher after its current batch (at most `graceful_timeout`); queued texts are dropped."""

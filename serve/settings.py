@@ -50,6 +50,11 @@ class ServeSettings:
     # shutdown
     graceful_timeout: float = 20.0  # seconds in-flight requests get to finish after SIGTERM/SIGINT
     shutdown_delay: float = 0.0  # seconds /ready stays 503 (new requests 503) before the listener closes
+    # worker supervision (`run` with workers > 1): a dead or unresponsive worker is replaced, unless
+    # crash_loop_deaths of them died within crash_loop_window seconds: then the service drains and exits 1
+    crash_loop_deaths: int = 5
+    crash_loop_window: float = 60.0
+    heartbeat_timeout: float = 30.0  # seconds a ready worker may go without a heartbeat before it is replaced
     # logging
     access_log: bool = True
     log_level: str = "info"
@@ -62,14 +67,17 @@ class ServeSettings:
             "max_client_batch_size",
             "max_queued_texts",
             "workers",
+            "crash_loop_deaths",
         ):
             require_positive_int(name, getattr(self, name))
         for name in ("max_wait_ms", "max_queue_ms", "graceful_timeout", "shutdown_delay"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name}={value!r} must be a number >= 0")
-        if not isinstance(self.request_timeout, (int, float)) or self.request_timeout <= 0:
-            raise ValueError(f"request_timeout={self.request_timeout!r} must be a number > 0")
+        for name in ("request_timeout", "crash_loop_window", "heartbeat_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}={value!r} must be a number > 0")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ValueError(f"port={self.port!r} must be an integer between 0 and 65535")
         for name in ("threads", "streams"):
