@@ -154,6 +154,27 @@ def parse_json_object(ctx: click.Context, param: click.Parameter, value: str | N
     type=click.FloatRange(0),
     help="Seconds /ready stays 503 after SIGTERM before the listener closes.",
 )
+@click.option(
+    "--crash-loop-deaths",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="With --workers: this many worker deaths within --crash-loop-window end the service (exit 1).",
+)
+@click.option(
+    "--crash-loop-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds over which --crash-loop-deaths are counted; a dead worker is otherwise replaced.",
+)
+@click.option(
+    "--heartbeat-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="With --workers: seconds a worker may go silent (hung) before it is killed and replaced.",
+)
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One log line per request.")
 @click.option(
     "--log-level",
