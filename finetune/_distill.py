@@ -98,8 +98,9 @@ def distill(config: DistillConfig) -> DistillResult:
         **asdict(config),
         "base_model": teachers.records[0].path,
         "layers_kept": layers,
-        "max_length_used": max_length,
+        "max_length": max_length,  # the teacher's unless asked otherwise
         "context_chosen": teachers.context,
+        "context_reason": metrics["context_reason"],
     }
     save_checkpoint(
         out,
@@ -110,6 +111,7 @@ def distill(config: DistillConfig) -> DistillResult:
         dev_sample=data.dev[:_DEV_SAMPLE_SENTENCES],
         metrics=metrics,
         args=args,
+        model_card=True,
     )
     return DistillResult(
         out=str(out),

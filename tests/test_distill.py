@@ -130,7 +130,8 @@ def test_the_student_keeps_the_teachers_reading_and_records_where_it_came_from(s
     assert metrics["distillation"] == record and len(metrics["epochs"]) == 2 and "test" in metrics
     assert metrics["best_dev_f1"] == max(row["dev_f1"] for row in metrics["epochs"])
     args = json.loads((student / "training_args.json").read_text())
-    assert args["layers_kept"] == [0] and args["teachers"] == [str(teacher)]
+    assert args["layers_kept"] == [0] and args["teachers"] == [str(teacher)] and args["max_length"] == 64
+    assert (student / "README.md").is_file()  # the model card every checkpoint gets
     model, _ = load_checkpoint(str(student))  # an ordinary checkpoint
     assert len(model.base_model.encoder.layer) == 1
 
