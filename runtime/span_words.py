@@ -29,6 +29,7 @@ and tags.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,12 +108,15 @@ def split_text_words(text: str) -> list[TextWord]:
 def label_words(text: str, spans: Sequence[Span]) -> WordLabels:
     """The words of `text` and their IOB2 tags from non-overlapping `spans` (module docstring's rule)."""
     words = split_text_words(text)
+    core_starts = [w.core_start for w in words]  # cores are disjoint and in order: both lists ascend
+    core_ends = [w.core_end for w in words]
     tags = [OUTSIDE] * len(words)
     used = 0
     misaligned: list[MisalignedSpan] = []
     for span in spans:
-        touched = [w for w in words if w.core_start < span.end and w.core_end > span.start]
-        members = [i for i, w in enumerate(words) if span.start <= w.core_start < span.end]
+        last = bisect_left(core_starts, span.end)  # words from here on start at or after the span's end
+        touched = words[bisect_right(core_ends, span.start) : last]
+        members = range(bisect_left(core_starts, span.start), last)
         for position, i in enumerate(members):
             tags[i] = f"{'I' if position else 'B'}-{span.label}"
         used += bool(members)
