@@ -22,6 +22,9 @@ builder. Its modules are public and typed (`py.typed`):
   `casing`: casing classes; `conll`: the CoNLL reader and writer; `evaluate`: scoring a tagger;
 - `span_records`, `span_files`, `span_words`: annotation tools' span records (predict output,
   spaCy/Prodigy, doccano, Label Studio) read and checked, and turned into words with IOB2 tags;
+  `conll_spans`: CoNLL files to span files and back; `labeled_data`: CoNLL or span files read as
+  the same sentences, with a report; `span_scoring`: span-level scores; `model_card`: the Hugging
+  Face model card of a checkpoint or bundle;
 - `machine`: CPUs and library versions; `files`: JSON reading and staged output directories;
   `texts`: what makes an input text unusable; `checks`: shared argument checks; `local_ray`: a
   private local Ray cluster; `errors`: the exception and warning hierarchy.
