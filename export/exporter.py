@@ -309,10 +309,18 @@ def _write_fp32_bundle(
         casing=bool(hf_config.get("ner_export_casing", False)),
         opset=graph_opset(tmp / FP32_GRAPH),
         versions=library_versions(),
-        source={"checkpoint": str(model_dir.resolve()), "fusions": fusions},
+        source=_source(model_dir, fusions, hf_config),
     )
     base.write(tmp)
     return base
+
+
+def _source(model_dir: Path, fusions: Any, hf_config: dict[str, Any]) -> dict[str, Any]:
+    """Where the graph came from: the checkpoint, its fusions, and for a student what it was distilled from."""
+    source: dict[str, Any] = {"checkpoint": str(model_dir.resolve()), "fusions": fusions}
+    if "ner_export_distillation" in hf_config:
+        source["distillation"] = hf_config["ner_export_distillation"]
+    return source
 
 
 def _file_hashes(bundle_dir: Path) -> dict[str, str]:

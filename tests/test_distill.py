@@ -147,6 +147,7 @@ def test_the_student_exports_runs_in_the_runtime_and_is_benched_as_a_student(
     bundle_config = json.loads((bundle / "config.json").read_text())  # listed, with its sha256, in the manifest
     assert "config.json" in manifest.files and bundle_config["num_hidden_layers"] == 1
     assert bundle_config["ner_export_distillation"]["layers_kept"] == [0]
+    assert manifest.source["distillation"] == bundle_config["ner_export_distillation"]  # in bundle.json itself
     model = NerModel.load(bundle)
     assert len(model.predict(TEXTS)) == 3
     assert len(model.predict_words([text.split() for text in TEXTS])[1]) == 8
