@@ -1,8 +1,8 @@
 """`create_app(bundle_dir, **settings)`: the ASGI application behind `ner-export serve`.
 
-FastAPI rather than bare Starlette: the OpenAPI schema and the /docs page come for free, which is what
-users integrating a service look for first, and FastAPI is Starlette underneath, so the hot path need
-not pay for it: the prediction routes are plain Starlette routes (FastAPI only describes them) served
+FastAPI rather than bare Starlette: the /docs page comes for free, which is what users integrating a
+service look for first, and FastAPI is Starlette underneath, so the hot path need not pay for it: the
+OpenAPI document is written by hand (`openapi`), the prediction routes are plain Starlette routes served
 by `predict_endpoint`, and `FastPredictApp` answers them straight from the ASGI call, past FastAPI's
 middleware stack and router, which on a 2-core machine cost more event-loop time than the rest of a
 request's handling together.
@@ -27,9 +27,7 @@ from .settings import ServeSettings
 
 try:
     from fastapi import FastAPI, Request
-    from fastapi.openapi.utils import get_openapi
     from fastapi.responses import JSONResponse, Response
-    from fastapi.routing import APIRoute
     from starlette.exceptions import HTTPException
     from starlette.routing import Route
 except ImportError as exc:  # pragma: no cover - exercised only without the serve extra
@@ -37,30 +35,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the serv
 
 from .access_log import AccessLogMiddleware
 from .metrics import CONTENT_TYPE
+from .openapi import PREDICT_PATHS, openapi_schema
 from .predict_endpoint import predict_endpoint
-from .protocol import EntityOut, ErrorOut, PredictRequest, versions
+from .protocol import versions
 from .request_errors import error_body
 from .responses import json_response
 from .service import Service
 
 __all__ = ["create_app", "FastPredictApp"]
-
-PREDICT_PATHS = ("/", "/predict")
-
-
-def predict_description() -> dict[str, Any]:
-    """FastAPI route arguments that describe POST / and /predict in the OpenAPI schema."""
-    return {
-        "response_model": list[EntityOut] | list[list[EntityOut]],
-        "responses": {status: {"model": ErrorOut} for status in (413, 422, 429, 503, 504)},
-        "openapi_extra": {
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}},
-            }
-        },
-        "summary": "Entities of one text, or of each text of a list",
-    }
 
 
 class FastPredictApp(FastAPI):
@@ -110,7 +92,7 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         lifespan=lifespan,
     )
     app.state.service = service
-    described = _add_predict_routes(app, service)
+    _add_predict_routes(app, service)
     _add_status_routes(app, service)
 
     @app.exception_handler(HTTPException)
@@ -118,14 +100,13 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return json_response(exc.status_code, error_body(str(exc.detail), kind), getattr(exc, "headers", None))
 
-    app.openapi = lambda: _openapi_schema(app, described)  # type: ignore[method-assign]
+    app.openapi = lambda: _cached_openapi(app, settings)  # type: ignore[method-assign]
     app.add_middleware(AccessLogMiddleware, service=service)
     return app
 
 
-def _add_predict_routes(app: FastPredictApp, service: Service) -> list[APIRoute]:
-    """Serve POST / and /predict (plain Starlette routes, and the fast path); return FastAPI's description
-    of them, for the OpenAPI schema only."""
+def _add_predict_routes(app: FastPredictApp, service: Service) -> None:
+    """Serve POST / and /predict: plain Starlette routes, and the fast path."""
     predict = predict_endpoint(service)
     for path in PREDICT_PATHS:  # under a mounted app (root_path), the fast path does not apply: the router serves
         app.router.routes.append(Route(path, predict, methods=["POST"]))
@@ -135,7 +116,6 @@ def _add_predict_routes(app: FastPredictApp, service: Service) -> list[APIRoute]
         await response(scope, receive, send)
 
     app.fast_predict = AccessLogMiddleware(predict_asgi, service)
-    return [APIRoute(path, predict, methods=["POST"], **predict_description()) for path in PREDICT_PATHS]
 
 
 def _add_status_routes(app: FastAPI, service: Service) -> None:
@@ -165,15 +145,8 @@ def _add_status_routes(app: FastAPI, service: Service) -> None:
         return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _openapi_schema(app: FastAPI, described: list[APIRoute]) -> dict[str, Any]:
-    """The OpenAPI schema (built once): the described prediction routes, FastAPI's own, and the request model."""
+def _cached_openapi(app: FastAPI, settings: ServeSettings) -> dict[str, Any]:
+    """The OpenAPI document (`openapi`), built once."""
     if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=[*described, *app.routes]
-        )
-        request_schema = PredictRequest.model_json_schema(ref_template="#/components/schemas/{model}")
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.update(request_schema.pop("$defs", {}))
-        components["PredictRequest"] = request_schema
-        app.openapi_schema = schema
+        app.openapi_schema = openapi_schema(settings, title=app.title, version=app.version, description=app.description)
     return app.openapi_schema

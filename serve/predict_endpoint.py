@@ -1,7 +1,7 @@
 """`POST /` and `/predict` of `ner-export serve`: admission, the wait for the batcher, and the answer.
 
 The handler takes the raw Starlette `Request` and returns a ready `Response`: no dependency solving,
-pydantic validation or serialisation runs per request (FastAPI only describes the route, see `app`).
+pydantic validation or serialisation runs per request (`openapi` describes the route).
 A request is refused with 503 while the model loads or the service drains, 413/422 while its body is
 read and parsed, and 429 when admission (`Batcher.submit`) refuses its texts; once accepted, its texts
 are queued as one `Job` and it waits for the first of: its answer, its client going away (the queued

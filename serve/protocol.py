@@ -13,7 +13,7 @@ themselves with `info_body`, so the two cannot drift apart.
 Parsing is done here, not by pydantic: every error must be one `{"error", "error_type"}` object naming
 the field and index (`inputs[3]`), which pydantic's error lists for a `str | list[str]` union do not give,
 and the stdlib JSON parser keeps a lone surrogate (`"\\ud800"`) as text we can then reject by position.
-The pydantic models below only describe the format for the OpenAPI schema.
+`openapi` describes the same format for the OpenAPI schema.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ import platform
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from ner_export.runtime import Entity, available_cpus
 from ner_export.runtime.decoding import STRATEGIES
@@ -234,36 +232,3 @@ def versions(*extra: str) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return found
-
-
-# --------------------------------------------------------------------------- OpenAPI description only
-class Parameters(BaseModel):
-    aggregation_strategy: Literal["first", "average", "max", "simple"] | None = Field(
-        None,
-        description=(
-            "How tokens are grouped into words and entities (as in transformers' pipeline); "
-            "default: the server's --aggregation"
-        ),
-    )
-    ignore_labels: list[str] | None = Field(None, description="Entity groups to leave out of the answer")
-
-
-class PredictRequest(BaseModel):
-    inputs: str | list[str] = Field(description="One text, or a list of texts (at most --max-client-batch-size)")
-    parameters: Parameters | None = None
-    options: dict[str, Any] | None = Field(
-        None, description="Accepted for compatibility with the Inference API, and ignored"
-    )
-
-
-class EntityOut(BaseModel):
-    entity_group: str = Field(description="Entity type, e.g. PER")
-    score: float = Field(description="Mean probability of the entity's words' labels")
-    word: str = Field(description="The entity's text, text[start:end]")
-    start: int = Field(description="Start offset in the text (code points)")
-    end: int = Field(description="End offset (exclusive)")
-
-
-class ErrorOut(BaseModel):
-    error: str
-    error_type: str
