@@ -16,6 +16,8 @@ pieces instead of each setting session options, loading a tokenizer or padding a
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ __all__ = [
     "batch_inputs",
     "check_graph",
     "create_session",
+    "cuda_problem",
     "first_line",
     "import_onnxruntime",
     "load_tokenizer",
@@ -105,12 +108,10 @@ def create_session(
     load the graph. `threads`, `options` and `config_entries` go to `session_options`.
     """
     ort = import_onnxruntime()
-    if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise DeviceError(
-            "device='cuda' needs onnxruntime-gpu with a working CUDA setup "
-            f"(available providers: {', '.join(ort.get_available_providers())}); "
-            "install ner-export[gpu] or use device='cpu'"
-        )
+    if device == "cuda":
+        problem = cuda_problem(ort)
+        if problem is not None:
+            raise DeviceError(f"device='cuda': {problem}; or use device='cpu'")
     providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     opts = session_options(threads, options, config_entries)
     try:
@@ -119,9 +120,31 @@ def create_session(
         raise BundleError(f"{graph}: onnxruntime cannot load this graph ({first_line(exc)})") from exc
     if device == "cuda" and session.get_providers()[0] != "CUDAExecutionProvider":
         raise DeviceError(
-            f"onnxruntime did not place {Path(graph).name} on CUDA (providers: {session.get_providers()})"
+            f"device='cuda': onnxruntime-gpu could not start CUDA for {Path(graph).name} (it ran on "
+            f"{', '.join(session.get_providers())}): a CUDA or cuDNN library it needs is missing or does not "
+            "match; onnxruntime's log above names it, and pip install 'onnxruntime-gpu[cuda,cudnn]' brings them"
         )
     return session
+
+
+def cuda_problem(ort: Any) -> str | None:
+    """Why CUDA cannot run here (no CUDA build of onnxruntime, no NVIDIA driver), or None when it may.
+
+    The driver is looked for before a session is made: onnxruntime-gpu without one logs a long error and
+    falls back to the CPU, which would hide the cause behind a generic message.
+    """
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        return (
+            f"this onnxruntime has no CUDA provider (it has {', '.join(available)}): "
+            "install ner-export[gpu] (onnxruntime-gpu) in place of ner-export[cpu]"
+        )
+    driver = "nvcuda.dll" if sys.platform.startswith("win") else "libcuda.so.1"
+    try:
+        ctypes.CDLL(driver)
+    except OSError:
+        return f"onnxruntime-gpu is installed but no NVIDIA driver was found ({driver} cannot be loaded)"
+    return None
 
 
 def check_graph(session: Any, manifest: BundleManifest, graph_path: Path) -> None:

@@ -150,11 +150,14 @@ def test_cuda_without_gpu_is_a_clear_error(tiny_bundle: Path) -> None:
     import onnxruntime
 
     from ner_export.runtime import DeviceError
+    from ner_export.runtime.session import cuda_problem
 
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        pytest.skip("this machine has CUDA; the error path cannot be exercised here")
-    with pytest.raises(DeviceError, match="onnxruntime-gpu"):
+    problem = cuda_problem(onnxruntime)
+    if problem is None:
+        pytest.skip("this machine has CUDA (a CUDA build of onnxruntime and an NVIDIA driver)")
+    with pytest.raises(DeviceError, match="onnxruntime-gpu") as raised:
         NerModel.load(tiny_bundle, device="cuda")
+    assert "\n" not in str(raised.value) and problem in str(raised.value)
 
 
 def test_runtime_imports_no_torch() -> None:

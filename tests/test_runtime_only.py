@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+JOB = os.environ.get("NER_EXPORT_RUNTIME_ONLY")  # "cpu" or "gpu": the extra this install was made with
+
 pytestmark = pytest.mark.skipif(
-    os.environ.get("NER_EXPORT_RUNTIME_ONLY") != "1",
+    JOB not in {"cpu", "gpu"},
     reason="runs in the runtime-only CI job (NER_EXPORT_RUNTIME_ONLY=1, an install without torch)",
 )
 
@@ -45,3 +47,34 @@ def test_eval_of_a_bundle_works_without_torch(tiny_bundle: Path, conll_file: Pat
     predicted = NerModel.load(tiny_bundle).predict_words([list(s.words) for s in sentences])
     expected = entity_scores([list(s.tags) for s in sentences], predicted)
     assert json.loads(scores.read_text())["f1"] == pytest.approx(expected.f1)
+
+
+def test_the_job_has_the_onnxruntime_of_its_extra() -> None:
+    """ner-export[cpu] brings onnxruntime, ner-export[gpu] onnxruntime-gpu; never both (they overwrite each other)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    def installed(name: str) -> bool:
+        try:
+            distribution(name)
+        except PackageNotFoundError:
+            return False
+        return True
+
+    wanted, other = ("onnxruntime-gpu", "onnxruntime") if JOB == "gpu" else ("onnxruntime", "onnxruntime-gpu")
+    assert installed(wanted) and not installed(other), f"the {JOB} job should have {wanted} and not {other}"
+
+
+@pytest.mark.skipif(JOB != "gpu", reason="runs in the runtime-only CI job of the gpu extra (no GPU on that machine)")
+def test_cuda_without_a_gpu_is_one_line_naming_what_is_missing(tiny_bundle: Path) -> None:
+    import onnxruntime
+
+    from ner_export.runtime import DeviceError, NerModel
+    from ner_export.runtime.session import cuda_problem
+
+    assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()  # the GPU build is what ran the tests
+    problem = cuda_problem(onnxruntime)
+    assert problem is not None, "this machine has a GPU: the error path cannot be exercised here"
+    with pytest.raises(DeviceError) as raised:
+        NerModel.load(tiny_bundle, device="cuda")
+    message = str(raised.value)
+    assert "\n" not in message and "no NVIDIA driver was found (libcuda.so.1 cannot be loaded)" in message
