@@ -430,7 +430,7 @@ def local_ray():
     from ner_export.runtime.local_ray import start_local_ray
 
     if ray.is_initialized():
-        pytest.skip("a Ray instance is already running in this process")
+        pytest.fail("a Ray instance leaked from an earlier test: it is still running in this process")
     start_local_ray(2, quiet=True)
     yield ray
     ray.shutdown()

@@ -167,7 +167,7 @@ def ray_url() -> Iterator[str]:
     from ner_export.runtime.local_ray import start_local_ray
 
     if ray.is_initialized():
-        pytest.skip("a Ray instance is already running in this process")
+        pytest.fail("a Ray instance leaked from an earlier test: it is still running in this process")
     start_local_ray(2, quiet=True)
     try:
         port = _free_port()
