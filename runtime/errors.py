@@ -26,10 +26,14 @@ Python users expect; the CLI validates its options before they reach the library
 
     NerExportWarning (UserWarning)     something was repaired or assumed, and the user should know
     ├── TagRepairWarning               an IOB2 file had I- tags read as B- (`runtime.conll`)
-    └── InvisibleLineWarning           a data line of invisible characters only was read as blank (`runtime.conll`)
+    ├── InvisibleLineWarning           a data line of invisible characters only was read as blank (`runtime.conll`)
+    ├── SkippedRecordsWarning          bad records of a span file were skipped (`runtime.labeled_data`)
+    └── MisalignedSpansWarning         spans of a span file start or end inside a word (`runtime.labeled_data`)
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 __all__ = [
     "NerExportError",
@@ -51,6 +55,8 @@ __all__ = [
     "NerExportWarning",
     "TagRepairWarning",
     "InvisibleLineWarning",
+    "SkippedRecordsWarning",
+    "MisalignedSpansWarning",
 ]
 
 
@@ -144,3 +150,17 @@ class TagRepairWarning(NerExportWarning):
 class InvisibleLineWarning(NerExportWarning):
     """A data line held only invisible characters (a stray BOM or zero-width character, as left by
     concatenating files); it was read as the blank line it looks like, ending the sentence."""
+
+
+class SkippedRecordsWarning(NerExportWarning):
+    """Bad records of a span file were skipped (`skip_bad`). The message names the first and the count;
+    `records` holds every skipped record's one-line message (`file:line: reason: 'excerpt'`), which the
+    CLI lists on stderr one per line."""
+
+    def __init__(self, message: str, records: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.records = tuple(records)
+
+
+class MisalignedSpansWarning(NerExportWarning):
+    """Spans of a span file start or end inside a word; the warning names the first and the count."""

@@ -22,12 +22,13 @@ count, as `read_conll` announces repaired tags: a training run then shows them w
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .conll import Sentence, read_conll
-from .errors import NerExportWarning
+from .errors import MisalignedSpansWarning, SkippedRecordsWarning
 from .labels import entity_chunks
 from .span_files import BadRecord, SpanFile, is_span_file, read_span_file
 from .span_records import OFFSET_UNITS
@@ -41,20 +42,13 @@ __all__ = [
     "SkippedRecordsWarning",
     "MisalignedSpansWarning",
     "data_format_of",
+    "report_summary",
     "read_labeled",
     "span_file_sentences",
 ]
 
 DATA_FORMATS = ("auto", "conll", "spans")
 """What `read_labeled` accepts: "auto" picks "spans" for .jsonl, .ndjson and .json files, else "conll"."""
-
-
-class SkippedRecordsWarning(NerExportWarning):
-    """Bad records of a span file were skipped (`skip_bad`); the warning names the first and the count."""
-
-
-class MisalignedSpansWarning(NerExportWarning):
-    """Spans of a span file start or end inside a word; the warning names the first and the count."""
 
 
 @dataclass(frozen=True)
@@ -102,15 +96,8 @@ class DataReport:
     misaligned: tuple[MisalignedSpanReport, ...] = ()
 
     def summary(self) -> str:
-        """One line for logs: what was used, skipped and misaligned."""
-        kind = f"spans ({self.shape})" if self.data_format == "spans" else self.data_format
-        unit = "records" if self.data_format == "spans" else "sentences"
-        parts = [f"{self.path}: {kind}, {self.records} {unit}, {self.spans} entities, {self.documents} document(s)"]
-        if self.bad:
-            parts.append(f"{len(self.bad)} bad record(s) skipped")
-        if self.misaligned:
-            parts.append(f"{len(self.misaligned)} span(s) not aligned with words")
-        return "; ".join(parts)
+        """One line for logs: what was used, skipped and misaligned (`report_summary`)."""
+        return report_summary(self.counts())
 
     def counts(self) -> dict[str, Any]:
         """The report with counts in place of the lists of bad records and misaligned spans (metrics.json)."""
@@ -136,6 +123,21 @@ class LabeledData:
 
     sentences: list[Sentence]
     report: DataReport
+
+
+def report_summary(counts: Mapping[str, Any]) -> str:
+    """The one log line of a report's `counts()` (as metrics.json keeps them): what was used, skipped and
+    misaligned, e.g. `dev.jsonl: spans (entities), 250 records, 610 entities, 1 document(s)`."""
+    spans = counts.get("data_format") == "spans"
+    kind = f"spans ({counts.get('shape')})" if spans else counts.get("data_format")
+    unit = "records" if spans else "sentences"
+    used = f"{counts.get('records')} {unit}, {counts.get('spans')} entities, {counts.get('documents')} document(s)"
+    parts = [f"{counts.get('path')}: {kind}, {used}"]
+    if counts.get("bad_records"):
+        parts.append(f"{counts['bad_records']} bad record(s) skipped")
+    if counts.get("misaligned_spans"):
+        parts.append(f"{counts['misaligned_spans']} span(s) not aligned with words")
+    return "; ".join(parts)
 
 
 def data_format_of(path: str | Path, data_format: str = "auto") -> str:
@@ -203,11 +205,8 @@ def _document_key(name: str | int | None) -> Any:
 def _warn(report: DataReport) -> None:
     if report.bad:
         first = report.bad[0]
-        warnings.warn(
-            f"{first.message} (skipped; {len(report.bad)} bad record(s) skipped in the file)",
-            SkippedRecordsWarning,
-            stacklevel=3,
-        )
+        message = f"{first.message} (skipped; {len(report.bad)} bad record(s) skipped in the file)"
+        warnings.warn(SkippedRecordsWarning(message, [b.message for b in report.bad]), stacklevel=3)
     if report.misaligned:
         warnings.warn(
             f"{report.misaligned[0].describe()} ({len(report.misaligned)} such span(s) in the file)",

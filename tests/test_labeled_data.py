@@ -154,3 +154,23 @@ def test_misaligned_spans_are_reported_counted_and_announced(tmp_path: Path) -> 
 def test_unknown_offset_unit_is_refused() -> None:
     with pytest.raises(ValueError, match="offsets must be one of"):
         read_labeled(DATA / "spans.jsonl", offsets="utf8")
+
+
+def test_the_data_warnings_live_in_the_one_tree_and_still_import_from_here() -> None:
+    from ner_export.runtime import errors, labeled_data
+
+    for name in ("SkippedRecordsWarning", "MisalignedSpansWarning"):
+        assert getattr(labeled_data, name) is getattr(errors, name)
+        assert issubclass(getattr(errors, name), errors.NerExportWarning) and name in errors.__all__
+        assert name in (errors.__doc__ or "")
+
+
+def test_a_skipped_records_warning_holds_every_skipped_record_and_a_summary_reads_counts() -> None:
+    from ner_export.runtime.labeled_data import report_summary
+
+    with pytest.warns(SkippedRecordsWarning) as caught:
+        data = read_labeled(DATA / "bad.jsonl", skip_bad=True)
+    (warning,) = [w.message for w in caught if isinstance(w.message, SkippedRecordsWarning)]
+    assert warning.records == tuple(b.message for b in data.report.bad) and len(warning.records) == 10
+    assert warning.records[0].startswith(f"{DATA / 'bad.jsonl'}:2: overlapping spans")
+    assert report_summary(data.report.counts()) == data.report.summary()
