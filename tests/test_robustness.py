@@ -73,6 +73,15 @@ def _check_offsets(text, entities) -> None:
         previous_end = entity.end
 
 
+@pytest.fixture(scope="module", params=["fp32", "casing-int8"])
+def unicode_model(request: pytest.FixtureRequest) -> NerModel:
+    """The tiny bundle's fp32 graph, and the default (int8) graph of the bundle trained with casing, whose
+    token types come from each word's capitalisation: odd characters go through both paths."""
+    if request.param == "fp32":
+        return request.getfixturevalue("tiny_model")
+    return NerModel.load(request.getfixturevalue("casing_bundle"))
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 )
@@ -84,15 +93,17 @@ def _check_offsets(text, entities) -> None:
     ),
     st.sampled_from([" ", "", "\n", "\u00a0"]),
 )
-def test_offsets_hold_on_any_unicode(tiny_model: NerModel, pieces: list[str], separator: str) -> None:
+def test_offsets_hold_on_any_unicode(unicode_model: NerModel, pieces: list[str], separator: str) -> None:
     text = separator.join(pieces)
-    for entities in (tiny_model(text), tiny_model.predict([text, text[::-1]])[0]):
+    for entities in (unicode_model(text), unicode_model.predict([text, text[::-1]])[0]):
         _check_offsets(text, entities)
 
 
-def test_offsets_hold_on_each_odd_piece_inside_sentences(tiny_model: NerModel) -> None:
+def test_offsets_hold_on_each_odd_piece_inside_sentences(unicode_model: NerModel) -> None:
     texts = [f"{piece}John{piece} Smith{piece} lives in {piece}Paris{piece}." for piece in ODD_PIECES]
-    for text, entities in zip(texts, tiny_model.predict(texts), strict=True):
+    found = unicode_model.predict(texts)
+    assert all(found), [text for text, entities in zip(texts, found, strict=True) if not entities]
+    for text, entities in zip(texts, found, strict=True):
         _check_offsets(text, entities)
 
 
@@ -139,37 +150,58 @@ def test_tokenizer_from_another_model_is_refused(tiny_bundle: Path, tmp_path: Pa
         NerModel.load(copy)
 
 
+def _bundle_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a complete bundle, each one the manifest lists checked against its record."""
+    hashes = {p.name: sha256_file(p) for p in folder.iterdir()}
+    listed = json.loads((folder / MANIFEST_NAME).read_text())["files"]
+    assert set(listed) <= set(hashes), sorted(set(listed) - set(hashes))
+    assert {name: hashes[name] for name in listed} == listed
+    return hashes
+
+
+def _stop_when_staged(process: subprocess.Popen[bytes], parent: Path, pattern: str, seen: set[Path]) -> Path:
+    """SIGSTOP the export once a file matching `pattern` appears in its new staging directory (polled, for
+    at most 120 s); returns that directory. Stopped, the export cannot finish while the test looks at it."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for staged in set(parent.glob(".bundle.tmp-*")) - seen:
+            if any(p.is_file() for p in staged.rglob(pattern)):
+                process.send_signal(signal.SIGSTOP)
+                return staged
+        assert process.poll() is None, f"the export ended (status {process.returncode}) before writing {pattern}"
+        time.sleep(0.005)
+    raise AssertionError(f"the export wrote no {pattern} within 120 s")
+
+
 def test_killed_export_leaves_the_previous_bundle(
     tiny_checkpoint: Path, tiny_bundle: Path, conll_file: Path, tmp_path: Path
 ) -> None:
+    """SIGKILL an export over an existing bundle while it writes the new one (once its first file, then its
+    int8 graph, is in the staging directory): the old bundle stays, every file's sha256 unchanged."""
     out = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, out)
-    before = {p.name: sha256_file(p) for p in out.iterdir()}
-    command = [
-        sys.executable,
-        "-m",
-        "ner_export",
-        str(tiny_checkpoint),
-        "-o",
-        str(out),
-        "--force",
-        "--validate-data",
-        str(conll_file),
-        "-q",
-    ]
+    before = _bundle_hashes(out)
+    command = [sys.executable, "-m", "ner_export", str(tiny_checkpoint), "-o", str(out), "--force"]
+    command += ["--validate-data", str(conll_file), "-q"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    for delay in (1.0, 2.5, 4.0):
+    seen: set[Path] = set()
+    for pattern in ("*", "model_int8.onnx"):
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert out.is_dir()
-        after = {p.name: sha256_file(p) for p in out.iterdir()}
-        # either the old bundle, or (if the export finished before the kill) a complete new one
-        assert after == before or NerModel.load(out) is not None
-    # a SIGKILL cannot clean up its temporary directory, but that is hidden (".bundle.tmp-*") and
-    # nothing else is visible beside the bundle
+        try:
+            staged = _stop_when_staged(process, tmp_path, pattern, seen)
+            # stopped before completion: the staging directory, which the final rename moves into place,
+            # is still there, holding part of the new bundle
+            assert staged.is_dir() and any(staged.iterdir()), pattern
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(30)
+        assert process.returncode == -signal.SIGKILL
+        seen.add(staged)
+        assert _bundle_hashes(out) == before, f"killed after {pattern} was staged, the old bundle changed"
+    # a SIGKILL cannot clean up its staging directory, but that is hidden (".bundle.tmp-*") and nothing
+    # else is visible beside the bundle
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["bundle"]
+    assert sorted(p for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted(seen)
 
 
 @pytest.mark.slow
