@@ -57,7 +57,11 @@ def test_results_keep_input_order_and_do_not_depend_on_batching(tiny_model: NerM
 def test_int8_graph_runs(tiny_bundle: Path) -> None:
     model = NerModel.load(tiny_bundle)
     assert model.precision == "int8"
-    for text, entities in zip(TEXTS, model.predict(TEXTS), strict=True):
+    results = model.predict(TEXTS)
+    assert [bool(entities) for entities in results] == [bool(text.strip()) for text in TEXTS], (
+        "the int8 graph finds entities in every text that has words, none in blank ones"
+    )
+    for text, entities in zip(TEXTS, results, strict=True):
         _check_offsets(text, entities)
 
 
