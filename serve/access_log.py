@@ -21,7 +21,7 @@ from starlette.datastructures import MutableHeaders
 
 from .service import Service
 
-__all__ = ["AccessLogMiddleware"]
+__all__ = ["AccessLogMiddleware", "record_request", "request_id_of"]
 
 access_log = logging.getLogger("ner_export.serve.access")
 
@@ -66,26 +66,25 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, state, status, time.perf_counter() - started)
+            record_request(self.service, scope, status, time.perf_counter() - started)
 
-    def _record(self, scope: dict[str, Any], state: dict[str, Any], status: int, elapsed: float) -> None:
-        """The request's metrics, and its access-log line unless the access log is off."""
-        metrics = self.service.metrics
-        path = metrics.path_label(scope["path"])
-        metrics.request_duration.labels(path).observe(elapsed)
-        metrics.requests.labels(path, str(status)).inc()
-        if self.service.settings.access_log:
-            client = scope.get("client")
-            peer = f"{client[0]}:{client[1]}" if client else "-"
-            texts = state.get("texts")
-            access_log.info(
-                '%s "%s %s HTTP/%s" %d %.1fms id=%s%s',
-                peer,
-                scope["method"],
-                scope["path"],
-                scope.get("http_version", "1.1"),
-                status,
-                elapsed * 1000,
-                state["request_id"],
-                "" if texts is None else f" texts={texts}",
-            )
+
+def record_request(service: Service, scope: dict[str, Any], status: int, elapsed: float) -> None:
+    """A request's metrics, and its access-log line unless the access log is off (`scope["state"]` holds
+    its request id and, for a prediction, its number of texts)."""
+    service.metrics.observe_request(scope["path"], status, elapsed)
+    if service.settings.access_log:
+        client = scope.get("client")
+        state = scope["state"]
+        texts = state.get("texts")
+        access_log.info(
+            '%s "%s %s HTTP/%s" %d %.1fms id=%s%s',
+            f"{client[0]}:{client[1]}" if client else "-",
+            scope["method"],
+            scope["path"],
+            scope.get("http_version", "1.1"),
+            status,
+            elapsed * 1000,
+            state["request_id"],
+            "" if texts is None else f" texts={texts}",
+        )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,7 +34,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the serve extra
     raise MissingDependencyError(exc.name or "fastapi", "serve", "ner-export serve") from None
 
-from .access_log import AccessLogMiddleware
+from .access_log import AccessLogMiddleware, record_request, request_id_of
 from .metrics import CONTENT_TYPE
 from .openapi import PREDICT_PATHS, openapi_schema
 from .predict_endpoint import predict_endpoint
@@ -106,16 +107,38 @@ def create_app(bundle_dir: str | os.PathLike[str], settings: ServeSettings | Non
 
 
 def _add_predict_routes(app: FastPredictApp, service: Service) -> None:
-    """Serve POST / and /predict: plain Starlette routes, and the fast path."""
+    """Serve POST / and /predict: plain Starlette routes, and the fast path (the same handler)."""
     predict = predict_endpoint(service)
+
+    async def predict_route(request: Request) -> Response:
+        status, body, headers = await predict(request.scope, request.receive)
+        return json_response(status, body, headers)
+
     for path in PREDICT_PATHS:  # under a mounted app (root_path), the fast path does not apply: the router serves
-        app.router.routes.append(Route(path, predict, methods=["POST"]))
+        app.router.routes.append(Route(path, predict_route, methods=["POST"]))
 
     async def predict_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        response = await predict(Request(scope, receive))
-        await response(scope, receive, send)
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        try:
+            status, body, headers = await predict(scope, receive)
+            raw = [
+                (b"content-length", b"%d" % len(body)),
+                (b"content-type", b"application/json"),
+                (b"x-request-id", request_id.encode("latin-1")),
+            ]
+            if headers:
+                raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            if service.draining:
+                raw.append((b"connection", b"close"))  # clients reconnect elsewhere, not to a closing listener
+            await send({"type": "http.response.start", "status": status, "headers": raw})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            record_request(service, scope, status, time.perf_counter() - started)
 
-    app.fast_predict = AccessLogMiddleware(predict_asgi, service)
+    app.fast_predict = predict_asgi
 
 
 def _add_status_routes(app: FastAPI, service: Service) -> None:

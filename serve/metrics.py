@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -52,6 +53,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
         self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
         if self.multiprocess_dir is None:
             ProcessCollector(registry=self.registry)
@@ -112,6 +114,17 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemin",
         )
+
+    def observe_request(self, path: str, status: int, seconds: float) -> None:
+        """One answered request: its duration and its count, by path label and status. The labelled children
+        are kept (a bounded set: known paths and `other`, times the statuses), not looked up each time."""
+        label = self.path_label(path)
+        children = self._request_children.get((label, status))
+        if children is None:
+            children = (self.request_duration.labels(label), self.requests.labels(label, str(status)))
+            self._request_children[(label, status)] = children
+        children[0].observe(seconds)
+        children[1].inc()
 
     def render(self) -> bytes:
         if self.multiprocess_dir is None:

@@ -37,6 +37,8 @@ from .settings import ServeSettings
 __all__ = ["PredictCall", "parse_predict", "entities_json", "info_body", "versions"]
 
 PARAMETERS = ("aggregation_strategy", "ignore_labels", "stride")
+# json.dumps(x, ensure_ascii=False) builds a new encoder per call; this one is made once and writes the same bytes
+JSON_ENCODER = json.JSONEncoder(ensure_ascii=False)
 TOP_LEVEL = ("inputs", "parameters", "options")
 
 
@@ -133,7 +135,7 @@ def entities_json(call: PredictCall, results: list[list[Entity]]) -> bytes:
         ]
         for entities in results
     ]
-    return json.dumps(rows[0] if call.single else rows, ensure_ascii=False).encode("utf-8")
+    return JSON_ENCODER.encode(rows[0] if call.single else rows).encode("utf-8")
 
 
 def info_body(

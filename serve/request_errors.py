@@ -15,6 +15,8 @@ import math
 
 from ner_export.runtime.errors import InputError
 
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False)  # made once: json.dumps(ensure_ascii=False) makes one a call
+
 __all__ = [
     "RequestError",
     "too_large",
@@ -89,4 +91,4 @@ def prediction_error(exc: Exception) -> RequestError:
 
 def error_body(message: str, error_type: str) -> bytes:
     """The JSON body of every error answer: `{"error": message, "error_type": error_type}`."""
-    return json.dumps({"error": message, "error_type": error_type}, ensure_ascii=False).encode("utf-8")
+    return _JSON_ENCODER.encode({"error": message, "error_type": error_type}).encode("utf-8")

@@ -9,6 +9,8 @@ the service buffer more than `payload_limit` bytes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ner_export.runtime.errors import MissingDependencyError
 
 from .protocol import PredictCall, parse_predict
@@ -21,7 +23,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the serve extra
     raise MissingDependencyError(exc.name or "starlette", "serve", "ner-export serve") from None
 
-__all__ = ["json_response", "error_response", "read_predict_call"]
+__all__ = ["json_response", "error_response", "read_body", "read_predict_call"]
 
 
 def json_response(status: int, body: bytes, headers: dict[str, str] | None = None) -> Response:
@@ -34,15 +36,24 @@ def error_response(exc: RequestError) -> Response:
     return json_response(exc.status, error_body(exc.message, exc.error_type), exc.headers)
 
 
-async def read_predict_call(request: Request, settings: ServeSettings) -> PredictCall:
-    """Read the body under `settings.payload_limit` and parse it; RequestError (413 or 422) otherwise."""
-    limit = settings.payload_limit
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise too_large(int(length), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+async def read_body(scope: dict[str, Any], receive: Any, limit: int) -> bytes:
+    """The request body, read from the ASGI `receive` under `limit` bytes; RequestError 413 beyond it (at
+    once when Content-Length already says so), 499 when the client leaves before sending it all."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise too_large(int(value), limit)
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestError(499, "client closed the request", "client_closed", "client_disconnect")
+        body += message.get("body", b"")
         if len(body) > limit:
             raise too_large(len(body), limit)
-    return parse_predict(bytes(body), settings)
+        if not message.get("more_body", False):
+            return body
+
+
+async def read_predict_call(request: Request, settings: ServeSettings) -> PredictCall:
+    """Read the body under `settings.payload_limit` and parse it; RequestError (413 or 422) otherwise."""
+    return parse_predict(await read_body(request.scope, request.receive, settings.payload_limit), settings)
