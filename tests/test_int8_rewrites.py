@@ -64,6 +64,40 @@ def test_the_rewritten_graph_gathers_the_same_rows_within_int8_precision(tmp_pat
     assert (tmp_path / "rows.onnx").stat().st_size < fp32.stat().st_size / 3
 
 
+def _activation_extremes(graph: Path, feeds: list[dict[str, np.ndarray]]) -> dict[str, tuple[float, float]]:
+    """The least and greatest value of each dynamically quantized activation over `feeds`, read from the graph
+    run with those activations as extra outputs."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(graph))
+    names = sorted({node.input[0] for node in model.graph.node if node.op_type == "DynamicQuantizeLinear"})
+    for name in names:
+        model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    runs = [session.run(names, dict(feed)) for feed in feeds]
+    return {
+        name: (min(float(run[i].min()) for run in runs), max(float(run[i].max()) for run in runs))
+        for i, name in enumerate(names)
+    }
+
+
+def _assert_scales_cover_the_ranges(static: Path, ranges: dict[str, tuple[float, float]]) -> None:
+    """Each frozen QuantizeLinear maps uint8 onto its activation's calibrated range widened to hold 0: zero
+    is a whole step (the zero point), and both ends are reached within half a step."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(static)).graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in (n for n in graph.node if n.op_type == "QuantizeLinear"):
+        scale, zero_point = float(constants[node.input[1]]), int(constants[node.input[2]])
+        low, high = min(ranges[node.input[0]][0], 0.0), max(ranges[node.input[0]][1], 0.0)
+        assert scale > 0 and 0 <= zero_point <= 255, node.name
+        assert abs(-zero_point * scale - low) <= scale / 2 + 1e-6, node.name
+        assert abs((255 - zero_point) * scale - high) <= scale / 2 + 1e-6, node.name
+
+
 def test_calibrated_scales_replace_every_per_batch_scale(tiny_bundle: Path, tmp_path: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -88,13 +122,20 @@ def test_calibrated_scales_replace_every_per_batch_scale(tiny_bundle: Path, tmp_
     tokenizer = Tokenizer.from_file(str(tiny_bundle / "tokenizer.json"))
     lengths = [len(tokenizer.encode(w, is_pretokenized=True, add_special_tokens=False).ids) + 2 for w in sentences]
     assert sorted(f["input_ids"].shape[1] for f in feeds) == sorted(lengths)  # each sentence with [CLS] [SEP]
+    extremes = _activation_extremes(dynamic, feeds)
     for method in ("minmax", "percentile"):
         ranges = calibrate_activations(dynamic, feeds, method)
         assert len(ranges.ranges) == n_dynamic > 0 and ranges.runs == 2
-        assert all(low <= 0.0 <= high or low <= high for low, high in ranges.ranges.values())
+        assert set(ranges.ranges) == set(extremes)
+        for name, (low, high) in ranges.ranges.items():
+            if method == "minmax":  # exactly what the activations reached
+                assert (low, high) == pytest.approx(extremes[name], rel=1e-5, abs=1e-6), name
+            else:  # the rare extremes clipped: inside what they reached
+                assert extremes[name][0] <= low <= high <= extremes[name][1], name
         static = tmp_path / f"static-{method}.onnx"
         assert freeze_activation_scales(dynamic, static, ranges) == n_dynamic
         ops = [n.op_type for n in onnx.load(str(static)).graph.node]
         assert "DynamicQuantizeLinear" not in ops and ops.count("QuantizeLinear") == n_dynamic
+        _assert_scales_cover_the_ranges(static, ranges.ranges)
     with pytest.raises(ValueError, match="calibration needs at least one input"):
         calibrate_activations(dynamic, [])
