@@ -284,17 +284,59 @@ def context_pair(
     return checkpoint, bundle
 
 
-def test_context_model_is_scored_with_documents(
-    context_pair: tuple[Path, Path], conll_file: Path, tmp_path: Path
-) -> None:
+def _conll_sentences() -> tuple[list[list[str]], list[list[str]]]:
+    """The words and gold tags of the conftest training sentences."""
+    from conftest import TRAIN_CONLL
+
+    blocks = [[line.split() for line in block.splitlines()] for block in TRAIN_CONLL.strip().split("\n\n")]
+    return [[word for word, _ in block] for block in blocks], [[tag for _, tag in block] for block in blocks]
+
+
+def _write_conll(path: Path, words: list[list[str]], tags: list[list[str]], documents_start: set[int]) -> Path:
+    """A CoNLL file of the sentences, with a -DOCSTART- line before each sentence index in `documents_start`."""
+    blocks = []
+    for i, (sentence, sentence_tags) in enumerate(zip(words, tags, strict=True)):
+        start = "-DOCSTART- O\n\n" if i in documents_start else ""
+        blocks.append(start + "".join(f"{w} {t}\n" for w, t in zip(sentence, sentence_tags, strict=True)))
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    return path
+
+
+def _raw_text_f1(model: Any, documents: list[list[list[str]]], gold: list[list[str]]) -> float:
+    """Entity F1 of `model` reading each document (its sentences' words joined by spaces) as one text, its
+    entities turned back into word tags and split into the sentences again."""
+    from ner_export.runtime.labels import entity_scores
+
+    tags: list[list[str]] = []
+    for sentences in documents:
+        words = [word for sentence in sentences for word in sentence]
+        found = [(e.label, e.start, e.end) for e in model(" ".join(words))]
+        document_tags = entities_to_word_tags(words, found)
+        for sentence in sentences:
+            tags.append(document_tags[: len(sentence)])
+            document_tags = document_tags[len(sentence) :]
+    return entity_scores(gold, tags).f1
+
+
+def test_context_model_is_scored_with_documents(context_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """Raw-text F1 reads whole documents: the runtime's equals the runtime's own F1 on the two documents
+    read as texts, PyTorch's (the pipeline: first sub-word, argmax) that of the runtime decoding alike."""
+    from ner_export.runtime import NerModel
+
     checkpoint, bundle = context_pair
+    words, gold = _conll_sentences()
+    data = _write_conll(tmp_path / "documents.conll", words, gold, documents_start={0, 2})
     systems = ("pytorch", "runtime_fp32", "session_int8")
     result = _bench(
-        bundle, checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, systems=systems, cold_start=False
+        bundle, checkpoint, data, tmp_path, latency_sentences=2, warmup=1, systems=systems, cold_start=False
     )
     assert result.data["settings"]["context"] == "document"
     measured = result.data["systems"]
-    assert measured["pytorch"]["f1_rawtext"] is not None and measured["runtime_fp32"]["f1_rawtext"] is not None
+    documents = [words[:2], words[2:]]
+    runtime = _raw_text_f1(NerModel.load(bundle, precision="fp32"), documents, gold)
+    pipeline_like = NerModel.load(bundle, precision="fp32", aggregation="first", decoding="argmax")
+    assert runtime > 0 and measured["runtime_fp32"]["f1_rawtext"] == pytest.approx(runtime, abs=1e-12)
+    assert measured["pytorch"]["f1_rawtext"] == pytest.approx(_raw_text_f1(pipeline_like, documents, gold), abs=1e-12)
     assert measured["session_int8"]["f1_rawtext"] is None
     assert "trained with document context" in result.markdown
 
@@ -317,14 +359,26 @@ def test_documents_are_joined_and_split_back() -> None:
 
 
 def test_casing_model_is_fed_casing_by_every_system(
-    casing_checkpoint: Path, casing_bundle: Path, conll_file: Path, tmp_path: Path
+    casing_checkpoint: Path, casing_bundle: Path, tmp_path: Path
 ) -> None:
-    result = _bench(
-        casing_bundle, casing_checkpoint, conll_file, tmp_path, latency_sentences=2, warmup=1, cold_start=False
-    )
+    """Scored against the casing model's own fp32 tags: PyTorch tags the words exactly so, and raw-text F1
+    of the pipelines equals that of the runtime (which feeds casing) decoding as they do."""
+    from ner_export.runtime import NerModel
+
+    words, _ = _conll_sentences()
+    own = NerModel.load(casing_bundle, precision="fp32").predict_words(words)
+    data = _write_conll(tmp_path / "own.conll", words, own, documents_start=set())
+    result = _bench(casing_bundle, casing_checkpoint, data, tmp_path, latency_sentences=2, warmup=1, cold_start=False)
     measured = result.data["systems"]
-    assert measured["runtime_fp32"]["f1_presplit"] == measured["pytorch"]["f1_presplit"]
-    assert measured["optimum_int8"]["f1_rawtext"] is not None
+    assert measured["runtime_fp32"]["f1_presplit"] == measured["pytorch"]["f1_presplit"] == 1.0
+    sentences = [[sentence] for sentence in words]
+    for name, precision in (("pytorch", "fp32"), ("optimum_int8", "int8")):
+        pipeline_like = NerModel.load(casing_bundle, precision=precision, aggregation="first", decoding="argmax")
+        expected = _raw_text_f1(pipeline_like, sentences, own)
+        assert expected > 0 and measured[name]["f1_rawtext"] == pytest.approx(expected, abs=1e-12), name
+    assert measured["runtime_fp32"]["f1_rawtext"] == _raw_text_f1(
+        NerModel.load(casing_bundle, precision="fp32"), sentences, own
+    )
 
 
 def test_casing_mismatch_between_checkpoint_and_bundle_is_refused(
