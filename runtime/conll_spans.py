@@ -12,6 +12,9 @@ of `finetune/sample/generate.py`), and `-DOCSTART- O` before every document when
 (CoNLL-2003's layout). A CoNLL file in that layout round-trips byte for byte; any CoNLL file
 round-trips to the same sentences, tags and documents.
 
+`convert_file` picks the direction from the source's format (by extension unless named, as
+`runtime.labeled_data` reads files): CoNLL to a span file, a span file to CoNLL.
+
 Design trade-offs:
 - A CoNLL word that holds a Unicode space (a no-break space: CoNLL columns split on ASCII blanks
   only) cannot be joined into a text that splits back into it; converting it is an error naming the
@@ -29,11 +32,20 @@ from typing import Any
 
 from .conll import Sentence, read_conll
 from .errors import DataFormatError
-from .labeled_data import DataReport, read_labeled
+from .labeled_data import DataReport, data_format_of, read_labeled
 from .labels import entity_chunks
+from .span_files import SPAN_SUFFIXES, is_span_file
 from .span_words import join_words, unsplittable_word
 
-__all__ = ["sentence_records", "conll_text", "write_span_records", "conll_to_spans", "spans_to_conll"]
+__all__ = [
+    "sentence_records",
+    "conll_text",
+    "write_span_records",
+    "conll_to_spans",
+    "spans_to_conll",
+    "conversion_target",
+    "convert_file",
+]
 
 _DOCUMENT_MARK = "-DOCSTART- O"
 
@@ -107,4 +119,33 @@ def spans_to_conll(
     """
     data = read_labeled(spans, "spans", offsets, skip_bad)
     Path(out).write_text(conll_text(data.sentences), encoding="utf-8")
+    return data.report
+
+
+def conversion_target(source: str | Path, out: str | Path, data_format: str = "auto") -> str:
+    """The format `source` converts to, "spans" or "conll": the other one than its own (`data_format_of`).
+
+    Raises ValueError when `out`'s extension does not fit: a CoNLL file converts to a span file (`.jsonl`,
+    `.ndjson`, `.json`), a span file to a CoNLL file (any other extension).
+    """
+    if data_format_of(source, data_format) == "conll":
+        if not is_span_file(out):
+            raise ValueError(f"{out}: a CoNLL file converts to a span file, named {', '.join(SPAN_SUFFIXES)}")
+        return "spans"
+    if is_span_file(out):
+        raise ValueError(
+            f"{out}: a span file converts to a CoNLL file, whose name does not end {', '.join(SPAN_SUFFIXES)}"
+        )
+    return "conll"
+
+
+def convert_file(
+    source: str | Path, out: str | Path, data_format: str = "auto", offsets: str = "codepoints", skip_bad: bool = False
+) -> DataReport:
+    """Convert `source` to `out`, CoNLL to span file or span file to CoNLL (`conversion_target`), and
+    return the reading's report. `offsets` and `skip_bad` apply to a span file being read."""
+    if conversion_target(source, out, data_format) == "conll":
+        return spans_to_conll(source, out, offsets, skip_bad)
+    data = read_labeled(source, "conll")
+    write_span_records(out, sentence_records(data.sentences, str(source)))
     return data.report

@@ -8,7 +8,18 @@ commands that need them, so `ner-export predict` starts as fast as the runtime.
 
 from __future__ import annotations
 
-from . import annotate, bench, demo, distill, evaluate, export, finetune, predict, serve  # noqa: F401 (registers the commands)
+from . import (  # noqa: F401 (registers the commands)
+    annotate,
+    bench,
+    convert,
+    demo,
+    distill,
+    evaluate,
+    export,
+    finetune,
+    predict,
+    serve,
+)
 from ._util import cli, main
 
 __all__ = ["cli", "main"]

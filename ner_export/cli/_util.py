@@ -1,10 +1,16 @@
 """What every `ner-export` command shares: the click group, the user-error wrapper, and the options.
 
 Each option that several commands take (device, precision, threads, backend, decoding, aggregation,
-word split, input format, ...) is declared once here as a decorator factory. Its choices come from
+word split, input format, the labelled-data reading options, ...) is declared once here as a decorator
+factory. Its choices come from
 the library's own constants, so the CLI cannot offer what the library refuses; its help text is an
 argument, since the same option reads differently per command (predict's `--threads` is one
 process's, serve's is each worker's).
+
+Labelled data (finetune, distill, eval, export's validation, convert) is read by
+`runtime.labeled_data`; `labeled_data_options` gives those commands `--data-format`, `--offsets` and
+`--skip-bad`, and `echo_data_reports` states on stderr what each span file gave (records, entities,
+what was skipped). A skipped record is listed on stderr as `skipped FILE:LINE: reason`, as predict lists it.
 
 Errors: every `NerExportError` and `OSError` (a missing or unreadable file) becomes a one-line message
 and exit status 1; a bad option, or an option combination a library config refuses, is a click usage
@@ -18,7 +24,7 @@ import functools
 import os
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,8 +33,10 @@ import click
 from ner_export import __version__
 from ner_export.inputs import FORMATS
 from ner_export.runtime.decoding import DECODINGS, STRATEGIES, WORD_SPLITS
-from ner_export.runtime.errors import NerExportError, NerExportWarning
+from ner_export.runtime.errors import NerExportError, NerExportWarning, SkippedRecordsWarning
+from ner_export.runtime.labeled_data import DATA_FORMATS, report_summary
 from ner_export.runtime.manifest import BACKENDS, DEVICES, MIN_MAX_LENGTH, PRECISIONS
+from ner_export.runtime.span_records import OFFSET_UNITS
 
 __all__ = [
     "cli",
@@ -43,10 +51,12 @@ __all__ = [
     "data_option",
     "decoding_option",
     "device_option",
+    "echo_data_reports",
     "engine_option",
     "epochs_option",
     "force_option",
     "input_format_option",
+    "labeled_data_options",
     "max_length_option",
     "precision_option",
     "quiet_option",
@@ -63,14 +73,18 @@ USER_ERRORS = (NerExportError, OSError)
 
 def reports_user_errors(command: F) -> F:
     """Turn user errors into one line on stderr and exit status 1 instead of a traceback; show the
-    library's warnings as one `warning: ...` line each."""
+    library's warnings as one `warning: ...` line each, and skipped data records as one
+    `skipped FILE:LINE: reason` line each."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         original = warnings.showwarning
 
         def show(message: Any, category: type[Warning], *rest: Any, **kw: Any) -> None:
-            if issubclass(category, NerExportWarning):
+            if isinstance(message, SkippedRecordsWarning) and message.records:
+                for record in message.records:
+                    click.echo(f"skipped {record}", err=True)
+            elif issubclass(category, NerExportWarning):
                 click.echo(f"warning: {message}", err=True)
             else:
                 original(message, category, *rest, **kw)
@@ -246,3 +260,50 @@ def engine_option(choices: Sequence[str], help: str) -> Callable[[F], F]:
 def address_option(help: str) -> Callable[[F], F]:
     """`--address`: the Ray cluster to join (engine ray only)."""
     return click.option("--address", help=help)
+
+
+def labeled_data_options(files: str) -> Callable[[F], F]:
+    """`--data-format`, `--offsets` and `--skip-bad`: how the labelled data files (`files`, e.g. "--train,
+    --dev and --test") are read (`runtime.labeled_data.read_labeled`)."""
+    options = [
+        click.option(
+            "--data-format",
+            default=DATA_FORMATS[0],
+            show_default=True,
+            type=click.Choice(DATA_FORMATS),
+            help=f"Format of {files}: conll (word TAG lines) or spans (JSON records of a text and its labelled "
+            "character spans: predict output, spaCy/Prodigy, doccano, Label Studio); auto goes by the extension "
+            "(.jsonl, .ndjson, .json are spans, anything else CoNLL), never by the content.",
+        ),
+        click.option(
+            "--offsets",
+            default=OFFSET_UNITS[0],
+            show_default=True,
+            type=click.Choice(OFFSET_UNITS),
+            help="What span offsets count: code points (Python, predict output) or UTF-16 code units "
+            "(JavaScript tools such as Label Studio).",
+        ),
+        click.option(
+            "--skip-bad",
+            is_flag=True,
+            default=False,
+            help="Skip bad span records, listing each on stderr, and go on (without it the first one stops "
+            "the run with its file and line).",
+        ),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def echo_data_reports(reports: Mapping[str, Mapping[str, Any]]) -> None:
+    """One stderr line per span file read, `NAME data: what it gave` (`runtime.labeled_data.report_summary`:
+    records, entities, documents, records skipped), from reports as `DataReport.counts()` gives them, keyed
+    by the file's role (train, dev, ...). A CoNLL file's run prints what it always printed."""
+    for name, counts in reports.items():
+        if counts.get("data_format") == "spans":
+            click.echo(f"{name} data: {report_summary(counts)}", err=True)
