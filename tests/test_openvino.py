@@ -353,11 +353,38 @@ def test_the_session_runs_once_on_the_thread_that_builds_it(tiny_bundle: Path) -
     # openvino's binding can deadlock when two threads make a process's first `infer` at once (seen with
     # two streams on a fresh process's first large predict, 1-2 hangs in 5-6 runs on the CoNLL-2003 model,
     # none on the tiny one); the session guards against it by running once as it is built
-    from ner_export.runtime.openvino_backend import create_openvino_session
+    from ner_export.runtime.openvino_backend import OpenVinoSession, create_openvino_session
 
     spec = openvino_graph(tiny_bundle)
-    session = create_openvino_session(tiny_bundle / spec.file, tiny_bundle / spec.weights, threads=1)
-    assert session._local.request is not None  # this thread's request exists: it has run
+    compiled = create_openvino_session(tiny_bundle / spec.file, tiny_bundle / spec.weights, threads=1).compiled
+    infers: list[tuple[int, int]] = []  # (thread, request) of each inference
+
+    class RecordingRequest:
+        def __init__(self) -> None:
+            self._request = compiled.create_infer_request()
+
+        def infer(self, *args, **kwargs):
+            infers.append((threading.get_ident(), id(self)))
+            return self._request.infer(*args, **kwargs)
+
+    class RecordingModel:  # the compiled model, its infer requests recorded
+        inputs, outputs = compiled.inputs, compiled.outputs
+
+        def create_infer_request(self) -> RecordingRequest:
+            return RecordingRequest()
+
+    session = OpenVinoSession(RecordingModel())
+    here = threading.get_ident()
+    assert [thread for thread, _ in infers] == [here], "exactly one inference as it is built, on this thread"
+    feeds = {"input_ids": np.array([[2, 10, 3]]), "attention_mask": np.ones((1, 3), dtype=np.int64)}
+    feeds = {port.name: feeds.get(port.name, np.zeros((1, 3), dtype=np.int64)) for port in session.get_inputs()}
+    other = threading.Thread(target=session.run, args=(None, feeds))
+    other.start()
+    other.join(30)
+    session.run(None, feeds)
+    threads = [thread for thread, _ in infers]
+    assert threads[1] == other.ident and threads[2] == here
+    assert infers[2][1] == infers[0][1] != infers[1][1], "each thread its own request, made once"
 
 
 def test_one_model_serves_many_threads(ov_model: NerModel) -> None:
