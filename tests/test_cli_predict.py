@@ -9,6 +9,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -295,17 +296,19 @@ class _CountingModel:
         return [[] for _ in texts]
 
 
-def _records(texts, fail_after: int | None = None, pause: float = 0.0, read_at: list | None = None):
+def _records(texts, fail_after: int | None = None, answered: threading.Event | None = None):
+    """Records of `texts`; with `answered`, each line after the first is read only once the row before it
+    is out (`answered` set), as a producer that waits for each answer would write it."""
     from ner_export.inputs import Record
     from ner_export.runtime import InputError
 
     for i, text in enumerate(texts):
         if fail_after is not None and i == fail_after:
             raise InputError(f"in.txt: cannot read line {i + 1} onwards")
-        if i and pause:
-            time.sleep(pause)
-        if read_at is not None:
-            read_at.append(time.monotonic())
+        if i and answered is not None:
+            if not answered.wait(30):
+                raise AssertionError(f"line {i} was not answered within 30 s while line {i + 1} waited for it")
+            answered.clear()
         yield Record("in.txt", i, i + 1, text, {})
 
 
@@ -313,17 +316,16 @@ def test_a_chunk_closes_after_max_wait_so_slow_input_is_answered_line_by_line() 
     from ner_export.annotate.stream import predict_stream
 
     model, written = _CountingModel(), []
-    stamps: list[float] = []
+    answered = threading.Event()
 
     def write(line: str) -> None:
         written.append(json.loads(line)["text"])
-        stamps.append(time.monotonic())
+        answered.set()
 
-    read_at: list[float] = []
-    records = _records(["a", "b", "c"], pause=0.5, read_at=read_at)
+    # the next line is read only after the row before it is out: only a chunk closed by max_wait gets there
+    records = _records(["a", "b", "c"], answered=answered)
     counts = predict_stream(model, records, write, max_wait=0.05, chunk_size=100)
     assert written == ["a", "b", "c"] and model.calls == [["a"], ["b"], ["c"]]
-    assert stamps[0] < read_at[1] and stamps[1] < read_at[2]  # each row was out before the next line was read
     assert (counts.records, counts.written, counts.skipped) == (3, 3, 0)
     fast = _CountingModel()
     predict_stream(fast, _records([str(i) for i in range(10)]), lambda line: None, chunk_size=4)
