@@ -174,28 +174,35 @@ def neighbour_relatedness(sentences: Sequence[Sentence], seed: int = 0) -> Relat
     )
 
 
-def choose_context(requested: str, documents: int, relatedness: Relatedness | None = None) -> tuple[str, str]:
-    """(context mode, why) for a training file that marks `documents` documents (1 when it has no
-    `-DOCSTART-` line between sentences): `requested` unless it is "auto", which picks "document" when
-    there are at least two documents, or when the unmarked file's neighbouring sentences are clearly
-    related (`relatedness`: news split into sentences), and "none" otherwise."""
+def choose_context(
+    requested: str, documents: int, relatedness: Relatedness | None = None, data_format: str = "conll"
+) -> tuple[str, str]:
+    """(context mode, why) for a training file that marks `documents` documents (1 when nothing divides
+    it: no `-DOCSTART-` line between sentences of a CoNLL file, no two `doc_id`s among a span file's
+    records): `requested` unless it is "auto", which picks "document" when there are at least two
+    documents, or when the unmarked file's neighbouring sentences are clearly related (`relatedness`:
+    news split into sentences), and "none" otherwise. `data_format` ("conll" or "spans") names what
+    marks documents in the reason."""
     if requested not in TRAIN_CONTEXTS:
         raise ValueError(f"context must be one of {', '.join(TRAIN_CONTEXTS)}, got {requested!r}")
     marked = documents > 1
-    found = f"the training file marks {documents} documents with -DOCSTART- lines"
+    if data_format == "spans":
+        found = f"the training file's records name {documents} documents (doc_id)"
+        unmarked = unseparated = "no doc_id divides the training file's records into documents"
+    else:
+        found = f"the training file marks {documents} documents with -DOCSTART- lines"
+        unmarked = "no -DOCSTART- line marks documents"
+        unseparated = "no -DOCSTART- line separates documents in the training file"
     if requested == "auto":
         if marked:
             return "document", f"chosen automatically: {found}, so each sentence is read with its document's neighbours"
         if relatedness is not None and relatedness.related:
             return "document", (
-                "chosen automatically: no -DOCSTART- line marks documents, but consecutive sentences are related "
+                f"chosen automatically: {unmarked}, but consecutive sentences are related "
                 f"({relatedness.describe()}), so each sentence is read with its neighbours"
             )
         measured = f" and consecutive sentences look unrelated ({relatedness.describe()})" if relatedness else ""
-        return "none", (
-            f"chosen automatically: no -DOCSTART- line separates documents in the training file{measured}, "
-            "so each sentence is read alone"
-        )
+        return "none", f"chosen automatically: {unseparated}{measured}, so each sentence is read alone"
     if requested == "document" and not marked:
         return requested, "as asked; the training file marks no documents, so context comes from consecutive sentences"
     return requested, f"as asked; {found}" if marked else "as asked"
@@ -211,7 +218,8 @@ def finetune(config: TrainConfig) -> TrainResult:
     out = Path(config.out)
     _prepare_out(out, config.force)
     data = _read_data(config)
-    context, reason = choose_context(config.context, data.train_documents, data.relatedness)
+    train_format = data.reports["train"].data_format
+    context, reason = choose_context(config.context, data.train_documents, data.relatedness, train_format)
     asked = config
     config = replace(config, context=context)  # from here on the resolved mode, never "auto"
     base = config.base_model or default_base_model()

@@ -292,9 +292,9 @@ def test_finetune_defaults_are_the_library_recipe() -> None:
                 f"--{param.name}: CLI {param.default!r} != TrainConfig {library[field]!r}"
             )
             checked += 1
-    assert (
-        checked == 10
-    )  # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio
+    # epochs, batch size, lr, max length, context, casing, target tokens, grouping, seed, warmup ratio, and the
+    # data reading: data format, offsets, skip bad
+    assert checked == 13
 
 
 def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path) -> None:

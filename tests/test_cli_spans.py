@@ -114,3 +114,38 @@ def test_eval_stops_at_a_bad_record_or_skips_and_lists_it(
     ]
     as_conll = _run("eval", tiny_bundle, "--data", spans, "--data-format", "conll")
     assert as_conll.exit_code == 1 and f"{spans}:1:" in as_conll.stderr  # a JSON line is no CoNLL line
+
+
+def test_finetune_reads_span_files_and_states_what_each_gave(
+    tiny_checkpoint: Path, gold_files: tuple[Path, ...], tmp_path: Path
+) -> None:
+    _, spans, _ = gold_files
+    train = tmp_path / "train.jsonl"
+    records = [json.loads(line) for line in spans.read_text(encoding="utf-8").splitlines()]
+    named = [{**record, "doc_id": f"story {i // 2}"} for i, record in enumerate(records)]
+    lines = [json.dumps(record) for record in named]
+    lines.insert(2, json.dumps({"text": "Paris", "entities": [{"start": 0, "end": 5, "label": "O"}]}))
+    train.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["finetune", "--train", train, "--dev", spans, "--base-model", tiny_checkpoint, "--epochs", 1, "-q"]
+    stopped = _run(*args, "--out", tmp_path / "stopped")
+    assert stopped.exit_code == 1 and len(stopped.stderr.splitlines()) == 1
+    assert stopped.stderr.startswith(f"Error: {train}:3: entities[0]: the label 'O' means outside any entity")
+    assert not (tmp_path / "stopped").exists()
+
+    out = tmp_path / "model"
+    result = _run(*args, "--out", out, "--skip-bad", "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    entities = sum(len(r["entities"]) for r in records)
+    assert result.stderr.splitlines() == [
+        f"skipped {train}:3: entities[0]: the label 'O' means outside any entity; a span's label is an entity type: "
+        f"{lines[2]!r}",
+        f"train data: {train}: spans (entities), 4 records, {entities} entities, 2 document(s); "
+        "1 bad record(s) skipped",
+        f"dev data: {spans}: spans (entities), 4 records, {entities} entities, 1 document(s)",
+    ]
+    reason = "chosen automatically: the training file's records name 2 documents (doc_id), so each sentence is read"
+    assert f"context: document ({reason}" in result.stdout
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert (metrics["data"]["train"]["bad_records"], metrics["data"]["train"]["records"]) == (1, 4)
+    args_used = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
+    assert (args_used["data_format"], args_used["offsets"], args_used["skip_bad"]) == ("auto", "codepoints", True)

@@ -1,11 +1,13 @@
-"""`ner-export finetune`: fine-tune a token-classification model on CoNLL files.
+"""`ner-export finetune`: fine-tune a token-classification model on CoNLL or span files.
 
 torch and transformers load when training starts. The options map one to one onto `TrainConfig`, whose
-refusals are usage errors; the lines printed come from `finetune.summary.train_summary`.
+refusals are usage errors; the lines printed come from `finetune.summary.train_summary`, and what each
+span file gave (records, entities, skipped records) from the reports the checkpoint's metrics.json keeps.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -17,8 +19,10 @@ from ._util import (
     batch_size_option,
     cli,
     config_from_options,
+    echo_data_reports,
     epochs_option,
     force_option,
+    labeled_data_options,
     max_length_option,
     quiet_option,
     reports_user_errors,
@@ -31,7 +35,7 @@ from ._util import (
     "train_file",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Training file (CoNLL).",
+    help="Training file: CoNLL, or a span file (.jsonl, .ndjson, .json; see --data-format).",
 )
 @click.option(
     "--dev",
@@ -66,10 +70,10 @@ from ._util import (
     default=TRAIN_CONTEXTS[0],
     show_default=True,
     type=click.Choice(TRAIN_CONTEXTS),
-    help="document: read each sentence with its neighbours in its document (-DOCSTART- delimits documents; "
-    "without it, consecutive sentences); none: each sentence alone; auto: document when the training file "
-    "marks documents with -DOCSTART- lines, else none. The mode used is printed and stored in the checkpoint "
-    "and the bundle.",
+    help="document: read each sentence with its neighbours in its document (-DOCSTART- lines, or a span "
+    "record's doc_id, delimit documents; without them, consecutive sentences); none: each sentence alone; "
+    "auto: document when the training file marks documents, or when its consecutive sentences are clearly "
+    "related, else none. The mode used is printed and stored in the checkpoint and the bundle.",
 )
 @click.option(
     "--casing/--no-casing",
@@ -102,6 +106,7 @@ from ._util import (
     help="Share of the training steps over which the learning rate rises linearly to --lr.",
 )
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@labeled_data_options("--train, --dev and --test")
 @force_option("Replace a non-empty output directory.")
 @quiet_option
 @reports_user_errors
@@ -122,10 +127,13 @@ def finetune_command(
     seed: int,
     warmup_ratio: float,
     max_train_sentences: int | None,
+    data_format: str,
+    offsets: str,
+    skip_bad: bool,
     force: bool,
     quiet: bool,
 ) -> None:
-    """Fine-tune a token-classification model on CoNLL files."""
+    """Fine-tune a token-classification model on CoNLL or span files."""
     from ner_export.finetune import TrainConfig, finetune
     from ner_export.finetune.summary import train_summary
 
@@ -148,9 +156,14 @@ def finetune_command(
             seed=seed,
             warmup_ratio=warmup_ratio,
             max_train_sentences=max_train_sentences,
+            data_format=data_format,
+            offsets=offsets,
+            skip_bad=skip_bad,
             force=force,
             progress=not quiet,
         )
     )
+    metrics = json.loads((Path(result.out) / "metrics.json").read_text(encoding="utf-8"))
+    echo_data_reports(metrics.get("data", {}))
     for line in train_summary(result):
         click.echo(line)
