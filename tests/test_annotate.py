@@ -285,8 +285,34 @@ def test_crash_between_shards_then_resume(tiny_bundle: Path, tmp_path: Path, mon
     _same_folders(out, full)
 
 
+# `ner-export annotate` whose 4th shard file is written half-way under its hidden name, then waits to be
+# killed (the name of that partial file goes to the path in NER_EXPORT_TEST_HELD)
+HOLD_FOURTH_SHARD = """
+import os, threading
+from pathlib import Path
+import ner_export.annotate.shards as shards
+from ner_export.cli import main
+
+real_write, parts = shards.write_atomic, []
+
+def write_atomic(path, data, **options):
+    if path.parent.name != shards.RECEIPTS:
+        parts.append(path)
+        if len(parts) == 4:
+            partial = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            partial.write_bytes(data[: len(data) // 2])
+            Path(os.environ["NER_EXPORT_TEST_HELD"]).write_text(partial.name)
+            threading.Event().wait(300)
+    real_write(path, data, **options)
+
+shards.write_atomic = write_atomic
+main()
+"""
+
+
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp_path: Path) -> None:
-    """Kill `ner-export annotate` with SIGKILL mid-run; --resume then gives the uninterrupted output."""
+    """Kill `ner-export annotate` with SIGKILL mid-run, while it writes its 4th shard; --resume then gives
+    the uninterrupted output."""
     path = tmp_path / "corpus.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(6000):
@@ -299,10 +325,11 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp
     annotate(_config(tiny_bundle, [path], full, **options))
 
     out = tmp_path / "killed"
+    held = tmp_path / "held"
     command = [
         sys.executable,
-        "-m",
-        "ner_export",
+        "-c",
+        HOLD_FOURTH_SHARD,
         "annotate",
         str(tiny_bundle),
         "--input",
@@ -315,17 +342,19 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tiny_bundle: Path, tmp
         "50",
         "-q",
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"}
-    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NER_EXPORT_TEST_HELD": str(held)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     deadline = time.monotonic() + 120
-    while len(list(out.glob("part-*"))) < 3 and process.poll() is None and time.monotonic() < deadline:
+    while not held.exists():  # the run cannot end: it waits, half of its 4th shard written, to be killed
+        assert process.poll() is None, process.communicate()[1].decode()[-3000:]
+        assert time.monotonic() < deadline, "the run never reached its 4th shard"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == -signal.SIGKILL, stderr.decode()
     visible = sorted(out.glob("part-*"))
-    assert 3 <= len(visible) < 24 and not (out / "_manifest.json").exists()
+    assert len(visible) == 3 and not (out / "_manifest.json").exists()
+    assert [p.name for p in out.glob(".part-*.tmp-*")] == [held.read_text()], "killed mid-write of the 4th shard"
     for part in visible:  # every visible shard is complete: all the rows its receipt counts
         receipt = json.loads((out / "_shards" / f"{part.stem}.json").read_text())
         assert pq.read_table(part).num_rows == receipt["rows_out"] and receipt["rows_out"] + receipt["errors"] == 250
