@@ -25,6 +25,9 @@ This module runs the comparison and holds its command line; the parts are module
 `serve_load_config` (the run's settings, targets and sentences), `serve_load_server` (the server
 process), `serve_load_client` (the load generator), `serve_load_offline` ((c) and (e)),
 `serve_load_sweep` (one configuration's sweep), `serve_load_targets` and `serve_load_report`.
+Three commands of their own sit beside it: `serve_load_soak` (a long mixed load beside idle
+connections), `serve_load_kill` (one of two workers killed under load) and `serve_load_overhead` (the
+server's CPU per request beyond the model).
 """
 
 from __future__ import annotations
