@@ -9,6 +9,7 @@ finetune's so that a student is trained, selected and written exactly like a fin
   costs only the student. The loss is `soft_weight * T^2 * KL(teacher_T || student_T)` over the tokens
   that carry a word, plus `(1 - soft_weight) *` cross-entropy on the gold labels where there are any;
   T^2 keeps the soft part's gradients on the gold part's scale whatever the temperature.
+- Train, dev and test are CoNLL or span files, read as finetune reads them (`runtime.labeled_data`).
 - Raw texts (`--unlabeled`) add rows that only the teacher labels, windowed as the runtime reads text.
 - Batches, optimiser (AdamW, linear warmup and decay, clipping), seeded shuffling, dev F1 after every
   epoch, the best epoch's weights kept and written once, atomically, are finetune's (`_batching`,
@@ -29,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ner_export.runtime.conll import Sentence, read_conll
+from ner_export.runtime.conll import Sentence
 from ner_export.runtime.errors import DataNotFoundError, LabelMismatchError
+from ner_export.runtime.labeled_data import read_labeled
 from ner_export.runtime.manifest import sha256_file
 
 from ._batching import shuffled_batches
@@ -58,6 +60,7 @@ class _RunData:
     test: list[Sentence] | None
     rows: list[DistillRow]
     unlabeled: UnlabeledRows | None
+    reports: dict[str, dict[str, Any]]  # what reading each labelled file used and set aside (counts)
 
 
 def distill(config: DistillConfig) -> DistillResult:
@@ -124,6 +127,7 @@ def distill(config: DistillConfig) -> DistillResult:
         teacher_dev_f1=teachers.records[0].dev_f1,
         epochs=history,
         unlabeled=record["data"]["unlabeled"],
+        data=data.reports,
     )
 
 
@@ -148,6 +152,7 @@ def _run_metrics(
         "dev_sentences": len(data.dev),
         "labels": teachers.labels,
         "epochs": history,
+        "data": data.reports,
         "distillation": record,
     }
 
@@ -164,11 +169,15 @@ def _check_inputs(config: DistillConfig) -> None:
 
 def _read_data(config: DistillConfig, teachers: Teachers, max_length: int) -> _RunData:
     """The run's sentences and rows; LabelMismatchError when a file has labels the teachers lack."""
-    train = read_conll(config.train)
+    files = [("train", config.train), ("dev", config.dev), ("test", config.test)]
+    read = {
+        name: read_labeled(path, config.data_format, config.offsets, config.skip_bad) for name, path in files if path
+    }
+    train = read["train"].sentences
     if config.max_train_sentences:
         train = train[: config.max_train_sentences]
-    dev = read_conll(config.dev)
-    test = read_conll(config.test) if config.test else None
+    dev = read["dev"].sentences
+    test = read["test"].sentences if "test" in read else None
     for name, sentences in (("train", train), ("dev", dev), ("test", test or [])):
         unknown = sorted({t for s in sentences for t in s.tags} - set(teachers.labels))
         if unknown:
@@ -192,7 +201,7 @@ def _read_data(config: DistillConfig, teachers: Teachers, max_length: int) -> _R
             limit=config.max_unlabeled,
         )
         rows = rows + unlabeled.rows
-    return _RunData(train, dev, test, rows, unlabeled)
+    return _RunData(train, dev, test, rows, unlabeled, {name: data.report.counts() for name, data in read.items()})
 
 
 def _provenance(config: DistillConfig, teachers: Teachers, layers: list[int], data: _RunData) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ner_export.runtime.errors import NerExportError
+from ner_export.runtime.labeled_data import DATA_FORMATS
+from ner_export.runtime.span_records import OFFSET_UNITS
 
 LAYER_CHOICES = ("bottom", "even")
 """Named ways to pick a student's layers; `DistillConfig.layer_choice` also takes a list like "0,2,4"."""
@@ -42,6 +44,8 @@ class DistillConfig:
         0 trains on gold labels alone (a truncated teacher, the baseline distillation is measured against).
     unlabeled: a file of raw texts (any format `predict` reads) that only the teacher labels.
     max_length: the training window; None keeps the teacher's.
+    data_format, offsets, skip_bad: how train, dev and test are read, as finetune reads them
+        (`runtime.labeled_data.read_labeled`: CoNLL or span files, by extension unless named).
     """
 
     teachers: tuple[str, ...]
@@ -68,6 +72,9 @@ class DistillConfig:
     max_train_sentences: int | None = None
     force: bool = False
     progress: bool = True
+    data_format: str = "auto"
+    offsets: str = "codepoints"
+    skip_bad: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.teachers, str) or not self.teachers:
@@ -93,6 +100,10 @@ class DistillConfig:
         for name in ("max_unlabeled", "max_train_sentences"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 when given, got {getattr(self, name)}")
+        if self.data_format not in DATA_FORMATS:
+            raise ValueError(f"data_format must be one of {', '.join(DATA_FORMATS)}, got {self.data_format!r}")
+        if self.offsets not in OFFSET_UNITS:
+            raise ValueError(f"offsets must be one of {', '.join(OFFSET_UNITS)}, got {self.offsets!r}")
         explicit = self.explicit_layers
         if explicit is not None and len(explicit) != self.layers:
             raise ValueError(f"layer_choice names {len(explicit)} layers but layers={self.layers}")
@@ -148,6 +159,7 @@ class DistillResult:
     teacher_dev_f1: float | None = None  # the first teacher's best dev F1, from its metrics.json
     epochs: list[dict[str, Any]] = field(default_factory=list)
     unlabeled: dict[str, Any] | None = None  # texts, tokens, windows and skipped records used
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)  # what reading train, dev, test used (counts)
 
     def summary(self) -> list[str]:
         """The lines `ner-export distill` prints: what was kept, the student's scores, the extra texts."""

@@ -4,7 +4,10 @@ A card is YAML front matter (`library_name`, `pipeline_tag: token-classification
 `base_model` and `datasets` when a Hub name is known, `metrics`, and a `model-index` with the dev and
 test F1) followed by Markdown: the labels, the scores, the training recipe, the data read, for bundles
 the int8 accuracy gate's outcome, how to load the model (with the casing warning where it applies),
-and the sha256 of every file beside the card. `huggingface_hub.ModelCard.load(DIR)` parses it.
+and the sha256 of every file beside the card. `huggingface_hub.ModelCard.load(DIR)` parses it. A
+student of `finetune.distill` says what it was distilled from (its config.json's
+`ner_export_distillation`, which export copies into the bundle): the teachers, the layers kept, the
+temperature and the loss weights.
 
 Design trade-offs:
 - Pure text from plain facts (`CardFacts`), standard library only, so finetune, distillation and
@@ -86,6 +89,7 @@ class CardFacts:
     data_notes: tuple[str, ...] = ()
     int8_gate: str | None = None
     datasets: tuple[str, ...] = ()  # Hub ids of the data, where known (`known_dataset`)
+    distilled_from: tuple[str, ...] = ()  # a student's teachers (folder names), the first the one it was cut from
 
     def __post_init__(self) -> None:
         if self.kind not in CARD_KINDS:
@@ -164,6 +168,9 @@ def checkpoint_card_facts(folder: str | Path, name: str | None = None) -> CardFa
     labels = tuple(id2label[k] for k in sorted(id2label, key=int)) if isinstance(id2label, dict) else ()
     data_files = [args.get(split) for split in ("train", "dev", "test")]
     datasets = tuple(dict.fromkeys(hub_id for hub_id in map(known_dataset, data_files) if hub_id))
+    distillation = config.get("ner_export_distillation") or metrics.get("distillation")
+    record: dict[str, Any] = distillation if isinstance(distillation, dict) else {}
+    teachers = [t for t in record.get("teachers", []) if isinstance(t, dict)]
     return CardFacts(
         "checkpoint",
         name or folder.name,
@@ -172,9 +179,10 @@ def checkpoint_card_facts(folder: str | Path, name: str | None = None) -> CardFa
         casing=bool(config.get("ner_export_casing", False)),
         context=str(config.get("ner_export_context", "none") or "none"),
         results=_checkpoint_results(metrics, args),
-        recipe=_recipe_rows(args, metrics),
+        recipe=_recipe_rows(args, metrics) + _distillation_rows(record),
         data_notes=_data_notes(metrics),
         datasets=datasets,
+        distilled_from=tuple(_file_name(t.get("path")) for t in teachers),
     )
 
 
@@ -240,6 +248,28 @@ def _recipe_rows(args: Mapping[str, Any], metrics: Mapping[str, Any]) -> tuple[t
     return tuple(rows)
 
 
+def _distillation_rows(record: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A student's recipe rows: its teachers (with their dev F1), the layers kept, temperature, loss weights."""
+    if not record:
+        return ()
+    teachers = [t for t in record.get("teachers", []) if isinstance(t, dict)]
+    shown = [
+        _file_name(t.get("path")) + (f" (dev F1 {t['dev_f1']:.4f})" if isinstance(t.get("dev_f1"), float) else "")
+        for t in teachers
+    ]
+    rows = [("distilled from", ", ".join(shown) or "unknown")]
+    for key, label in (
+        ("layers_kept", "teacher layers kept"),
+        ("temperature", "temperature"),
+        ("soft_weight", "soft (teacher) loss weight"),
+        ("gold_weight", "gold-label loss weight"),
+    ):
+        value = record.get(key)
+        if value is not None:
+            rows.append((label, ", ".join(map(str, value)) if isinstance(value, list) else str(value)))
+    return tuple(rows)
+
+
 def _data_notes(metrics: Mapping[str, Any]) -> tuple[str, ...]:
     data = metrics.get("data")
     if not isinstance(data, dict):
@@ -267,6 +297,7 @@ def _yaml_string(value: str) -> str:
 def _front_matter(facts: CardFacts) -> str:
     lines = ["---", f"library_name: {facts.library_name}", "pipeline_tag: token-classification", "tags:"]
     tags = ["token-classification", "ner", "ner-export"] + (["onnx"] if facts.kind == "bundle" else [])
+    tags += ["knowledge-distillation"] if facts.distilled_from else []
     lines += [f"- {_yaml_string(t)}" for t in tags]
     base = hub_model_id(facts.base_model)
     if base:
@@ -305,9 +336,12 @@ def _model_index_result(result: CardResult, datasets: Sequence[str]) -> list[str
 
 
 def _introduction(facts: CardFacts) -> str:
-    what = "int8 ONNX bundle" if facts.kind == "bundle" else "fine-tuned checkpoint"
+    what = "int8 ONNX bundle" if facts.kind == "bundle" else "distilled checkpoint" if facts.distilled_from else ""
+    what = what or "fine-tuned checkpoint"
     base = hub_model_id(facts.base_model) or (PurePath(facts.base_model).name if facts.base_model else "")
     source = f", fine-tuned from `{base}`" if base else ""
+    if facts.distilled_from:
+        source = ", distilled from " + ", ".join(f"`{teacher}`" for teacher in facts.distilled_from)
     title = " ".join(facts.name.split())  # a heading is one line
     return (
         f"# {title}\n\nA named entity recognition model ({what}){source}, made with ner-export. It finds "

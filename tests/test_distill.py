@@ -261,3 +261,35 @@ def test_bad_inputs_give_one_clear_line(teacher: Path, tiny_bundle: Path, conll_
     assert not (tmp_path / "out").exists()
     usage = _cli("distill", "--train", conll_file, "--dev", conll_file, "--out", tmp_path / "out", "--layers", 1)
     assert usage.exit_code == 2 and "name a teacher checkpoint" in usage.output
+
+
+def test_the_students_card_parses_and_says_it_was_distilled(student: Path, teacher: Path) -> None:
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+
+    card = huggingface_hub.ModelCard.load(student / "README.md")
+    assert card.data.model_name == student.name and "knowledge-distillation" in card.data.tags
+    assert f"(distilled checkpoint), distilled from `{teacher.name}`" in card.text
+    assert "| teacher layers kept | 0 |" in card.text
+    assert {r.dataset_split for r in card.data.eval_results} == {"validation", "test"}
+
+
+def test_a_student_learns_from_span_files_skipping_bad_records(teacher: Path, conll_file: Path, tmp_path: Path) -> None:
+    spans = tmp_path / "train.jsonl"
+    assert _cli("convert", conll_file, spans).exit_code == 0
+    lines = spans.read_text(encoding="utf-8").splitlines()
+    lines.insert(1, "not json")
+    spans.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    args = ["distill", teacher, "--train", spans, "--dev", conll_file, "--layers", 1, "--epochs", 1, "-q"]
+    _one_line_error(_cli(*args, "--out", tmp_path / "stopped"), f"{spans}:2: not valid JSON")
+    result = _cli(*args, "--out", tmp_path / "student", "--skip-bad")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        f"skipped {spans}:2: not valid JSON (Expecting value at column 1): 'not json'",
+        f"train data: {spans}: spans (entities), 4 records, 10 entities, 1 document(s); 1 bad record(s) skipped",
+    ]
+    assert "student kept teacher layers 0" in result.stdout
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["data"]["train"]["bad_records"] == 1 and metrics["data"]["dev"]["data_format"] == "conll"
+    assert "- train: train.jsonl, 4 records, 10 entities, 1 bad record(s) skipped" in (
+        tmp_path / "student" / "README.md"
+    ).read_text(encoding="utf-8")

@@ -164,3 +164,35 @@ def test_facts_check_themselves() -> None:
         CardFacts("bundle", "", ())
     with pytest.raises(ValueError, match="split must be one of dev, test"):
         CardResult("train", "t.txt", 0.5)
+
+
+def test_a_students_card_says_what_it_was_distilled_from(tmp_path: Path) -> None:
+    folder = _checkpoint(tmp_path / "student", casing=False)
+    record = {
+        "teachers": [
+            {"path": "/models/teacher-a", "weights_sha256": {}, "layers": 6, "dev_f1": 0.91234},
+            {"path": "/models/teacher-b", "weights_sha256": {}, "layers": 6, "dev_f1": None},
+        ],
+        "layers_kept": [0, 1, 2],
+        "temperature": 2.0,
+        "soft_weight": 0.5,
+        "gold_weight": 0.5,
+    }
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    (folder / "config.json").write_text(json.dumps({**config, "ner_export_distillation": record}), encoding="utf-8")
+    facts = checkpoint_card_facts(folder)
+    assert facts.distilled_from == ("teacher-a", "teacher-b")
+    write_model_card(folder, facts)
+    card = _load(folder)
+    assert "knowledge-distillation" in card.data.tags
+    text = card.text
+    assert "(distilled checkpoint), distilled from `teacher-a`, `teacher-b`" in text
+    assert "| distilled from | teacher-a (dev F1 0.9123), teacher-b |" in text
+    assert "| teacher layers kept | 0, 1, 2 |" in text and "| temperature | 2.0 |" in text
+    assert "| soft (teacher) loss weight | 0.5 |" in text and "/models/" not in text
+    # the record is read from metrics.json too, where config.json lacks it (and a plain checkpoint has neither)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert checkpoint_card_facts(folder).distilled_from == ()
+    metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "distillation": record}), encoding="utf-8")
+    assert checkpoint_card_facts(folder).distilled_from == ("teacher-a", "teacher-b")

@@ -3,7 +3,8 @@
 torch and transformers load when distillation starts. The options map one to one onto `DistillConfig`,
 whose refusals are usage errors; problems found in the teachers or the data (a bundle given as a
 teacher, teachers that label differently, a student as deep as its teacher, a missing file) are one
-line and exit status 1. The lines printed come from `DistillResult.summary`.
+line and exit status 1. The lines printed come from `DistillResult.summary`; what each span file gave
+(records, entities, skipped records) goes to stderr.
 """
 
 from __future__ import annotations
@@ -16,16 +17,18 @@ from ._util import (
     batch_size_option,
     cli,
     config_from_options,
+    echo_data_reports,
     epochs_option,
     force_option,
     input_format_option,
+    labeled_data_options,
     max_length_option,
     quiet_option,
     reports_user_errors,
     text_field_option,
 )
 
-_CONLL_FILE = click.Path(dir_okay=False, path_type=Path)
+_DATA_FILE = click.Path(dir_okay=False, path_type=Path)
 
 
 @cli.command("distill")
@@ -37,9 +40,15 @@ _CONLL_FILE = click.Path(dir_okay=False, path_type=Path)
     type=click.Path(path_type=Path),
     help="Another teacher checkpoint (repeatable): the teachers' token probabilities are averaged.",
 )
-@click.option("--train", "train_file", required=True, type=_CONLL_FILE, help="Training file (CoNLL).")
-@click.option("--dev", "dev_file", required=True, type=_CONLL_FILE, help="Dev file; picks the best epoch.")
-@click.option("--test", "test_file", type=_CONLL_FILE, help="Optional test file, scored once at the end.")
+@click.option(
+    "--train",
+    "train_file",
+    required=True,
+    type=_DATA_FILE,
+    help="Training file: CoNLL, or a span file (.jsonl, .ndjson, .json; see --data-format).",
+)
+@click.option("--dev", "dev_file", required=True, type=_DATA_FILE, help="Dev file; picks the best epoch.")
+@click.option("--test", "test_file", type=_DATA_FILE, help="Optional test file, scored once at the end.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Student checkpoint directory to write.")
 @click.option(
     "--layers",
@@ -93,6 +102,7 @@ _CONLL_FILE = click.Path(dir_okay=False, path_type=Path)
     help="Share of the training steps over which the learning rate rises linearly to --lr.",
 )
 @click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@labeled_data_options("--train, --dev and --test")
 @force_option("Replace a non-empty output directory.")
 @quiet_option
 @reports_user_errors
@@ -118,6 +128,9 @@ def distill_command(
     seed: int,
     warmup_ratio: float,
     max_train_sentences: int | None,
+    data_format: str,
+    offsets: str,
+    skip_bad: bool,
     force: bool,
     quiet: bool,
 ) -> None:
@@ -154,9 +167,13 @@ def distill_command(
             seed=seed,
             warmup_ratio=warmup_ratio,
             max_train_sentences=max_train_sentences,
+            data_format=data_format,
+            offsets=offsets,
+            skip_bad=skip_bad,
             force=force,
             progress=not quiet,
         )
     )
+    echo_data_reports(result.data)
     for line in result.summary():
         click.echo(line)
