@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_cli import _one_line_error, _run
 
 from ner_export.cli import cli
@@ -88,6 +89,7 @@ def test_eval_takes_predicts_aggregation_word_split_and_decoding(
     the option reaches the model. `simple` is `first` for words; the words are the file's under either split."""
     from ner_export.finetune import Sentence, write_conll
     from ner_export.runtime import NerModel
+    from ner_export.runtime.labels import entity_scores
 
     words = [text.split() for text in EVAL_SENTENCES]
     for decoding in ("constrained", "argmax"):
@@ -107,4 +109,16 @@ def test_eval_takes_predicts_aggregation_word_split_and_decoding(
         assert all(f1[a, "pipeline"] == f1[a, "text"] for a in ("first", "average", "max", "simple"))
     refused = _run("eval", tiny_checkpoint, "--data", data, "--aggregation", "average")
     assert refused.exit_code == 2 and "a checkpoint is scored by each word's first token" in refused.output
-    assert _run("eval", tiny_checkpoint, "--data", data, "--aggregation", "simple").exit_code == 0
+    # `simple` on a checkpoint is its first-token scoring: the same report, the F1 of the fp32 graph's tags
+    # (which are PyTorch's), decoded alike
+    scores = {}
+    for aggregation in ("simple", "first"):
+        out = tmp_path / f"checkpoint-{aggregation}.json"
+        result = _run("eval", tiny_checkpoint, "--data", data, "--aggregation", aggregation, "--json", out)
+        assert result.exit_code == 0, result.output
+        scores[aggregation] = (result.output, json.loads(out.read_text())["f1"])
+    assert scores["simple"] == scores["first"]
+    fp32_tags = NerModel.load(tiny_bundle, precision="fp32").predict_words(words)
+    expected = entity_scores(tags, fp32_tags).f1
+    assert 0 < expected < 1 and scores["simple"][1] == pytest.approx(expected)
+    assert f"entity-level micro F1: {expected:.4f}" in scores["simple"][0]
