@@ -16,9 +16,27 @@ Ray Serve application (`ner-export serve --engine ray`; the `ray` extra); it is 
 this package never needs Ray.
 """
 
-from .app import create_app
-from .server import run
-from .service import Service
-from .settings import ServeSettings
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .server import run
+    from .service import Service
+    from .settings import ServeSettings
 
 __all__ = ["create_app", "run", "ServeSettings", "Service"]
+
+# Each public name loads its module on first use, so `ner_export.serve.settings` (the option choices the
+# CLI offers) imports without fastapi and uvicorn.
+_HOMES = {"create_app": ".app", "run": ".server", "Service": ".service", "ServeSettings": ".settings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name], __name__), name)
+    globals()[name] = value
+    return value

@@ -18,11 +18,10 @@ from typing import Any
 
 from .ray_options import RayOptions, split_settings
 from .server import run
-from .settings import ServeSettings
+from .settings import ENGINES, ServeSettings
 
 __all__ = ["ENGINES", "ServeLaunch", "launch"]
 
-ENGINES = ("local", "ray")  # this process (uvicorn), or a Ray Serve application
 _RAY_ONLY = ("address", *(f.name for f in fields(RayOptions)))  # in the order the refusal names them
 
 

@@ -15,7 +15,10 @@ from ner_export.runtime.checks import require_positive_int
 from ner_export.runtime.decoding import STRATEGIES
 from ner_export.runtime.manifest import BACKENDS
 
-__all__ = ["ServeSettings"]
+ENGINES = ("local", "ray")  # this process (uvicorn), or a Ray Serve application
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+__all__ = ["ENGINES", "LOG_LEVELS", "ServeSettings"]
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,8 @@ class ServeSettings:
                 f"max_client_batch_size={self.max_client_batch_size} exceeds max_queued_texts={self.max_queued_texts}: "
                 "such a request could never be queued"
             )
-        if self.log_level not in ("critical", "error", "warning", "info", "debug"):
-            raise ValueError(f"log_level={self.log_level!r} is not one of critical, error, warning, info, debug")
+        if self.log_level not in LOG_LEVELS:
+            raise ValueError(f"log_level={self.log_level!r} is not one of {', '.join(LOG_LEVELS)}")
 
     @classmethod
     def from_kwargs(cls, settings: ServeSettings | None = None, **overrides: Any) -> ServeSettings:

@@ -298,7 +298,8 @@ def test_server_process_has_no_torch(server: Server) -> None:
 def test_serve_package_imports_only_the_runtime() -> None:
     code = (
         "import sys\n"
-        "import ner_export.serve\n"
+        "from ner_export.serve import ServeSettings, Service, create_app, run\n"
+        "from ner_export.serve.launch import launch\n"
         "ours = sorted({m.split('.')[1] for m in sys.modules if m.startswith('ner_export.') and m.count('.') >= 1})\n"
         "heavy = [m for m in ('torch', 'transformers', 'optimum') if m in sys.modules]\n"
         "print(','.join(ours), '|', ','.join(heavy))\n"

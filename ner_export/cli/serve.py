@@ -2,9 +2,8 @@
 
 The options' defaults are `ServeSettings`' (a test checks them against each other). Which engine takes
 which option is `serve.launch`'s business; it is imported inside the command with fastapi and the
-serving stack (ray only for `--engine ray`), so no other command needs them. For the same reason the
-engine and log-level choices are spelled out here: the serve package, which checks them again,
-cannot be imported without fastapi.
+serving stack (ray only for `--engine ray`), so no other command needs them. The engine and log-level
+choices come from `serve.settings`, which imports neither.
 """
 
 from __future__ import annotations
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+
+from ner_export.serve.settings import ENGINES, LOG_LEVELS
 
 from ._util import (
     address_option,
@@ -29,9 +30,6 @@ from ._util import (
     threads_option,
     word_split_option,
 )
-
-ENGINES = ("local", "ray")
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 def parse_json_object(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
