@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import needs_torch
 
 from ner_export.cli import cli
+from ner_export.runtime import NerModel
+from ner_export.runtime.labels import entity_scores
+from ner_export.runtime.manifest import sha256_file
 
 
 def _run(*args: str, input: str | bytes | None = None):
     return CliRunner().invoke(cli, [str(a) for a in args], input=input)
+
+
+def _conll(path: Path) -> tuple[list[list[str]], list[list[str]]]:
+    """The words and the gold tags of a CoNLL file's sentences."""
+    from ner_export.runtime.conll import read_conll
+
+    sentences = read_conll(path)
+    return [list(s.words) for s in sentences], [list(s.tags) for s in sentences]
 
 
 def _one_line_error(result, contains: str) -> None:
@@ -124,7 +136,6 @@ def test_eval_bundle_and_checkpoint(tiny_bundle: Path, tiny_checkpoint: Path, co
     """eval scores the model's own tags against the file's: the runtime's for a bundle, PyTorch's for a
     checkpoint. On a file tagged with the model's own predictions it must report a perfect score."""
     from ner_export.finetune import Sentence, checkpoint_context, load_checkpoint, read_conll, tag_words, write_conll
-    from ner_export.runtime import NerModel
     from ner_export.runtime.labels import entity_report
 
     sentences = read_conll(conll_file)
@@ -208,7 +219,25 @@ def test_bench_command_small(tiny_bundle: Path, tiny_checkpoint: Path, conll_fil
         "-q",
     )
     assert result.exit_code == 0, result.output
-    assert (out / "bench.json").is_file() and (out / "bench.md").is_file() and (out / "bench.png").is_file()
+    assert f"results written to {out / 'bench.json'}, {out / 'bench.md'}, {out / 'bench.png'}" in result.output
+    data = json.loads((out / "bench.json").read_text(encoding="utf-8"))
+    words, gold = _conll(conll_file)
+    assert data["dataset"] == {
+        "path": str(conll_file),
+        "sentences": len(words),
+        "tokens": sum(len(w) for w in words),
+        "sha256": sha256_file(conll_file),
+    }
+    assert data["settings"]["latency_sentences"] == 4 and data["settings"]["context"] == "none"
+    measured = data["systems"]
+    assert all(row["cold_start_s"] is None for row in measured.values()), "--no-cold-start"
+    tags = NerModel.load(tiny_bundle).predict_words(words)
+    assert measured["runtime_int8"]["f1_presplit"] == pytest.approx(entity_scores(gold, tags).f1)
+    table = (out / "bench.md").read_text(encoding="utf-8")
+    for name, row in measured.items():  # the Markdown table shows the JSON's F1s
+        raw = "n/a" if row["f1_rawtext"] is None else f"{row['f1_rawtext']:.4f}"
+        assert f"| {name} | {row['f1_presplit']:.4f} | {raw} |" in table, name
+    assert (out / "bench.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     _one_line_error(
         _run("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", tmp_path / "absent.txt", "-q"),
         "absent.txt",
@@ -276,6 +305,27 @@ def test_console_script_prints_usage_errors_as_one_line(tiny_bundle: Path) -> No
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_finetune_context_auto_reads_conll2003_as_documents(
+    tiny_checkpoint: Path, conll_file: Path, tmp_path: Path
+) -> None:
+    """CoNLL-2003's train.txt marks no documents, yet it is news cut into sentences: `--context auto` trains
+    with document context (the whole file measured, 64 of its sentences trained on), says why, and the
+    checkpoint records it."""
+    train = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "conll2003" / "train.txt"
+    if not train.is_file():
+        pytest.skip(f"CoNLL-2003 is not at {train} (it is not redistributable; see shared/README.md)")
+    out = tmp_path / "model"
+    args = ["--base-model", tiny_checkpoint, "--epochs", 1, "--max-train-sentences", 64, "--max-length", 32, "-q"]
+    result = _run("finetune", "--train", train, "--dev", conll_file, "--out", out, *args)
+    assert result.exit_code == 0, result.output
+    reason = "chosen automatically: no -DOCSTART- line marks documents, but consecutive sentences are related"
+    assert f"context: document ({reason}" in result.output, result.output
+    recorded = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
+    assert (recorded["context"], recorded["context_chosen"]) == ("auto", "document")
+    assert recorded["context_reason"].startswith(reason)
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["ner_export_context"] == "document"
+
+
 def test_finetune_defaults_are_the_library_recipe() -> None:
     """The CLI repeats TrainConfig's defaults for --help; they must not drift apart."""
     from dataclasses import fields
@@ -299,8 +349,6 @@ def test_finetune_defaults_are_the_library_recipe() -> None:
 
 def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkpoint: Path, conll_file: Path) -> None:
     """The random tiny model has invalid argmax sequences, so the two decodings give different output."""
-    from ner_export.runtime import NerModel
-
     texts = [
         "Maria Lopez works for Reuters in London, said the minister on Monday.",
         "The Bank of Tokyo and the French company agreed in Berlin.",
@@ -319,8 +367,12 @@ def test_decoding_option_reaches_predict_and_eval(tiny_bundle: Path, tiny_checkp
         _run("predict", tiny_bundle, *texts, "--decoding", "argmax").output
         != _run("predict", tiny_bundle, *texts).output
     )
-    for target in (tiny_bundle, tiny_checkpoint):
-        assert _run("eval", target, "--data", conll_file, "--decoding", "argmax").exit_code == 0
+    words, gold = _conll(conll_file)
+    for target, precision in ((tiny_bundle, "int8"), (tiny_checkpoint, "fp32")):  # fp32: the graph PyTorch's equals
+        scored = _run("eval", target, "--data", conll_file, "--decoding", "argmax")
+        assert scored.exit_code == 0, scored.output
+        tags = NerModel.load(tiny_bundle, precision=precision, decoding="argmax").predict_words(words)
+        assert f"entity-level micro F1: {entity_scores(gold, tags).f1:.4f}" in scored.output, scored.output
     assert _run("predict", tiny_bundle, "x", "--decoding", "viterbi").exit_code != 0
 
 
