@@ -31,6 +31,9 @@ leaves (`export.config`, `export.int8_attempt`, `export.quantize` and its rewrit
 `export.decoding_outputs`), then `export.validate`, then `export.gate` and `export.openvino_int8`, then
 this one.
 
+The last file written is the model card, README.md (`export.bundle_card`), after bundle.json: it lists
+the sha256 of every other file, and bundle.json does not list it.
+
 Nothing reaches the destination until the graphs are validated against the PyTorch model: the bundle is
 built in a temporary sibling directory, checked, and only then renamed into place, so an interrupted,
 failed or refused export leaves the previous bundle (or nothing) behind, never a half-written one.
@@ -66,6 +69,7 @@ from ner_export.runtime.manifest import (
 )
 from ner_export.runtime.session import first_line
 
+from .bundle_card import write_bundle_card
 from .config import ExportConfig
 from .decoding_outputs import add_decoding_outputs
 from .fusion import convert_to_fp16, fuse_with_onnxruntime, graph_opset
@@ -210,6 +214,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         report = validator.report(gate.attempts, gate.tags, gate.limit, gate.calibration, outcome.to_dict())
         final = replace(base, graphs=tuple(graphs), files=_file_hashes(tmp), validation=report.to_dict())
         final.write(tmp)
+        write_bundle_card(tmp, model_dir, out.name, final, report)  # last: it hashes every other file
         sizes = {name: round((tmp / name).stat().st_size / 1e6, 2) for name in final.files}
     return ExportResult(str(out), final, report, sizes)
 

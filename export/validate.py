@@ -7,9 +7,11 @@ the int8 accuracy gate (`export.gate`) measures each int8 graph against, and at 
 manifest's `validation` record.
 
 Design choices:
-- Sentences come from `--validate-data`, else the checkpoint's `validation_sample.conll` (dev data
-  written by `finetune`), else the packaged sample; never from test data. Up to 1000 by default: on a
-  few hundred sentences one entity is worth ~0.3 F1 points, so noise alone could trip the gate.
+- Sentences come from `--validate-data` (a CoNLL or span file, `runtime.labeled_data`), else the
+  checkpoint's `validation_sample.conll` (dev data written by `finetune`), else the packaged sample;
+  never from test data. What reading the file used and skipped is recorded with the measurements. Up
+  to 1000 by default: on a few hundred sentences one entity is worth ~0.3 F1 points, so noise alone
+  could trip the gate.
 - Tagging goes through the real runtime (`NerModel.predict_words`): windows, word aggregation and
   document context exactly as users get them.
 - Of the package it reads only the leaves `ExportConfig` (`export.config`) and `Int8Attempt`
@@ -26,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from ner_export.runtime.conll import Sentence
 from ner_export.runtime.errors import ValidationError
+from ner_export.runtime.labeled_data import LabeledData, read_labeled
 from ner_export.runtime.labels import entity_scores, is_iob_label_set
 from ner_export.runtime.manifest import BundleManifest
 from ner_export.runtime.model import NerModel
@@ -34,7 +38,7 @@ from ner_export.runtime.model import NerModel
 from .config import ExportConfig
 from .int8_attempt import Int8Attempt
 
-__all__ = ["BundleValidator", "ValidationReport", "validation_sentences", "word_agreement"]
+__all__ = ["BundleValidator", "ValidationReport", "validation_data", "validation_sentences", "word_agreement"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class ValidationReport:
     int8_calibration: dict[str, Any] = field(default_factory=dict)  # data and sentences of static scales
     int8_attempts: tuple[dict[str, Any], ...] = field(default_factory=tuple)
     openvino: dict[str, Any] = field(default_factory=dict)  # the OpenVINO graph: shipped or why not, its F1
+    data_report: dict[str, Any] = field(default_factory=dict)  # what reading `data` used (DataReport.counts())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -65,17 +70,28 @@ class ValidationReport:
         return data
 
 
-def validation_sentences(model_dir: Path, data: str | None, limit: int) -> tuple[str, list[Any]]:
-    """The sentences to validate on: `data`, else the checkpoint's dev sample, else the packaged sample."""
-    from ner_export.finetune import DEV_SAMPLE_NAME, read_conll
+def validation_data(
+    model_dir: Path, data: str | None, data_format: str = "auto", offsets: str = "codepoints", skip_bad: bool = False
+) -> tuple[str, LabeledData]:
+    """The data to validate on and its path: `data` (a CoNLL or span file, read as `read_labeled` reads
+    it), else the checkpoint's dev sample, else the packaged sample (both CoNLL)."""
+    from ner_export.finetune import DEV_SAMPLE_NAME
 
     if data:
-        path = Path(data)
-    elif (model_dir / DEV_SAMPLE_NAME).is_file():
+        return data, read_labeled(data, data_format, offsets, skip_bad)
+    if (model_dir / DEV_SAMPLE_NAME).is_file():
         path = model_dir / DEV_SAMPLE_NAME
     else:
         path = Path(str(resources.files("ner_export.finetune") / "sample" / "dev.txt"))
-    return str(path), read_conll(path)[:limit]
+    return str(path), read_labeled(path, "conll")
+
+
+def validation_sentences(
+    model_dir: Path, data: str | None, limit: int, data_format: str = "auto", offsets: str = "codepoints"
+) -> tuple[str, list[Sentence]]:
+    """The first `limit` sentences to validate on (`validation_data`) and where they come from."""
+    source, labeled = validation_data(model_dir, data, data_format, offsets)
+    return source, labeled.sentences[:limit]
 
 
 def _max_logits_diff(model: Any, tokenizer: Any, graph: Path, words: list[list[str]], max_length: int) -> float:
@@ -124,7 +140,11 @@ class BundleValidator:
     def __init__(self, model_dir: Path, config: ExportConfig) -> None:
         from ner_export.finetune import load_checkpoint
 
-        self.source, sentences = validation_sentences(Path(model_dir), config.validate_data, config.validate_sentences)
+        self.source, data = validation_data(
+            Path(model_dir), config.validate_data, config.data_format, config.offsets, config.skip_bad
+        )
+        self.data_report = data.report.counts()
+        sentences = data.sentences[: config.validate_sentences]
         self.words = [list(s.words) for s in sentences]
         self.gold = [list(s.tags) for s in sentences]
         self.documents = [s.document for s in sentences]
@@ -208,6 +228,7 @@ class BundleValidator:
             int8_calibration=calibration,
             int8_attempts=tuple(a.to_dict() for a in attempts),
             openvino=dict(openvino or {}),
+            data_report=self.data_report,
         )
 
     def tags(self, bundle_dir: Path, precision: str, backend: str = "onnxruntime") -> list[list[str]]:

@@ -149,3 +149,22 @@ def test_finetune_reads_span_files_and_states_what_each_gave(
     assert (metrics["data"]["train"]["bad_records"], metrics["data"]["train"]["records"]) == (1, 4)
     args_used = json.loads((out / "training_args.json").read_text(encoding="utf-8"))
     assert (args_used["data_format"], args_used["offsets"], args_used["skip_bad"]) == ("auto", "codepoints", True)
+
+
+def test_export_validates_on_a_span_file(tiny_checkpoint: Path, gold_files: tuple[Path, ...], tmp_path: Path) -> None:
+    _, spans, _ = gold_files
+    data = tmp_path / "validation.json"  # a JSON array, Label Studio's container, with one bad record
+    records = [json.loads(line) for line in spans.read_text(encoding="utf-8").splitlines()]
+    data.write_text(json.dumps([*records[:2], {"text": "Paris"}, *records[2:]], indent=1), encoding="utf-8")
+    args = ["export", tiny_checkpoint, "--validate-data", data, "--no-openvino", "-q"]
+    stopped = _run(*args, "-o", tmp_path / "stopped")
+    assert stopped.exit_code == 1 and "record 3: no 'entities' field" in stopped.stderr
+    assert len(stopped.stderr.splitlines()) == 1 and not (tmp_path / "stopped").exists()
+    result = _run(*args, "-o", tmp_path / "bundle", "--skip-bad")
+    assert result.exit_code == 0, result.output
+    err = result.stderr.splitlines()
+    assert err[0].startswith(f"skipped {data}:") and "record 3: no 'entities' field" in err[0]
+    assert err[1].startswith(f"validation data: {data}: spans (entities), 4 records,")
+    assert err[1].endswith("; 1 bad record(s) skipped") and "validated on 4 sentences" in result.stdout
+    validation = json.loads((tmp_path / "bundle" / "bundle.json").read_text(encoding="utf-8"))["validation"]
+    assert validation["data_report"]["bad_records"] == 1 and validation["sentences"] == 4

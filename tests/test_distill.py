@@ -293,3 +293,23 @@ def test_a_student_learns_from_span_files_skipping_bad_records(teacher: Path, co
     assert "- train: train.jsonl, 4 records, 10 entities, 1 bad record(s) skipped" in (
         tmp_path / "student" / "README.md"
     ).read_text(encoding="utf-8")
+
+
+def test_a_students_bundle_card_says_it_was_distilled(
+    student: Path, teacher: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+    from ner_export.export.bundle_card import write_bundle_card
+    from ner_export.export.validate import ValidationReport
+    from ner_export.runtime import BundleManifest
+
+    manifest = BundleManifest.read(tiny_bundle)  # any bundle's measurements: the card tells them as given
+    report = ValidationReport(**manifest.validation)
+    (tmp_path / "model_int8.onnx").write_bytes(b"graph")
+    write_bundle_card(tmp_path, student, "student-bundle", manifest, report)
+    card = huggingface_hub.ModelCard.load(tmp_path / "README.md")
+    assert "knowledge-distillation" in card.data.tags and "onnx" in card.data.tags
+    assert f"(int8 ONNX bundle), distilled from `{teacher.name}`" in card.text
+    test_f1 = json.loads((student / "metrics.json").read_text(encoding="utf-8"))["test"]["f1"]
+    assert f"| checkpoint test F1 (PyTorch) | {test_f1:.4f} on " in card.text
+    assert [r.dataset_split for r in card.data.eval_results] == ["validation"]  # the gate's score, not PyTorch's

@@ -511,3 +511,36 @@ def test_max_length_beyond_the_models_positions_is_refused(
     with pytest.raises(ExportError, match=r"--max-length 1000 is more than the 128 token positions the model has"):
         export_bundle(config)
     assert not out.exists()
+
+
+def test_the_bundle_has_a_model_card_listing_the_gate_and_every_file(tiny_bundle: Path, conll_file: Path) -> None:
+    huggingface_hub = pytest.importorskip("huggingface_hub")
+
+    manifest = BundleManifest.read(tiny_bundle)
+    validation = manifest.validation
+    card = huggingface_hub.ModelCard.load(tiny_bundle / "README.md")
+    assert card.data.library_name == "ner-export" and "onnx" in card.data.tags
+    [result] = card.data.eval_results
+    assert (result.dataset_split, result.metric_type) == ("validation", "f1")
+    assert result.metric_value == round(validation["int8_f1"], 4) and result.dataset_name == conll_file.name
+    text = card.text
+    assert "(int8 ONNX bundle)" in text and "| PER | `B-PER`, `I-PER` |" in text
+    gate = text.split("## Int8 accuracy gate")[1].split("##")[0]
+    assert f"Measured on 4 sentences ({validation['words']} words) of `{conll_file.name}`" in gate
+    assert f"int8 {validation['int8_f1']:.4f} (configuration `requested`" in gate and "| requested |" in gate
+    assert f'NerModel.load("{tiny_bundle.name}")' in text and "**Casing:**" not in text
+    for name in [*manifest.files, MANIFEST_NAME]:  # the manifest too: the card is written after it
+        assert f"| `{name}` | `{sha256_file(tiny_bundle / name)}` |" in text
+    assert "README.md" not in manifest.files  # the manifest cannot hold the hash of a file holding its hash
+    assert NerModel.load(tiny_bundle).predict(["John Smith lives in Paris ."]) is not None
+
+
+def test_an_edited_card_leaves_the_bundle_valid_and_a_casing_bundle_warns(
+    tiny_bundle: Path, casing_bundle: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    (copy / "README.md").write_text("---\nlicense: mit\n---\n# edited on the Hub\n", encoding="utf-8")
+    assert len(NerModel.load(copy).predict(["Maria Lopez works in London ."])) == 1
+    casing_card = (casing_bundle / "README.md").read_text(encoding="utf-8")
+    assert "**Casing:**" in casing_card and "token_type_ids" in casing_card

@@ -2,7 +2,8 @@
 
 The export stack (torch, transformers, optimum) is imported inside the command. The options map one
 to one onto `ExportConfig`, whose refusals are usage errors; the lines printed come from
-`export.summary.export_summary`, so this module only parses and prints.
+`export.summary.export_summary`, so this module only parses and prints; what a span file given to
+`--validate-data` gave (records, entities, skipped records) goes to stderr.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ import click
 
 from ner_export.runtime.manifest import CALIBRATIONS, INT8_ACTIVATIONS, INT8_EMBEDDINGS
 
-from ._util import cli, config_from_options, force_option, max_length_option, quiet_option, reports_user_errors
+from ._util import (
+    cli,
+    config_from_options,
+    echo_data_reports,
+    force_option,
+    labeled_data_options,
+    max_length_option,
+    quiet_option,
+    reports_user_errors,
+)
 
 
 @cli.command("export")
@@ -23,7 +33,7 @@ from ._util import cli, config_from_options, force_option, max_length_option, qu
 @click.option(
     "--validate-data",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="CoNLL file to validate on [default: the checkpoint's dev sample].",
+    help="CoNLL or span file to validate on (see --data-format) [default: the checkpoint's dev sample].",
 )
 @click.option(
     "--validate-sentences",
@@ -102,6 +112,7 @@ from ._util import cli, config_from_options, force_option, max_length_option, qu
     help="Let the OpenVINO graph's non-int8 parts run in bf16 when this CPU has bf16 and it is measured "
     "within --max-f1-drop (else f32; runtimes on CPUs without bf16 always compute f32).",
 )
+@labeled_data_options("--validate-data")
 @quiet_option
 @reports_user_errors
 def export_command(
@@ -122,6 +133,9 @@ def export_command(
     max_length: int | None,
     openvino: bool | None,
     openvino_bf16: bool,
+    data_format: str,
+    offsets: str,
+    skip_bad: bool,
     quiet: bool,
 ) -> None:
     """Export MODEL_DIR (a fine-tuned checkpoint) to a validated int8 ONNX bundle."""
@@ -148,8 +162,12 @@ def export_command(
             max_length=max_length,
             openvino=openvino,
             openvino_bf16=openvino_bf16,
+            data_format=data_format,
+            offsets=offsets,
+            skip_bad=skip_bad,
             progress=not quiet,
         )
     )
+    echo_data_reports({"validation": result.validation.data_report})
     for line in export_summary(result):
         click.echo(line)
