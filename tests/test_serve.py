@@ -411,7 +411,8 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
     """413 (body, texts), 429 + Retry-After, 504, and a disconnected client's texts dropped, never computed.
 
     A long --max-wait-ms keeps queued texts waiting (the batch never fills), so each state is held
-    while the test looks at it; the request timeout removes them before they would ever run.
+    while the test looks at it; the request timeout removes them before they would ever run. The timeout
+    (4 s) leaves the test many times what it needs to see the queue full and be refused.
     """
     args = (
         "--precision",
@@ -423,9 +424,9 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
         "--max-queued-texts",
         2,
         "--max-wait-ms",
-        10000,
+        30000,
         "--request-timeout",
-        1.5,
+        4,
     )
     with serving(tiny_bundle, *args, log=tmp_path / "limits.log") as srv:
         big = httpx.post(srv.url + "/predict", json={"inputs": "x" * 400})
@@ -476,8 +477,12 @@ def test_limits_give_json_errors(tiny_bundle: Path, tmp_path: Path) -> None:
 
 
 def test_overload_gives_429_with_retry_after(tiny_bundle: Path, tmp_path: Path, offline: NerModel) -> None:
-    """16 clients at once against a 4-text queue: the excess gets 429 fast, the rest exact answers."""
-    args = ("--precision", "fp32", "--max-queued-texts", 4, "--max-client-batch-size", 4, "--max-wait-ms", 500)
+    """16 clients at once against a 4-text queue: the excess gets 429 fast, the rest exact answers.
+
+    The queued texts wait 3 s for a batch that never fills; a refusal must come in well under that (it
+    takes milliseconds), so the bound of 1.5 s has a wide margin and still tells a refusal that waited.
+    """
+    args = ("--precision", "fp32", "--max-queued-texts", 4, "--max-client-batch-size", 4, "--max-wait-ms", 3000)
     with serving(tiny_bundle, *args, log=tmp_path / "overload.log") as srv:
         start = threading.Barrier(16)
         answers: list[tuple[str, Any, float]] = []
@@ -487,23 +492,22 @@ def test_overload_gives_429_with_retry_after(tiny_bundle: Path, tmp_path: Path, 
             with httpx.Client(timeout=30) as http:
                 http.get(srv.url + "/health")  # connect before the barrier
                 start.wait(10)
-                for _ in range(3):
-                    began = time.perf_counter()
-                    answer = http.post(srv.url + "/predict", json={"inputs": text})
-                    answers.append((text, answer, time.perf_counter() - began))
+                began = time.perf_counter()
+                answer = http.post(srv.url + "/predict", json={"inputs": text})
+                answers.append((text, answer, time.perf_counter() - began))
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(16)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
-        assert len(answers) == 48
+        assert len(answers) == 16
         refused = [(a, s) for _, a, s in answers if a.status_code == 429]
         served = [(t, a) for t, a, _ in answers if a.status_code == 200]
-        assert refused and served and len(refused) + len(served) == 48, [a.status_code for _, a, _ in answers]
+        assert refused and served and len(refused) + len(served) == 16, [a.status_code for _, a, _ in answers]
         for answer, seconds in refused:
             assert int(answer.headers["retry-after"]) >= 1 and answer.json()["error_type"] == "overloaded"
-            assert seconds < 0.4, "a refusal must not wait for the model (the queue waits 0.5 s)"
+            assert seconds < 1.5, "a refusal must not wait for the model (the queued texts wait 3 s)"
         for text, answer in served:
             assert answer.json() == expected(offline, [text], None, True)
         assert srv.stop() == 0
@@ -511,8 +515,9 @@ def test_overload_gives_429_with_retry_after(tiny_bundle: Path, tmp_path: Path, 
 
 def test_queue_wait_bound_gives_429_naming_it(tiny_bundle: Path, tmp_path: Path) -> None:
     """--max-queue-ms: once a batch has measured the model's speed, a request that would take the queue
-    past one batch and whose wait would exceed the bound gets 429 naming it."""
-    args = ("--precision", "fp32", "--max-batch-size", 2, "--max-wait-ms", 10000, "--request-timeout", 1.5)
+    past one batch and whose wait would exceed the bound gets 429 naming it. The held request's timeout
+    (4 s) leaves many times what the test needs to see it queued and be refused."""
+    args = ("--precision", "fp32", "--max-batch-size", 2, "--max-wait-ms", 30000, "--request-timeout", 4)
     with serving(tiny_bundle, *args, "--max-queue-ms", 0.001, log=tmp_path / "queue-wait.log") as srv:
         # two texts fill a batch, which runs at once and measures the speed
         assert httpx.post(srv.url + "/predict", json={"inputs": ["John", "Paris"]}).status_code == 200
@@ -593,16 +598,19 @@ def test_no_cross_request_batching_on_a_batch_dependent_graph(
 
 
 def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path, tmp_path: Path) -> None:
-    """The default graph, batch-invariant or not: each request equals offline predict of its own texts."""
+    """The default graph, batch-invariant or not: each request equals offline predict of its own texts. A
+    batch-invariant graph (calibrated scales) batches texts of several requests together, like fp32; one
+    that is not runs each request as a batch of its own."""
     int8 = NerModel.load(tiny_bundle, threads=1)
     rng = random.Random(3)
     requests = [random_request(rng) for _ in range(24)]
-    with serving(tiny_bundle, "--max-wait-ms", 20, log=tmp_path / "int8.log") as srv:
+    with serving(tiny_bundle, "--max-wait-ms", 100, log=tmp_path / "int8.log") as srv:
         info = httpx.get(srv.url + "/info").json()
         assert info["graph"]["precision"] == "int8" and info["batch_invariant"] is int8.batch_invariant
         assert info["batching"]["cross_request"] is int8.batch_invariant
         if not int8.batch_invariant:
             assert "not batch-invariant: batching only within each request" in srv.text()
+        before = metrics(srv.url)
         answers: list[Any] = [None] * len(requests)
         start = threading.Barrier(8)
 
@@ -623,6 +631,14 @@ def test_default_int8_graph_answers_equal_offline_predictions(tiny_bundle: Path,
                 inputs,
                 aggregation,
             )
+        after = metrics(srv.url)
+        batches = sample(after, "ner_serve_batch_size_count") - sample(before, "ner_serve_batch_size_count")
+        texts_run = sample(after, "ner_serve_batch_size_sum") - sample(before, "ner_serve_batch_size_sum")
+        assert texts_run == sum(1 if isinstance(inputs, str) else len(inputs) for inputs, _ in requests)
+        if int8.batch_invariant:
+            assert batches < len(requests), "the server should have batched texts of different requests together"
+        else:
+            assert batches == len(requests), "each request must be its own batch"
         assert srv.stop() == 0
 
 
@@ -715,6 +731,70 @@ def test_requests_still_in_flight_at_the_graceful_timeout_make_the_exit_status_1
     assert "graceful timeout (0.5 s): 1 requests still in flight are abandoned (answered 503)" in log
     assert "Error: graceful timeout of 0.5 s: 1 accepted requests were abandoned" in log
     assert "Traceback" not in log and outcome == [503], outcome
+
+
+def test_a_second_sigterm_stops_a_drain_at_once(tiny_bundle: Path, tmp_path: Path) -> None:
+    """A request held in the queue (60 s batching wait) keeps the drain of a first SIGTERM open for up to the
+    60 s graceful timeout; a second SIGTERM ends the process within seconds (15 s: several times what it
+    takes), and the held request is not left hanging."""
+    args = ("--precision", "fp32", "--max-wait-ms", 60000, "--graceful-timeout", 60, "--request-timeout", 60)
+    with serving(tiny_bundle, *args, log=tmp_path / "twice.log") as srv:
+        outcome: list[Any] = []
+
+        def held() -> None:
+            try:
+                outcome.append(httpx.post(srv.url + "/predict", json={"inputs": "Paris"}, timeout=90).status_code)
+            except httpx.TransportError as exc:
+                outcome.append(type(exc).__name__)
+
+        holder = threading.Thread(target=held)
+        holder.start()
+        wait_for(lambda: sample(metrics(srv.url), "ner_serve_queue_depth") == 1, "the held request")
+        srv.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "SIGTERM: draining" in srv.text(), "the drain to start")
+        assert httpx.get(srv.url + "/ready", timeout=5).status_code == 503  # draining, held open by the request
+        assert srv.proc.poll() is None
+        started = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        try:
+            srv.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"a second SIGTERM did not stop the drain:\n{srv.text()[-3000:]}") from None
+        assert time.monotonic() - started < 15
+        holder.join(15)
+        assert not holder.is_alive() and len(outcome) == 1, "the held request was left hanging"
+    assert "drained in" not in srv.text(), "the drain was cut short, not completed"
+
+
+def test_shutdown_delay_keeps_the_listener_open_answering_503(tiny_bundle: Path, tmp_path: Path) -> None:
+    """--shutdown-delay 3: after SIGTERM, with nothing in flight, new connections are still accepted for 3 s
+    (so a load balancer sees the 503s), each /ready and /predict answered 503; then the listener closes and
+    the process exits 0. Only lower bounds on time are checked: a busy machine makes them later, not earlier."""
+    delay = 3.0
+    args = ("--precision", "fp32", "--shutdown-delay", delay, "--graceful-timeout", 30)
+    with serving(tiny_bundle, *args, log=tmp_path / "delay.log") as srv:
+        signalled = time.monotonic()
+        srv.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "SIGTERM: draining" in srv.text(), "the drain to start")
+        answered: list[tuple[float, int, int]] = []  # (seconds after the signal, /ready status, /predict status)
+        while True:
+            began = time.monotonic() - signalled
+            assert began < 30, "the listener was still open 30 s after SIGTERM"
+            try:
+                with httpx.Client(timeout=10) as client:  # a new connection for each probe
+                    ready = client.get(srv.url + "/ready")
+                    refused = client.post(srv.url + "/predict", json={"inputs": "Paris"})
+            except httpx.TransportError:  # refused, or cut as the listener closed
+                closed_after = time.monotonic() - signalled
+                break
+            assert refused.json()["error_type"] == "unavailable" and refused.headers["connection"] == "close"
+            answered.append((began, ready.status_code, refused.status_code))
+            time.sleep(0.05)
+        assert srv.proc.wait(20) == 0, srv.text()[-3000:]
+    assert answered and {(r, p) for _, r, p in answered} == {(503, 503)}, answered
+    assert closed_after >= delay, f"the listener closed {closed_after:.2f} s after SIGTERM, before the delay"
+    assert answered[-1][0] >= delay / 2, f"no connection accepted late in the delay: {answered}"
+    assert "drained in" in srv.text()
 
 
 # --------------------------------------------------------------------------- several workers
@@ -1079,7 +1159,10 @@ def test_batcher_bounds_the_expected_wait_by_the_measured_speed() -> None:
 
 
 class _StreamModel:
-    """Stands in for NerModel with two streams: 50 ms a call; records (texts, stream, start, end) of each call."""
+    """Stands in for NerModel with two streams; records (texts, stream, start, end) of each call. A call on
+    one stream returns only once another stream call has started too (at most 10 s): two stream calls
+    that are not in the model at the same time fail with BrokenBarrierError. A call on the whole model
+    returns once `whole_model_gate` is set."""
 
     batch_invariant = True
     streams = 2
@@ -1091,12 +1174,17 @@ class _StreamModel:
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], bool, float, float]] = []
         self._lock = threading.Lock()
+        self.side_by_side = threading.Barrier(2)
+        self.whole_model_gate = threading.Event()
 
     def predict(
         self, texts: list[str], batch_size: int = 32, aggregation: str | None = None, *, stream: bool = False
     ) -> list[list[Any]]:
         started = time.perf_counter()
-        time.sleep(0.05)
+        if stream:
+            self.side_by_side.wait(10)
+        else:
+            assert self.whole_model_gate.wait(10)
         with self._lock:
             self.calls.append((list(texts), stream, started, time.perf_counter()))
         return [[text] for text in texts]
@@ -1104,7 +1192,8 @@ class _StreamModel:
 
 def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_model() -> None:
     """streams=2: a batch taken while the other worker is idle and nothing else waits runs on the whole
-    model (stream=False), alone; batches taken under load run on one stream each, at the same time."""
+    model (stream=False), alone; batches taken under load run on one stream each, at the same time (the
+    stand-in's barrier holds each stream call until the other one is in the model)."""
     import asyncio
 
     from ner_export.serve.batcher import Job
@@ -1122,11 +1211,16 @@ def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_
 
         lone = job("a")
         assert batcher.submit(lone) is None
-        await asyncio.sleep(0.01)  # taken: the whole model runs it
+        for _ in range(1000):  # until taken: the whole model runs it, held at its gate
+            if batcher.queued == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert batcher.queued == 0, "the batcher never took the lone text"
         rest = [job(name) for name in "bcd"]
         for queued in rest:
             assert batcher.submit(queued) is None
-        await asyncio.wait_for(asyncio.gather(lone.future, *(j.future for j in rest)), 10)
+        model.whole_model_gate.set()
+        await asyncio.wait_for(asyncio.gather(lone.future, *(j.future for j in rest)), 30)
         batcher.stop(5)
 
     asyncio.run(scenario())
