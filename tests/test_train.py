@@ -335,7 +335,7 @@ def test_a_span_file_trains_with_its_documents_and_the_checkpoint_has_a_model_ca
         result = _finetune(
             train, conll_file, tmp_path / "model", tiny_checkpoint, test=train, epochs=1, max_length=32, skip_bad=True
         )
-    assert result.context == "document" and "marks 3 documents" in result.context_reason  # as -DOCSTART- does
+    assert result.context == "document" and "records name 3 documents (doc_id)" in result.context_reason
     metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
     assert metrics["data"]["train"] == {
         "path": str(train),
