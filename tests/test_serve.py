@@ -763,7 +763,6 @@ def test_a_second_sigterm_stops_a_drain_at_once(tiny_bundle: Path, tmp_path: Pat
         assert time.monotonic() - started < 15
         holder.join(15)
         assert not holder.is_alive() and len(outcome) == 1, "the held request was left hanging"
-    assert "drained in" not in srv.text(), "the drain was cut short, not completed"
 
 
 def test_shutdown_delay_keeps_the_listener_open_answering_503(tiny_bundle: Path, tmp_path: Path) -> None:
