@@ -79,7 +79,7 @@ def measure(bundle: str, data: str, rounds: int = 3, latency_sentences: int = 30
     same = {name: model.predict(texts) == first for name, model in models.items()}
     passes: dict[str, Callable[[], Any]] = {name: (lambda m=m: m.predict(texts)) for name, m in models.items()}
     for streams, threads in _stream_thread_splits(cpus):
-        passes[f"bare session {streams}x{threads}"] = _bare_session_pass(source, texts, streams, threads)
+        passes[f"bare {streams}x{threads} session"] = _bare_session_pass(source, texts, streams, threads)
     seconds: dict[str, list[float]] = {name: [] for name in passes}
     for _ in range(rounds):
         for name, run in passes.items():

@@ -160,7 +160,7 @@ def _ray_overhead_lines(overhead: dict[str, Any]) -> list[str]:
 
 def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "## Targets (issue #14, for (a))",
+        "## Targets (for (a))",
         "",
         "| target | value | limit | holds | missed by | note |",
         "|---|---|---|---|---|---|",

@@ -208,7 +208,9 @@ class NerModel:
 
     @property
     def batch_invariant(self) -> bool:
-        """True when a text's entities never depend on the other texts sharing its batch (see README)."""
+        """True when a text's entities never depend on the texts sharing its batch (docs/runtime.md).
+
+        See "Batch invariance" there: the calibrated int8 and the fp32 graphs are; dynamic int8 is not."""
         return self._graph.batch_invariant
 
     @property

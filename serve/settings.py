@@ -1,7 +1,7 @@
 """`ServeSettings`: every knob of `ner-export serve`, with its default, in one frozen dataclass.
 
-One place for the defaults: the CLI's options, `create_app(bundle_dir, **settings)` and the README
-table all name these fields (a test checks the CLI against them). Values are checked here, once, so
+One place for the defaults: the CLI's options, `create_app(bundle_dir, **settings)` and the serving
+page's table all name these fields (a test checks the CLI against them). Values are checked here, once, so
 a bad knob is a one-line `ValueError` naming it before anything loads. Sizes are plain numbers
 (bytes, milliseconds, seconds) rather than strings with units, so they compare and validate simply.
 """

@@ -146,7 +146,7 @@ def conll_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_casing_checkpoint(source: Path, out: Path, old_style: bool = False) -> Path:
     """`source` trained-with-casing style: three token-type rows, the new ones far apart, and the
     config.json `finetune` writes (marked so that stock transformers refuses it), or with `old_style`
-    the one it wrote before the marker (the real model_type and `ner_export_casing: true`)."""
+    the older form that earlier versions wrote (the real model_type and `ner_export_casing: true`)."""
     import torch
 
     from ner_export.finetune import add_casing_rows, load_checkpoint, read_config, write_config

@@ -1,4 +1,4 @@
-"""`ner-export predict` on files and stdin (issue #13, items 1, 3 and 4): one bad record loses nothing,
+"""`ner-export predict` on files and stdin: one bad record loses nothing,
 formats are never guessed from content, every row joins back to its input, output streams."""
 
 from __future__ import annotations

@@ -209,7 +209,7 @@ def test_an_old_style_casing_checkpoint_still_loads_and_exports(
     assert [[(e.label, e.start, e.end) for e in runtime(t)] for t in texts] == [
         [(e["entity_group"], e["start"], e["end"]) for e in new_pipe(t)] for t in texts
     ]
-    # the README's way to mark an old checkpoint in place
+    # the documented way to mark an old checkpoint in place (docs/interop.md)
     write_config(old, read_config(old))
     assert json.loads((old / "config.json").read_text(encoding="utf-8"))["model_type"] == CASING_MODEL_TYPE
     assert read_config(old) == read_config(casing_checkpoint)

@@ -84,7 +84,7 @@ def test_a_damaged_field_is_a_bundle_error_naming_it(tiny_bundle: Path, tmp_path
 
 
 def test_unknown_keys_are_ignored(tiny_bundle: Path, tmp_path: Path) -> None:
-    """Forward compatibility: a newer ner-export may add keys (README: the format version rule)."""
+    """Forward compatibility: a newer ner-export may add keys (docs/bundle.md)."""
 
     def add(data: dict) -> None:
         data["added_by_a_newer_version"] = {"anything": [1, 2]}

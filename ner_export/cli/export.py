@@ -93,7 +93,7 @@ from ._util import (
     type=click.FloatRange(0),
     metavar="POINTS",
     help="Most entity F1 (points, 0-100) the int8 graph may lose against fp32 on the validation sentences; "
-    "beyond it safer int8 configurations are tried in order (README: int8 accuracy gate), "
+    "beyond it safer int8 configurations are tried in order (docs/export.md: The int8 accuracy gate), "
     "then the export is refused.",
 )
 @max_length_option(

@@ -42,7 +42,7 @@ Each line is a JSON object with:
   text                   the text, under its input field's name (--text-field; `text` for text)
   entities               a list of {text, label, start, end, score}: `start`/`end` are character
                          offsets (text[start:end] is the entity's text), `score` the model's
-                         confidence (README: Entity scores)
+                         confidence (docs/runtime.md: Entity scores)
 
 Blank lines are not records. A bad record (not UTF-8, not valid JSON, no text field, a lone
 surrogate) stops the run with its file:line, after every row before it has been written; with
