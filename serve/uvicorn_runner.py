@@ -43,6 +43,7 @@ class DrainingServer(uvicorn.Server):
         self.service = service
         self.heartbeat = heartbeat
         self.abandoned = 0
+        self.drain_cut = False  # set by a second signal during the drain
         self._draining: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -69,6 +70,13 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
             return
         if self._loop is None or self._draining is not None:
+            if self._draining is not None and not self.drain_cut:
+                self.drain_cut = True  # the drain stops waiting and never claims every request was answered
+                log.warning(
+                    "%s again: stopping at once; %d requests in flight are cut",
+                    signal.Signals(sig).name,
+                    self.service.in_flight,
+                )
             if self.should_exit:
                 self.force_exit = True
             self.should_exit = True
@@ -91,11 +99,15 @@ class DrainingServer(uvicorn.Server):
             settings.graceful_timeout,
         )
         started = time.monotonic()
-        while time.monotonic() - started < settings.graceful_timeout and (
-            service.in_flight > 0 or time.monotonic() - started < settings.shutdown_delay
+        while (
+            not self.drain_cut
+            and time.monotonic() - started < settings.graceful_timeout
+            and (service.in_flight > 0 or time.monotonic() - started < settings.shutdown_delay)
         ):
             await asyncio.sleep(0.01)
-        if service.in_flight:
+        if self.drain_cut:
+            pass  # a second signal: handle_exit logged it, and uvicorn is already stopping
+        elif service.in_flight:
             self.abandoned = service.abandon_all()
             log.error(
                 "graceful timeout (%g s): %d requests still in flight are abandoned (answered 503)",

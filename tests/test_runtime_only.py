@@ -1,7 +1,8 @@
-"""The runtime-only CI job's own checks: that its environment really has no torch stack, and that the
-runtime tests there run on the bundles built beforehand (tests/make_test_bundle.py).
+"""The runtime-only CI jobs' own checks: that their environments really have no torch stack and the
+onnxruntime of their extra, and that the runtime tests there run on the bundles built beforehand
+(tests/make_test_bundle.py).
 
-These run only with NER_EXPORT_RUNTIME_ONLY=1, which .ci/run sets for that job; in the full
+These run only with NER_EXPORT_RUNTIME_ONLY=cpu or gpu, which .ci/run sets for those jobs; in the full
 install they skip, since torch is installed there on purpose.
 """
 
@@ -19,7 +20,7 @@ JOB = os.environ.get("NER_EXPORT_RUNTIME_ONLY")  # "cpu" or "gpu": the extra thi
 
 pytestmark = pytest.mark.skipif(
     JOB not in {"cpu", "gpu"},
-    reason="runs in the runtime-only CI job (NER_EXPORT_RUNTIME_ONLY=1, an install without torch)",
+    reason="runs in the runtime-only CI jobs (NER_EXPORT_RUNTIME_ONLY=cpu or gpu, installs without torch)",
 )
 
 

@@ -763,6 +763,9 @@ def test_a_second_sigterm_stops_a_drain_at_once(tiny_bundle: Path, tmp_path: Pat
         assert time.monotonic() - started < 15
         holder.join(15)
         assert not holder.is_alive() and len(outcome) == 1, "the held request was left hanging"
+        log = srv.text()
+        assert "SIGTERM again: stopping at once; 1 requests in flight are cut" in log
+        assert "every accepted request answered" not in log  # a cut drain never claims it
 
 
 def test_shutdown_delay_keeps_the_listener_open_answering_503(tiny_bundle: Path, tmp_path: Path) -> None:
