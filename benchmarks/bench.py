@@ -36,6 +36,7 @@ __all__ = [
     "BenchConfig",
     "BenchResult",
     "batch_invariance",
+    "dataset_facts",
     "entities_to_word_tags",
     "group_documents",
     "machine",
@@ -117,6 +118,16 @@ def split_documents(doc_tags: list[list[str]], sizes: list[list[int]]) -> list[l
     return out
 
 
+def dataset_facts(data_path: Path, words: Sequence[Sequence[str]]) -> dict[str, Any]:
+    """What a result file records of its data: path, sentences, tokens and sha256."""
+    return {
+        "path": str(data_path),
+        "sentences": len(words),
+        "tokens": sum(len(w) for w in words),
+        "sha256": sha256_file(data_path),
+    }
+
+
 def machine() -> dict[str, Any]:
     """The machine a run was measured on."""
     return {
@@ -186,12 +197,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "warmup": config.warmup,
     }
     data = {
-        "dataset": {
-            "path": str(data_path),
-            "sentences": len(sentences.words),
-            "tokens": sum(len(w) for w in sentences.words),
-            "sha256": sha256_file(data_path),
-        },
+        "dataset": dataset_facts(data_path, sentences.words),
         "machine": machine(),
         "versions": library_versions(),
         "command": config.command,

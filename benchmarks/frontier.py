@@ -27,9 +27,9 @@ from ner_export.runtime.errors import BundleError
 from ner_export.runtime.files import read_json
 from ner_export.runtime.labels import entity_scores
 from ner_export.runtime.machine import library_versions
-from ner_export.runtime.manifest import MANIFEST_NAME, BundleManifest, sha256_file
+from ner_export.runtime.manifest import MANIFEST_NAME, BundleManifest
 
-from .bench import BenchResult, entities_to_word_tags, group_documents, machine, split_documents
+from .bench import BenchResult, dataset_facts, entities_to_word_tags, group_documents, machine, split_documents
 from .frontier_report import plot_frontier, render_frontier_markdown
 from .text_systems import RuntimeSystem
 from .timing import block_latencies, percentiles
@@ -110,12 +110,7 @@ def run_frontier(config: FrontierConfig) -> BenchResult:
     _throughput(points, sentences, config, results, say)
     _add_ratios(results, points[0].name)
     data = {
-        "dataset": {
-            "path": str(data_path),
-            "sentences": len(sentences.words),
-            "tokens": sum(len(w) for w in sentences.words),
-            "sha256": sha256_file(data_path),
-        },
+        "dataset": dataset_facts(data_path, sentences.words),
         "machine": machine(),
         "versions": library_versions(),
         "command": config.command,

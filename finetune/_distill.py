@@ -42,10 +42,9 @@ from ._distill_data import IGNORED, DistillRow, UnlabeledRows, collate_soft, lab
 from ._student import make_student
 from ._tagging import tag_words
 from ._teacher import Teachers, check_teacher_folder, load_teachers, teacher_probabilities
-from ._train import _NO_DECAY, _prepare_out, _seqeval_scores
+from ._train import _NO_DECAY, _prepare_out, _seqeval_scores, optimizer_step, show_running_loss
 
 _EVAL_BATCH = 64
-_LOSS_WINDOW = 50  # batches the progress bar's running loss averages over
 _DEV_SAMPLE_SENTENCES = 1000  # dev sentences kept in the checkpoint for export validation
 CONFIG_KEY = "ner_export_distillation"
 """The config.json entry (checkpoint and bundle) that records what a student was distilled from."""
@@ -304,14 +303,9 @@ def _train_student(
         for chosen in bar:
             batch_soft = [soft[i] for i in chosen] if soft is not None else None
             loss = _batch_loss(torch, model, collate_soft(torch, [rows[i] for i in chosen], batch_soft, pad_id), config)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(torch, model, loss, (optimizer, scheduler), config.max_grad_norm)
             losses.append(loss.item())
-            recent = losses[-_LOSS_WINDOW:]
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            show_running_loss(bar, losses)
         train_seconds = time.perf_counter() - epoch_start
         model.eval()
         scores = _model_scores(model, tokenizer, data.dev, max_length, teachers.context)

@@ -303,6 +303,22 @@ def _read_data(config: TrainConfig) -> _RunSentences:
     return _RunSentences(train, dev, test, labels, documents, relatedness, reports)
 
 
+def optimizer_step(torch: Any, model: Any, loss: Any, stepping: tuple[Any, Any], max_grad_norm: float) -> None:
+    """Backpropagate `loss`, clip the gradients' norm, step the optimizer and its schedule, clear the gradients."""
+    optimizer, scheduler = stepping
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def show_running_loss(bar: Any, losses: list[float]) -> None:
+    """The progress bar's loss: the mean over the last _LOSS_WINDOW batches."""
+    recent = losses[-_LOSS_WINDOW:]
+    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+
+
 def _train_epochs(
     torch: Any, model: Any, tokenizer: Any, features: list[Feature], dev: list[Sentence], config: TrainConfig
 ) -> tuple[list[dict[str, Any]], float]:
@@ -339,14 +355,9 @@ def _train_epochs(
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", disable=not config.progress, unit="batch")
         for rows in bar:
             loss = model(**collate(torch, [features[i] for i in rows], pad_id)).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(torch, model, loss, (optimizer, scheduler), config.max_grad_norm)
             losses.append(loss.item())
-            recent = losses[-_LOSS_WINDOW:]
-            bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+            show_running_loss(bar, losses)
         train_seconds = time.perf_counter() - epoch_start
         model.eval()
         scores = _model_scores(model, tokenizer, dev, config)

@@ -241,6 +241,28 @@ def epochs_option(default: int, help: str) -> Callable[[F], F]:
     return click.option("--epochs", default=default, show_default=True, type=click.IntRange(1), help=help)
 
 
+def training_schedule_options(seed_help: str) -> Callable[[F], F]:
+    """`--seed`, `--warmup-ratio` and `--max-train-sentences`: the schedule every training command shares."""
+    options = (
+        click.option("--seed", default=42, show_default=True, type=int, help=seed_help),
+        click.option(
+            "--warmup-ratio",
+            default=0.1,
+            show_default=True,
+            type=click.FloatRange(0, 1, max_open=True),
+            help="Share of the training steps over which the learning rate rises linearly to --lr.",
+        ),
+        click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences."),
+    )
+
+    def apply(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 def max_length_option(help: str, default: int | None = None) -> Callable[[F], F]:
     """`--max-length`: a token window, at least the runtime's smallest (MIN_MAX_LENGTH)."""
     shown: dict[str, Any] = {} if default is None else {"default": default, "show_default": True}

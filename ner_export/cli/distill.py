@@ -26,6 +26,7 @@ from ._util import (
     quiet_option,
     reports_user_errors,
     text_field_option,
+    training_schedule_options,
 )
 
 _DATA_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -93,15 +94,7 @@ _DATA_FILE = click.Path(dir_okay=False, path_type=Path)
 @input_format_option("Format of --unlabeled; auto goes by the extension.")
 @text_field_option
 @click.option("--max-unlabeled", type=click.IntRange(1), help="Use only the first N texts of --unlabeled.")
-@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (shuffling, dropout).")
-@click.option(
-    "--warmup-ratio",
-    default=0.1,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share of the training steps over which the learning rate rises linearly to --lr.",
-)
-@click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@training_schedule_options("Random seed (shuffling, dropout).")
 @labeled_data_options("--train, --dev and --test")
 @force_option("Replace a non-empty output directory.")
 @quiet_option

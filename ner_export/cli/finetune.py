@@ -26,6 +26,7 @@ from ._util import (
     max_length_option,
     quiet_option,
     reports_user_errors,
+    training_schedule_options,
 )
 
 
@@ -97,15 +98,7 @@ from ._util import (
     help="Batch sentences of similar length: faster training, but lower dev F1 in the recipe sweep "
     "(benchmarks/results/recipe-sweep.md).",
 )
-@click.option("--seed", default=42, show_default=True, type=int, help="Random seed (initialisation, shuffling).")
-@click.option(
-    "--warmup-ratio",
-    default=0.1,
-    show_default=True,
-    type=click.FloatRange(0, 1, max_open=True),
-    help="Share of the training steps over which the learning rate rises linearly to --lr.",
-)
-@click.option("--max-train-sentences", type=click.IntRange(1), help="Use only the first N training sentences.")
+@training_schedule_options("Random seed (initialisation, shuffling).")
 @labeled_data_options("--train, --dev and --test")
 @force_option("Replace a non-empty output directory.")
 @quiet_option
