@@ -131,7 +131,7 @@ def writer_rate(rows: int = 20_000) -> dict[str, Any]:
     entity = {"text": "Paris", "label": "LOC", "start": 10, "end": 15, "score": 0.99}
     items = [
         (
-            Record("corpus.parquet", i, None, "EU rejects German call to boycott British lamb in Paris .", {"id": i}),
+            Record("corpus.parquet", i, None, "Acme backs Danish plan to build a bridge near Paris .", {"id": i}),
             [entity, entity],
         )
         for i in range(rows)

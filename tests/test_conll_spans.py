@@ -15,19 +15,19 @@ from ner_export.runtime.labeled_data import read_labeled
 SAMPLE = Path(__file__).resolve().parents[1] / "finetune" / "sample"
 DOCUMENTS = """-DOCSTART- -X- O O
 
-EU NNP B-NP B-ORG
-rejects VBZ B-VP O
-German JJ B-NP B-MISC
-call NN I-NP O
+Acme NNP B-NP B-ORG
+backs VBZ B-VP O
+Danish JJ B-NP B-MISC
+plan NN I-NP O
 . . O O
 
-Peter NNP B-NP B-PER
-Blackburn NNP I-NP I-PER
+Maria NNP B-NP B-PER
+Ostergard NNP I-NP I-PER
 
 -DOCSTART- -X- O O
 
-BRUSSELS NNP B-NP B-LOC
-1996-08-22 CD I-NP O
+OSLO NNP B-NP B-LOC
+2026-03-14 CD I-NP O
 """
 
 
@@ -58,12 +58,12 @@ def test_a_conll_file_and_its_span_file_give_the_same_sentences(tmp_path: Path) 
 
 
 def test_a_record_is_the_joined_words_with_predicts_entities(tmp_path: Path) -> None:
-    sentence = Sentence(("Peter", "Blackburn", "(", "U.S.", ")"), ("B-PER", "I-PER", "O", "B-LOC", "O"))
+    sentence = Sentence(("Maria", "Ostergard", "(", "U.S.", ")"), ("B-PER", "I-PER", "O", "B-LOC", "O"))
     (record,) = sentence_records([sentence])
     assert record == {
-        "text": "Peter Blackburn ( U.S. )",
+        "text": "Maria Ostergard ( U.S. )",
         "entities": [
-            {"start": 0, "end": 15, "label": "PER", "text": "Peter Blackburn"},
+            {"start": 0, "end": 15, "label": "PER", "text": "Maria Ostergard"},
             {"start": 18, "end": 22, "label": "LOC", "text": "U.S."},
         ],
     }
@@ -82,8 +82,8 @@ def test_documents_become_doc_ids_and_come_back_as_documents(tmp_path: Path) -> 
     back = tmp_path / "back.conll"
     spans_to_conll(spans, back)
     assert back.read_text(encoding="utf-8") == (
-        "-DOCSTART- O\n\nEU B-ORG\nrejects O\nGerman B-MISC\ncall O\n. O\n\nPeter B-PER\nBlackburn I-PER\n\n"
-        "-DOCSTART- O\n\nBRUSSELS B-LOC\n1996-08-22 O\n"
+        "-DOCSTART- O\n\nAcme B-ORG\nbacks O\nDanish B-MISC\nplan O\n. O\n\nMaria B-PER\nOstergard I-PER\n\n"
+        "-DOCSTART- O\n\nOSLO B-LOC\n2026-03-14 O\n"
     )
     assert _examples(read_conll(back)) == _examples(read_conll(conll))
 

@@ -14,19 +14,19 @@ from ner_export.runtime.conll import read_conll
 SAMPLE = Path(__file__).resolve().parents[1] / "finetune" / "sample"
 DOCUMENTS = """-DOCSTART- O
 
-EU B-ORG
-rejects O
-German B-MISC
-call O
+Acme B-ORG
+backs O
+Danish B-MISC
+plan O
 . O
 
-Peter B-PER
-Blackburn I-PER
+Maria B-PER
+Lopez I-PER
 
 -DOCSTART- O
 
-BRUSSELS B-LOC
-1996-08-22 O
+OSLO B-LOC
+2026-03-14 O
 """
 
 
@@ -55,11 +55,11 @@ def test_docstart_sections_become_doc_ids_and_come_back(tmp_path: Path) -> None:
     assert _run("convert", source, tmp_path / "docs.jsonl").exit_code == 0
     records = [json.loads(line) for line in (tmp_path / "docs.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [(r["text"], r["doc_id"]) for r in records] == [
-        ("EU rejects German call .", 0),
-        ("Peter Blackburn", 0),
-        ("BRUSSELS 1996-08-22", 1),
+        ("Acme backs Danish plan .", 0),
+        ("Maria Lopez", 0),
+        ("OSLO 2026-03-14", 1),
     ]
-    assert records[0]["entities"][1] == {"start": 11, "end": 17, "label": "MISC", "text": "German"}
+    assert records[0]["entities"][1] == {"start": 11, "end": 17, "label": "MISC", "text": "Danish"}
     result = _run("convert", tmp_path / "docs.jsonl", tmp_path / "back.txt")
     assert result.exit_code == 0 and "wrote 3 sentences (4 entities, 2 document(s))" in result.stdout
     assert (tmp_path / "back.txt").read_text(encoding="utf-8") == DOCUMENTS
