@@ -18,7 +18,7 @@ import platform
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = [
     "BenchResult",
     "batch_invariance",
     "dataset_facts",
+    "write_results",
     "entities_to_word_tags",
     "group_documents",
     "machine",
@@ -208,7 +209,7 @@ def run_bench(config: BenchConfig) -> BenchResult:
         "skipped": skipped,
         "targets": targets(results),
     }
-    return _write(data, Path(config.out), config.name)
+    return write_results(data, Path(config.out), config.name)
 
 
 def _measure_accuracy_and_speed(
@@ -420,12 +421,18 @@ def _document_f1(
         results[system.name]["f1_rawtext"] = entity_scores(gold, split_documents(doc_tags, doc_sizes)).f1
 
 
-def _write(data: dict[str, Any], out: Path, name: str) -> BenchResult:
-    """Write the run's JSON, Markdown and chart under `out`."""
-    markdown = render_markdown(data)
+def write_results(
+    data: dict[str, Any],
+    out: Path,
+    name: str,
+    render: Callable[[dict[str, Any]], str] = render_markdown,
+    draw: Callable[[dict[str, Any], Path], None] = plot,
+) -> BenchResult:
+    """Write a run's JSON, its Markdown (`render`) and its chart (`draw`) under `out` as NAME.json/.md/.png."""
+    markdown = render(data)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path, png_path = out / f"{name}.json", out / f"{name}.md", out / f"{name}.png"
     json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     md_path.write_text(markdown, encoding="utf-8")
-    plot(data, png_path)
+    draw(data, png_path)
     return BenchResult(data, markdown, [str(json_path), str(md_path), str(png_path)])

@@ -16,7 +16,6 @@ The report and the chart are `frontier_report`'s.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,15 @@ from ner_export.runtime.labels import entity_scores
 from ner_export.runtime.machine import library_versions
 from ner_export.runtime.manifest import MANIFEST_NAME, BundleManifest
 
-from .bench import BenchResult, dataset_facts, entities_to_word_tags, group_documents, machine, split_documents
+from .bench import (
+    BenchResult,
+    dataset_facts,
+    entities_to_word_tags,
+    group_documents,
+    machine,
+    split_documents,
+    write_results,
+)
 from .frontier_report import plot_frontier, render_frontier_markdown
 from .text_systems import RuntimeSystem
 from .timing import block_latencies, percentiles
@@ -256,10 +263,4 @@ def _add_ratios(results: dict[str, dict[str, Any]], reference: str) -> None:
 
 def _write(data: dict[str, Any], out: Path, name: str) -> BenchResult:
     """Write the run's JSON, Markdown and chart under `out`."""
-    markdown = render_frontier_markdown(data)
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path, png_path = out / f"{name}.json", out / f"{name}.md", out / f"{name}.png"
-    json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    md_path.write_text(markdown, encoding="utf-8")
-    plot_frontier(data, png_path)
-    return BenchResult(data, markdown, [str(json_path), str(md_path), str(png_path)])
+    return write_results(data, out, name, render_frontier_markdown, plot_frontier)
