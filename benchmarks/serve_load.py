@@ -10,7 +10,10 @@ the targets for (a) (`TARGETS`) and says by how much each misses. With `--ray` i
 same settings on Ray Serve (`--engine ray`: a local Ray, one replica, `@serve.batch`), with the same
 generator, rates and data, and reports Ray Serve's overhead against (a). With `--workers N`, (a) and
 (b) run N server processes of `--threads` / N threads each (`ner-export serve --workers`); (c) and
-(r) keep all `--threads`. `--streams S` passes `ner-export serve --streams S` to (a) and (b).
+(r) keep all `--threads`. `--streams S` passes `ner-export serve --streams S` to (a) and (b). With
+`--operations` it also runs (o) (`serve_load_operations`): the server's CPU per request beyond the
+model, one of two workers killed under load, a 20,000-request soak beside 500 idle connections, and
+schema fuzzing, with their targets.
 
 Trade-offs: the client and the server share this machine's cores, so the client is kept light (raw
 asyncio streams over a small keep-alive connection pool, bodies prebuilt, responses parsed only for
@@ -36,6 +39,7 @@ import argparse
 import json
 import platform
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -46,6 +50,7 @@ from ner_export.runtime.manifest import MANIFEST_NAME, sha256_file
 
 from .serve_load_config import DEFAULT_DATA, FRACTIONS, LoadConfig, read_sentences
 from .serve_load_offline import batching_economy, offline_throughput
+from .serve_load_operations import SMOKE_SIZES, OperationsConfig, operation_targets, run_operations
 from .serve_load_report import markdown, plot
 from .serve_load_sweep import sweep
 from .serve_load_targets import ray_overhead, targets
@@ -75,7 +80,7 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         label: sweep(config, label, args, requests, rates, out, say, extra=label == "a", saturation_hint=0.0)
         for label, args in _server_args(config).items()
     }
-    results = {
+    results: dict[str, Any] = {
         "name": config.name,
         "command": config.command,
         "config": asdict(config),
@@ -95,6 +100,11 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
     }
     if "r" in configs:
         results["ray_overhead"] = ray_overhead(configs["a"], configs["r"])
+    if config.operations:
+        with tempfile.TemporaryDirectory(prefix="serve-operations-") as work:
+            sizes = SMOKE_SIZES if config.smoke else OperationsConfig()
+            results["operations"] = run_operations(config.bundle, config.precision, sizes, Path(work), say)
+        results["targets"] += operation_targets(results["operations"], configs["a"].get("best_rate_p99_ok"), ceiling)
     results["files"] = _write_reports(results, out / config.name)
     return results
 
@@ -176,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also (r): the same settings on Ray Serve (--engine ray; needs the ray extra)",
     )
+    parser.add_argument(
+        "--operations",
+        action="store_true",
+        help="also (o): server CPU beyond the model, a worker killed under load, a 20,000-request soak, "
+        "schema fuzzing (needs the test extra's schemathesis)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true")
     return parser
 
@@ -204,6 +220,7 @@ def _config(args: argparse.Namespace, data: Path, argv: Sequence[str] | None) ->
         connections=args.connections,
         progress=not args.quiet,
         ray=args.ray,
+        operations=args.operations,
         command=" ".join(["python -m ner_export.benchmarks.serve_load", *(argv if argv is not None else sys.argv[1:])]),
     )
     if not args.smoke:

@@ -59,6 +59,7 @@ class LoadConfig:
     progress: bool = True
     command: str = ""
     smoke: bool = False  # a plumbing check on tiny rates: its numbers measure nothing
+    operations: bool = False  # also (o): CPU beyond the model, a killed worker, the soak, schema fuzzing
     ray: bool = False  # also (r): the same settings on Ray Serve (`ner-export serve --engine ray`, needs the ray extra)
 
 

@@ -248,18 +248,21 @@ def _post_keep_alive(sock: socket.socket, body: bytes, buffer: bytearray) -> int
     return int(head.split(b" ", 2)[1])
 
 
-def measure_server(bundle: str, requests: int, log: Path) -> dict[str, float]:
-    """The server process's CPU microseconds per request (and less the model's) over a keep-alive connection."""
+def measure_server(bundle: str, requests: int, log: Path, precision: str | None = "fp32") -> dict[str, float]:
+    """The server process's CPU microseconds per request (and less the model's) over a keep-alive connection.
+
+    Server and in-process model run the same graph (`precision`; None: the bundle's default) on one thread.
+    """
     from ner_export.runtime import NerModel
 
-    model = NerModel.load(bundle, precision="fp32", threads=1)
+    model = NerModel.load(bundle, precision=precision, threads=1)
     for text in TEXTS * 25:
         model.predict([text])
     started = time.process_time()
     for i in range(requests):
         model.predict([TEXTS[i % len(TEXTS)]])
     model_us = (time.process_time() - started) / requests * 1e6
-    server = ServerProcess(bundle, ["--precision", "fp32", "--threads", "1"], log)
+    server = ServerProcess(bundle, [*(["--precision", precision] if precision else []), "--threads", "1"], log)
     try:
         with socket.create_connection(("127.0.0.1", server.port)) as sock:
             buffer = bytearray()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .serve_load_config import TARGETS
+from .serve_load_operations import format_number, operations_lines
 
 __all__ = ["markdown", "plot", "format_ms", "format_number"]
 
@@ -33,11 +34,6 @@ def format_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def format_number(value: float | None, spec: str = ".1f") -> str:
-    """`value` in `spec`, or "-" for none."""
-    return "-" if value is None else format(value, spec)
-
-
 def markdown(results: dict[str, Any]) -> str:
     """The run's report in Markdown (the .md file, also printed by the command)."""
     lines = _header_lines(results) + _economy_lines(results.get("batching_economy"))
@@ -46,6 +42,8 @@ def markdown(results: dict[str, Any]) -> str:
     overhead = results.get("ray_overhead")
     if overhead:
         lines += _ray_overhead_lines(overhead)
+    if results.get("operations"):
+        lines += operations_lines(results["operations"])
     lines += _target_lines(results["targets"])
     lines += ["", f"Command: `{results['command']}`", ""]
     return "\n".join(lines)
@@ -160,7 +158,7 @@ def _ray_overhead_lines(overhead: dict[str, Any]) -> list[str]:
 
 def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "## Targets (for (a))",
+        "## Targets",
         "",
         "| target | value | limit | holds | missed by | note |",
         "|---|---|---|---|---|---|",

@@ -4,8 +4,9 @@ A soak: `--requests` (20,000) requests of mixed lengths, from 1 character to 20,
 most are short and some are whole documents read in many windows) with every 500th request a list of
 32 texts, sent by a few closed-loop clients over keep-alive connections, while `--idle` (500) further
 connections stay open and silent beside the load. Recorded: the server's RSS and open file descriptors
-(its whole process tree, from /proc) at the start and the end, p99 over the first and the last 2,000
-requests, and p99 without the idle connections (a first phase of 1,000 requests before they open)
+(its whole process tree, from /proc) at the start, after the first phase once the idle connections
+are open (warmed up), at the end, and once the idle connections are closed again; p99 over the first
+and the last 2,000 requests, and p99 without the idle connections (a first phase of 1,000 requests before they open)
 against with them (the next 1,000). A leak shows as RSS or descriptors that grow; a server that
 handles idle connections badly shows as a p99 that grows with them.
 
@@ -123,6 +124,17 @@ async def _once_accepted(pid: int, fds: int, deadline: float, patience: float = 
     return found
 
 
+async def _once_released(pid: int, fds: int, deadline: float, patience: float = 30.0) -> dict[str, int]:
+    """The server's resources once it holds at most `fds` descriptors again (the idle connections it
+    closes after the client does); gives up after `patience` seconds and measures as it is."""
+    give_up = min(deadline, time.monotonic() + patience)
+    found = process_tree_resources(pid)
+    while found["open_fds"] > fds and time.monotonic() < give_up:
+        await asyncio.sleep(0.05)
+        found = process_tree_resources(pid)
+    return found
+
+
 def _p99_ms(outcomes: list[tuple[float, Any]]) -> float | None:
     latencies = np.array([latency for latency, status in outcomes if status == 200])
     found = percentiles(latencies * 1000)["p99"]
@@ -140,6 +152,7 @@ async def _soak(port: int, requests: list[bytes], idle: int, clients: int, deadl
     end = process_tree_resources(pid)
     for _, writer in held:
         writer.close()
+    closed = await _once_released(pid, start["open_fds"], deadline)
     outcomes = without_idle + rest
     sent = [o for o in outcomes if o[1] != "not sent"]
     return {
@@ -148,7 +161,7 @@ async def _soak(port: int, requests: list[bytes], idle: int, clients: int, deadl
         "statuses": {str(k): v for k, v in sorted(_count(o[1] for o in sent).items(), key=str)},
         "stopped_early": len(sent) < len(requests),
         "idle_connections": {"opened": idle, "still_open_at_end": still_open},
-        "resources": {"start": start, "idle_opened": with_idle_open, "end": end},
+        "resources": {"start": start, "idle_opened": with_idle_open, "end": end, "idle_closed": closed},
         "p99_ms": {
             "without_idle": _p99_ms(without_idle),
             "with_idle": _p99_ms(rest[:BASELINE]),

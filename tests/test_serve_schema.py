@@ -9,9 +9,6 @@ has about 200 cases, the slow one over 1,000. Any finding fails the test, with s
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,13 +18,7 @@ httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (the tes
 pytest.importorskip("schemathesis", reason="the schema test needs schemathesis (the test extra)")
 from test_serve import Server, serving  # noqa: E402
 
-SEED = 20_251
-# A request naming too many texts is invalid by the schema (inputs' maxItems) and refused with 413, the
-# status the schema declares for it; schemathesis' default list of refusals has no 413.
-CONFIG = """
-[checks.negative_data_rejection]
-expected-statuses = ["400", "404", "405", "406", "413", "415", "422"]
-"""
+from ner_export.benchmarks.serve_schema_fuzz import fuzz_schema  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -39,39 +30,10 @@ def schema_server(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def run_schemathesis(server: Server, tmp_path: Path, max_examples: int) -> dict:
-    """Run `schemathesis run` on the server's schema; return its JSON report (the test fails on any finding)."""
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
-    report = tmp_path / "report.json"
-    command = [
-        str(Path(sys.executable).parent / "schemathesis"),
-        "--config-file",
-        str(config),
-        "--no-color",
-        "run",
-        server.url + "/openapi.json",
-        "--checks",
-        "all",
-        "--mode",
-        "all",
-        "--phases",
-        "examples,coverage,fuzzing",
-        "--max-examples",
-        str(max_examples),
-        "--seed",
-        str(SEED),
-        "--workers",
-        "1",
-        "--request-timeout",
-        "30",
-        "--report",
-        "json",
-        "--report-json-path",
-        str(report),
-    ]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, f"schemathesis found problems:\n{out.stdout[-12000:]}\n{out.stderr[-3000:]}"
-    return json.loads(report.read_text())
+    """Run schemathesis on the server's schema; its JSON report (the test fails on any finding)."""
+    found = fuzz_schema(server.url, tmp_path, max_examples, timeout=900)
+    assert found["passed"], f"schemathesis found problems:\n{found['output']}"
+    return found["report"]
 
 
 def test_the_schema_says_what_is_refused_and_answered(schema_server: Server) -> None:
