@@ -38,6 +38,7 @@ from .bench import (
     write_results,
 )
 from .frontier_report import plot_frontier, render_frontier_markdown
+from .frontier_targets import frontier_targets
 from .text_systems import RuntimeSystem
 from .timing import block_latencies, percentiles
 
@@ -131,6 +132,7 @@ def run_frontier(config: FrontierConfig) -> BenchResult:
         "reference": points[0].name,
         "bundles": results,
     }
+    data["targets"] = frontier_targets(data)
     return _write(data, Path(config.out), config.name)
 
 
@@ -182,6 +184,29 @@ def _describe(point: _Point) -> dict[str, Any]:
         "bundle_mb": round(sum(p.stat().st_size for p in listed if p.is_file()) / 1e6, 2),
         "int8_graph_mb": round(sum(p.stat().st_size for p in point.system.model_files) / 1e6, 2),
         "distilled_from": _distillation_summary(distilled) if isinstance(distilled, dict) else None,
+        "training": _training(point.manifest.source.get("checkpoint")),
+    }
+
+
+def _training(checkpoint: Any) -> dict[str, Any] | None:
+    """Seconds and epochs from the checkpoint's metrics.json, when the manifest names a checkpoint that
+    is still there (a bundle moved to another machine has none: None)."""
+    metrics_file = Path(str(checkpoint)) / "metrics.json" if checkpoint else None
+    if metrics_file is None or not metrics_file.is_file():
+        return None
+    try:
+        metrics = read_json(metrics_file, BundleError)
+    except BundleError:
+        return None
+    if not isinstance(metrics, dict):
+        return None
+    epochs = metrics.get("epochs")
+    return {
+        "checkpoint": str(checkpoint),
+        "train_seconds": metrics.get("train_seconds"),
+        "teacher_seconds": metrics.get("teacher_seconds"),
+        "epochs": len(epochs) if isinstance(epochs, list) else None,
+        "best_dev_f1": metrics.get("best_dev_f1"),
     }
 
 

@@ -69,7 +69,25 @@ def render_frontier_markdown(data: dict[str, Any]) -> str:
         "document context).",
         "",
     ]
+    if data.get("targets"):
+        lines += _target_lines(data["targets"])
     return "\n".join(lines)
+
+
+def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
+    """The targets table (`frontier_targets`): value, limit, whether it holds, the miss."""
+    lines = ["## Targets", "", "| target | value | limit | holds | missed by | note |", "|---|---:|---:|---|---:|---|"]
+    for row in targets:
+        if row["kind"] is None:
+            lines.append(f"| {row['target']} | n/a | n/a | not measured | n/a | {row['note']} |")
+            continue
+        sign = ">=" if row["kind"] == "min" else "<="
+        lines.append(
+            f"| {row['target']} | {_number(row['value'], 4)} | {sign} {row['limit']:g} "
+            f"| {'yes' if row['holds'] else 'NO'} | {_number(row['miss_by'], 4)} | {row['note']} |"
+        )
+    lines.append("")
+    return lines
 
 
 def plot_frontier(data: dict[str, Any], path: Path) -> None:

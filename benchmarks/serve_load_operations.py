@@ -29,8 +29,8 @@ from .serve_load_kill import run_kill
 from .serve_load_overhead import measure_server
 from .serve_load_server import ServerProcess
 from .serve_load_soak import run_soak
-from .serve_load_targets import target_row
 from .serve_schema_fuzz import fuzz_schema
+from .target_rows import target_row
 
 __all__ = [
     "OperationsConfig",

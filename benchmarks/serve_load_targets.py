@@ -14,8 +14,9 @@ from ner_export.runtime import available_cpus
 
 from .serve_load_config import TARGETS
 from .serve_load_offline import ECONOMY_SIZES
+from .target_rows import target_row
 
-__all__ = ["targets", "ray_overhead", "cpu_bound"]
+__all__ = ["targets", "ray_overhead", "cpu_bound", "target_row"]
 
 
 def cpu_bound(run: dict[str, Any], cpus: int) -> dict[str, float] | None:
@@ -27,13 +28,6 @@ def cpu_bound(run: dict[str, Any], cpus: int) -> dict[str, float] | None:
     if server is None or client is None:
         return None
     return {"server_ms": server, "client_ms": client, "max_rps": 1000 * cpus / (server + client)}
-
-
-def target_row(name: str, value: float | None, limit: float, kind: str, why: str = "") -> dict[str, Any]:
-    """The row of target `name`: `kind` "min" holds at value >= limit, "max" at value <= limit."""
-    holds = value is not None and (value >= limit if kind == "min" else value <= limit)
-    miss = None if holds or value is None else (limit - value if kind == "min" else value - limit)
-    return {"target": name, "value": value, "limit": limit, "kind": kind, "holds": holds, "miss_by": miss, "note": why}
 
 
 def targets(

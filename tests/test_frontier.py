@@ -26,6 +26,7 @@ BUNDLE_KEYS = {
     "throughput_sps",
     "throughput_sps_1thread",
     "vs_reference",
+    "training",
 }
 
 
@@ -61,12 +62,16 @@ def test_two_bundles_are_measured_in_one_run(
     for name, row in data["bundles"].items():
         assert set(row) == BUNDLE_KEYS, name
         assert row["layers"] == 2 and row["distilled_from"] is None and row["bundle_mb"] > row["int8_graph_mb"] > 0
+        assert row["training"] is None  # the tiny checkpoints have no metrics.json
         assert 0 <= row["f1_presplit"] <= 1 and 0 <= row["f1_rawtext"] <= 1
         assert row["throughput_sps"] > 0 and row["throughput_sps_1thread"] > 0 and row["latency_ms"]["p50"] > 0
     assert data["bundles"][names[0]]["vs_reference"]["throughput"] == 1.0
     markdown = (tmp_path / "frontier.md").read_text()
-    rows = [line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| bundle |")]
+    lines = markdown.splitlines()
+    table = lines.index(next(line for line in lines if line.startswith("| bundle | layers |"))) + 2
+    rows = lines[table : lines.index("", table)]
     assert [row.split("|")[1].strip() for row in rows] == names
+    assert "## Targets" in markdown and "no distilled student of this depth in the run" in markdown
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (figure,) = figures
     for axis in figure.axes:
