@@ -200,6 +200,14 @@ def tiny_model(tiny_bundle: Path):
     return NerModel.load(tiny_bundle, precision="fp32")
 
 
+@pytest.fixture(scope="module")
+def offline(tiny_bundle: Path):
+    """The tiny bundle's fp32 graph on one thread: the answers a server or an engine must equal exactly."""
+    from ner_export.runtime import NerModel
+
+    return NerModel.load(tiny_bundle, precision="fp32", threads=1)
+
+
 @pytest.fixture(scope="session")
 def casing_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny checkpoint trained-with-casing style: three token-type rows, the new ones far apart."""

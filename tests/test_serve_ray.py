@@ -33,7 +33,7 @@ serve = pytest.importorskip(
     "ray.serve", reason="the Ray Serve application needs the ray extra: pip install 'ner-export[ray]'"
 )
 
-from test_serve import TEXTS, _mark_graph_batch_dependent, expected, post_concurrently, random_request  # noqa: E402
+from serve_harness import TEXTS, expected, mark_graph_batch_dependent, post_concurrently, random_request  # noqa: E402
 
 from ner_export.runtime import NerModel  # noqa: E402
 
@@ -48,11 +48,6 @@ def _get(url: str) -> Any:
     answer = httpx.get(url, timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-@pytest.fixture(scope="module")
-def offline(tiny_bundle: Path) -> NerModel:
-    return NerModel.load(tiny_bundle, precision="fp32", threads=1)
 
 
 # --------------------------------------------------------------------------- without a running Ray
@@ -270,7 +265,7 @@ def test_health_ready_info_and_errors(fp32_url: str, tiny_bundle: Path) -> None:
 def test_no_cross_request_batching_on_a_batch_dependent_graph(
     ray_url: str, tiny_bundle: Path, tmp_path: Path, offline: NerModel
 ) -> None:
-    bundle = _mark_graph_batch_dependent(tiny_bundle, tmp_path / "bundle")
+    bundle = mark_graph_batch_dependent(tiny_bundle, tmp_path / "bundle")
     texts = [TEXTS[i % len(TEXTS)] for i in range(12)]
     with deployed("dep", bundle, ray_url, precision="fp32", max_wait_ms=100) as url:
         info = _get(url + "/info")

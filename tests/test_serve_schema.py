@@ -16,7 +16,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (the test extra)")
 pytest.importorskip("schemathesis", reason="the schema test needs schemathesis (the test extra)")
-from test_serve import Server, serving  # noqa: E402
+from serve_harness import Server, serving  # noqa: E402
 
 from ner_export.benchmarks.serve_schema_fuzz import fuzz_schema  # noqa: E402
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 httpx = pytest.importorskip("httpx", reason="the serve tests need httpx (the test extra)")
-from test_serve import Server, metrics, sample, serving, wait_for  # noqa: E402
+from serve_harness import Server, metrics, sample, serving, wait_for  # noqa: E402
 
 WORKERS = ("--precision", "fp32", "--workers", 2)
 
