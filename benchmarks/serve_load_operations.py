@@ -98,7 +98,8 @@ def run_operations(
     try:
         schema = fuzz_schema(f"http://127.0.0.1:{server.port}", out / "schema", sizes.schema_examples)
     finally:
-        schema["server_exit_status"] = server.stop()
+        stopped = server.stop()
+    schema["server_exit_status"] = stopped
     schema.pop("report", None)
     return {"sizes": asdict(sizes), "overhead": overhead, "kill": kill, "soak": soak, "schema": schema}
 
