@@ -63,6 +63,7 @@ class FrontierConfig:
     warmup: int = 20
     progress: bool = True
     command: str = ""
+    notes: str = ""  # Markdown the report appends under "Notes": what was tried, what the run left out
 
     def __post_init__(self) -> None:
         if isinstance(self.bundles, str) or not self.bundles:
@@ -133,6 +134,7 @@ def run_frontier(config: FrontierConfig) -> BenchResult:
         "bundles": results,
     }
     data["targets"] = frontier_targets(data)
+    data["notes"] = config.notes
     return _write(data, Path(config.out), config.name)
 
 

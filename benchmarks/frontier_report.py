@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .frontier_targets import bundle_kind
+
 __all__ = ["plot_frontier", "render_frontier_markdown"]
 
 
@@ -71,6 +73,8 @@ def render_frontier_markdown(data: dict[str, Any]) -> str:
     ]
     if data.get("targets"):
         lines += _target_lines(data["targets"])
+    if data.get("notes"):
+        lines += ["## Notes", "", data["notes"].strip(), ""]
     return "\n".join(lines)
 
 
@@ -90,6 +94,25 @@ def _target_lines(targets: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+_STYLES = {
+    "reference": ("reference", "*", "#d62728"),
+    "student": ("distilled", "o", "#1f77b4"),
+    "gold": ("gold labels only (soft weight 0)", "s", "#ff7f0e"),
+    "ensemble": ("distilled from an ensemble", "D", "#2ca02c"),
+    "": ("other", "^", "#7f7f7f"),
+}
+
+
+def _groups(data: dict[str, Any]) -> dict[tuple[str, str, str], list[str]]:
+    """Bundle names by how they were made (the reference first), each kind with its legend label, marker
+    and colour; kinds without bundles are left out."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for name, row in data["bundles"].items():
+        kind = "reference" if name == data["reference"] else bundle_kind(row)
+        groups.setdefault(_STYLES[kind], []).append(name)
+    return groups
+
+
 def plot_frontier(data: dict[str, Any], path: Path) -> None:
     """F1 (pre-split) against throughput on one thread and on all CPUs, one labelled point per bundle."""
     import matplotlib
@@ -105,13 +128,22 @@ def plot_frontier(data: dict[str, Any], path: Path) -> None:
         (axes[0], "throughput_sps_1thread", "one thread"),
         (axes[1], "throughput_sps", f"all {data['machine']['cpus_available']} CPUs"),
     )
+    groups = _groups(data)
     for axis, key, title in panels:
         speed = [bundles[n][key] for n in names]
-        axis.plot(speed, f1, linestyle="none", marker="o", color="#1f77b4")
+        for (label, marker, colour), members in groups.items():
+            axis.plot(
+                [bundles[n][key] for n in members],
+                [bundles[n]["f1_presplit"] for n in members],
+                linestyle="none",
+                marker=marker,
+                color=colour,
+                label=label,
+            )
         middle = (min(speed) + max(speed)) / 2
         for name, x, y in zip(names, speed, f1, strict=True):
             layers = bundles[name]["layers"]
-            label = f"{name} ({layers} layers)" if layers is not None else name
+            label = f"{name} ({layers} layer{'' if layers == 1 else 's'})" if layers is not None else name
             right = len(names) > 1 and x > middle  # labels of the fastest points go to their left, inside the axes
             offset, align = ((-6, 6), "right") if right else ((6, 6), "left")
             axis.annotate(label, (x, y), textcoords="offset points", xytext=offset, ha=align, fontsize=8)
@@ -120,6 +152,7 @@ def plot_frontier(data: dict[str, Any], path: Path) -> None:
         axis.margins(x=0.25, y=0.2)
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("entity F1, pre-split (higher is better)")
+    axes[0].legend(fontsize=8, loc="lower left")
     dataset = data["dataset"]
     fig.suptitle(f"ner-export frontier on {Path(dataset['path']).name} ({dataset['sentences']} sentences)")
     fig.tight_layout()

@@ -25,7 +25,7 @@ from typing import Any
 
 from .target_rows import target_row
 
-__all__ = ["FRONTIER_TARGETS", "frontier_targets"]
+__all__ = ["FRONTIER_TARGETS", "frontier_targets", "bundle_kind"]
 
 FRONTIER_TARGETS: dict[str, Any] = {
     "by_layers": {
@@ -38,7 +38,7 @@ FRONTIER_TARGETS: dict[str, Any] = {
 }
 
 
-def _kind(row: dict[str, Any]) -> str:
+def bundle_kind(row: dict[str, Any]) -> str:
     """ "student", "gold" (distilled with soft weight 0), "ensemble" (several teachers) or "" (not distilled)."""
     distilled = row.get("distilled_from")
     if not distilled:
@@ -49,7 +49,7 @@ def _kind(row: dict[str, Any]) -> str:
 
 
 def _find(bundles: dict[str, dict[str, Any]], kind: str, layers: int) -> tuple[str, dict[str, Any]] | None:
-    return next(((n, r) for n, r in bundles.items() if _kind(r) == kind and r.get("layers") == layers), None)
+    return next(((n, r) for n, r in bundles.items() if bundle_kind(r) == kind and r.get("layers") == layers), None)
 
 
 def frontier_targets(data: dict[str, Any]) -> list[dict[str, Any]]:

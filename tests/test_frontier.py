@@ -75,8 +75,8 @@ def test_two_bundles_are_measured_in_one_run(
     assert (tmp_path / "frontier.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (figure,) = figures
     for axis in figure.axes:
-        (points,) = axis.lines
-        assert len(points.get_xdata()) == 2
+        assert [line.get_label() for line in axis.lines] == ["reference", "other"]  # kinds, not bundles
+        assert [len(line.get_xdata()) for line in axis.lines] == [1, 1]
         assert sorted(text.get_text() for text in axis.texts) == sorted(f"{n} (2 layers)" for n in names)
 
 
@@ -88,8 +88,13 @@ def test_the_bench_command_compares_bundles(
     result = _cli(*args, "--latency-sentences", 2, "-q")
     assert result.exit_code == 0, result.output
     assert "Speed/accuracy frontier" in result.output and (out / "frontier.png").is_file()
-    named = _cli(*args, "--name", "students", "--latency-sentences", 2, "-q")
-    assert named.exit_code == 0 and (out / "students.json").is_file()
+    notes = tmp_path / "notes.md"
+    notes.write_text("Tried: temperature 2 and 4.\n", encoding="utf-8")
+    named = _cli(*args, "--name", "students", "--latency-sentences", 2, "--notes", notes, "-q")
+    assert named.exit_code == 0 and json.loads((out / "students.json").read_text())["notes"] == notes.read_text()
+    assert "## Notes\n\nTried: temperature 2 and 4.\n" in (out / "students.md").read_text()
+    single = _cli("bench", tiny_bundle, "--checkpoint", tiny_checkpoint, "--data", conll_file, "--notes", notes)
+    assert single.exit_code == 2 and "--notes belongs to --compare" in single.output
     both = _cli(*args, "--checkpoint", tiny_checkpoint)
     assert both.exit_code == 2 and "leave out --checkpoint and --systems" in both.output
     plain = _cli("bench", tiny_bundle, "--data", conll_file)

@@ -72,6 +72,11 @@ def parse_systems(ctx: click.Context, param: click.Parameter, value: str) -> tup
     help=f"Comma-separated subset of {','.join(SYSTEMS)}.",
 )
 @click.option("--no-cold-start", is_flag=True, help="Skip the fresh-process cold-start measurements.")
+@click.option(
+    "--notes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --compare: a Markdown file the report appends under Notes (what was tried, what the run left out).",
+)
 @quiet_option
 @reports_user_errors
 def bench_command(
@@ -86,6 +91,7 @@ def bench_command(
     repeats: int,
     systems: tuple[str, ...] | None,
     no_cold_start: bool,
+    notes: Path | None,
     quiet: bool,
 ) -> None:
     """Accuracy and speed of the bundle against PyTorch and Optimum, in one run (or, with --compare,
@@ -112,11 +118,14 @@ def bench_command(
                 repeats=repeats,
                 progress=not quiet,
                 command=" ".join(["ner-export", *sys.argv[1:]]),
+                notes=notes.read_text(encoding="utf-8") if notes else "",
             )
         )
         click.echo(frontier.markdown)
         click.echo(f"results written to {', '.join(frontier.files)}")
         return
+    if notes is not None:
+        raise click.UsageError("--notes belongs to --compare: the single-bundle report has no notes")
     if checkpoint is None:
         context = click.get_current_context()
         raise click.MissingParameter(
