@@ -5,9 +5,9 @@ most are short and some are whole documents read in many windows) with every 500
 32 texts, sent by a few closed-loop clients over keep-alive connections, while `--idle` (500) further
 connections stay open and silent beside the load. Recorded: the server's RSS and open file descriptors
 (its whole process tree, from /proc) at the start, after the first phase once the idle connections
-are open (warmed up), at the end, and once the idle connections are closed again; p99 over the first
-and the last 2,000 requests, and p99 without the idle connections (a first phase of 1,000 requests before they open)
-against with them (the next 1,000). A leak shows as RSS or descriptors that grow; a server that
+are open (warmed up), after every 2,000 requests, at the end, and once the idle connections are
+closed again; p99 over the first and the last 2,000 requests, and p99 without the idle connections (a
+first phase of 1,000 requests before they open) against with them (the next 1,000). A leak shows as RSS or descriptors that grow; a server that
 handles idle connections badly shows as a p99 that grows with them.
 
 Bounded: the request count, and `--max-seconds` for the whole run (it stops early and says so). All
@@ -42,6 +42,7 @@ WORDS = (
 ).split()
 BASELINE = 1000  # requests in each of the without- and with-idle-connections phases
 EDGE = 2000  # requests whose p99 is the start's and the end's
+CURVE_STEP = 2000  # the server's RSS and descriptors are also read after each this many requests
 
 
 def soak_requests(count: int, seed: int) -> list[bytes]:
@@ -147,7 +148,11 @@ async def _soak(port: int, requests: list[bytes], idle: int, clients: int, deadl
     without_idle = await _send_all(port, requests[:BASELINE], clients, deadline)
     held = [await asyncio.open_connection(HOST, port) for _ in range(idle)]
     with_idle_open = await _once_accepted(pid, start["open_fds"] + idle, deadline)
-    rest = await _send_all(port, requests[BASELINE:], clients, deadline)
+    rest: list[tuple[float, Any]] = []
+    curve = [{"requests": BASELINE, **with_idle_open}]
+    for first in range(BASELINE, len(requests), CURVE_STEP):  # in steps, so RSS growth shows its shape
+        rest += await _send_all(port, requests[first : first + CURVE_STEP], clients, deadline)
+        curve.append({"requests": BASELINE + len(rest), **process_tree_resources(pid)})
     still_open = sum(1 for reader, _ in held if not reader.at_eof())
     end = process_tree_resources(pid)
     for _, writer in held:
@@ -162,6 +167,7 @@ async def _soak(port: int, requests: list[bytes], idle: int, clients: int, deadl
         "stopped_early": len(sent) < len(requests),
         "idle_connections": {"opened": idle, "still_open_at_end": still_open},
         "resources": {"start": start, "idle_opened": with_idle_open, "end": end, "idle_closed": closed},
+        "resources_by_requests": curve,
         "p99_ms": {
             "without_idle": _p99_ms(without_idle),
             "with_idle": _p99_ms(rest[:BASELINE]),
