@@ -7,8 +7,9 @@ connections stay open and silent beside the load. Recorded: the server's RSS and
 (its whole process tree, from /proc) at the start, after the first phase once the idle connections
 are open (warmed up), after every 2,000 requests, at the end, and once the idle connections are
 closed again; p99 over the first and the last 2,000 requests, and p99 without the idle connections (a
-first phase of 1,000 requests before they open) against with them (the next 1,000). A leak shows as RSS or descriptors that grow; a server that
-handles idle connections badly shows as a p99 that grows with them.
+first phase of 1,000 requests before they open) against with them (the next 1,000). A leak shows as
+RSS or descriptors that grow; a server that handles idle connections badly shows as a p99 that grows
+with them.
 
 Bounded: the request count, and `--max-seconds` for the whole run (it stops early and says so). All
 traffic goes to 127.0.0.1. The server runs as the CLI runs it (`serve_load_server.ServerProcess`), with
