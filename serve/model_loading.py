@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ner_export.runtime import NerModel
@@ -32,11 +33,17 @@ WARMUP_TEXTS = ("a", "John Smith lives in Paris .", " ".join(["word"] * 60))
 
 
 def warm_up(model: NerModel, batch_size: int) -> None:
-    """Run a few texts, batched and alone, twice: first runs allocate onnxruntime's arenas for these shapes."""
+    """Run a few texts, batched and alone, twice, then a full batch of full-width windows on every stream at
+    once: first runs allocate onnxruntime's arenas for these shapes, and the server's batches run on the
+    streams' session (made on first use), whose arena would otherwise grow under the first requests."""
     for _ in range(2):
         model.predict(list(WARMUP_TEXTS), batch_size=batch_size)
         for text in WARMUP_TEXTS:
             model.predict([text])
+    if model.streams > 1:
+        full = [" ".join(["word"] * model.manifest.max_length)] * batch_size
+        with ThreadPoolExecutor(model.streams, thread_name_prefix="ner-serve-warm-up") as pool:
+            list(pool.map(lambda _: model.predict(full, batch_size=batch_size, stream=True), range(model.streams)))
 
 
 def log_model_loaded(logger: logging.Logger, seconds: float, model: NerModel, graph: GraphSpec, threads: int) -> None:

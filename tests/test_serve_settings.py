@@ -134,3 +134,16 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(
     assert cli.returncode == 1 and cli.stderr.strip().splitlines()[-1].startswith("Error: cannot serve"), cli.stderr[
         -2000:
     ]
+
+
+def test_warm_up_makes_the_streams_session_the_batches_run_on(tiny_bundle: Path) -> None:
+    """The server's batches run on the streams' session: the warm-up must make it and run it on full-width
+    batches, or its creation and its arena's growth land on the first requests."""
+    from ner_export.serve.model_loading import warm_up
+
+    model = NerModel.load(tiny_bundle, precision="fp32", threads=2, streams=2)
+    streams = model._streams
+    assert streams is not None and streams._session is None  # made on first use
+    warm_up(model, batch_size=4)
+    assert streams._session is not None
+    assert model.predict(TEXTS, stream=True) == model.predict(TEXTS)
