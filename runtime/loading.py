@@ -27,7 +27,7 @@ from .decoding import STRATEGIES, WORD_SPLITS
 from .graph_runner import auto_streams
 from .machine import available_cpus
 from .manifest import BACKENDS, DEVICES, BundleManifest, GraphSpec
-from .session import check_graph, create_session, load_tokenizer
+from .session import check_graph, create_session, load_tokenizer, shared_cpu_arena
 
 __all__ = ["OpenedBundle", "check_load_options", "check_model_options", "open_bundle"]
 
@@ -46,7 +46,12 @@ class OpenedBundle:
 
 
 def check_load_options(
-    device: str, threads: int | None, streams: int | None, backend: str, session_config: Mapping[str, str] | None
+    device: str,
+    threads: int | None,
+    streams: int | None,
+    backend: str,
+    session_config: Mapping[str, str] | None,
+    shared_arena: bool = False,
 ) -> None:
     """Refuse `NerModel.load` options that cannot work, before any file is read."""
     if device not in DEVICES:
@@ -59,6 +64,8 @@ def check_load_options(
         raise ValueError(f"backend='openvino' runs on cpu only, not device={device!r}")
     if backend == "openvino" and session_config:
         raise ValueError("session_config holds onnxruntime session entries; the openvino backend takes none")
+    if backend == "openvino" and shared_arena:
+        raise ValueError("shared_arena is onnxruntime's CPU arena; the openvino backend has none")
 
 
 def check_model_options(
@@ -98,9 +105,10 @@ def open_bundle(
     session_config: Mapping[str, str] | None,
     backend: str,
     verify: bool,
+    shared_arena: bool = False,
 ) -> OpenedBundle:
     """The parts of a `NerModel` for the bundle in `bundle_dir` (`NerModel.load` documents the options)."""
-    check_load_options(device, threads, streams, backend, session_config)
+    check_load_options(device, threads, streams, backend, session_config, shared_arena)
     bundle = Path(bundle_dir)
     manifest = BundleManifest.read(bundle)
     graph = manifest.graph_for(device, precision, backend)
@@ -112,6 +120,8 @@ def open_bundle(
     if backend == "openvino":
         session, make_stream_session = _openvino_sessions(bundle, graph, graph_path, check, threads, cpus, count)
     else:
+        if shared_arena:
+            session_config = {**(session_config or {}), **shared_cpu_arena()}
         session = create_session(graph_path, device=device, threads=threads, config_entries=session_config)
         per_stream = max(1, cpus // count)
 

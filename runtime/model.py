@@ -139,6 +139,7 @@ class NerModel:
         pad_multiple: int | None = None,
         streams: int | None = None,
         session_config: Mapping[str, str] | None = None,
+        shared_arena: bool = False,
         backend: str = "onnxruntime",
         verify: bool = True,
         token_cache: int = 16384,
@@ -166,6 +167,10 @@ class NerModel:
         session_config: onnxruntime session configuration entries for every session of the model, e.g.
             `{"session.force_spinning_stop": "1"}` where other work shares the CPUs (a server's event
             loop): pool threads spin inside a run and sleep once it returns, instead of spinning on.
+        shared_arena: all the model's sessions allocate from one CPU arena registered on onnxruntime's
+            process-wide environment, grown by what each run asks for (`session.shared_cpu_arena`): for a
+            long-lived process such as a server, whose memory then stops growing once it has run its
+            largest batch; onnxruntime backend only.
         backend: "onnxruntime" (default) or "openvino": the bundle's NNCF int8 OpenVINO IR, exported when
             the `openvino` extra was installed; CPU only. Same outputs contract, only the logits differ.
             MissingDependencyError without openvino, BundleError when the bundle has no OpenVINO graph.
@@ -182,6 +187,7 @@ class NerModel:
             session_config=session_config,
             backend=backend,
             verify=verify,
+            shared_arena=shared_arena,
         )
         return cls(
             bundle.session,
@@ -303,6 +309,14 @@ class NerModel:
         return self._decoder.text_word_entities(text, tokens.offsets, tokens.words, scores)
 
     # ------------------------------------------------------------------ pre-split words
+    def warm_up(self, batch_size: int = 32) -> None:
+        """Run the largest batch `predict(..., batch_size)` can make (`batch_size` full-width windows, within
+        the token budget) on the model's session and on every stream at once: onnxruntime allocates for a
+        shape on its first run, so a long-lived process (a server) calls this before its first request
+        rather than letting the first requests that need that memory pay for it and grow it."""
+        require_positive_int("batch_size", batch_size)
+        self._runner.run_largest_batch(batch_size)
+
     def predict_words(
         self,
         word_lists: Sequence[Sequence[str]],

@@ -10,6 +10,9 @@ pieces instead of each setting session options, loading a tokenizer or padding a
   (`session.intra_op.allow_spinning`, ...) through `config_entries`, rather than building their own.
 - onnxruntime's and tokenizers' untyped errors become `BundleError`s naming the file, so a bad
   bundle is a one-line user error; the original is chained as the cause.
+- A process that keeps a model for long (a server) can give all of the model's sessions one CPU arena
+  (`shared_cpu_arena`): each session otherwise grows its own arena to its own peak, in powers of two,
+  so RSS keeps stepping up whenever a rarer batch shape first lands on a session.
 - Padding writes ids, attention mask and token types into preallocated int64 arrays, with optional
   special tokens around each row, because this runs for every batch a service answers.
 """
@@ -17,6 +20,7 @@ pieces instead of each setting session options, loading a tokenizer or padding a
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +45,7 @@ __all__ = [
     "one_row_inputs",
     "pad_rows",
     "session_options",
+    "shared_cpu_arena",
 ]
 
 
@@ -92,6 +97,21 @@ def session_options(
     for key, entry in (config_entries or {}).items():
         opts.add_session_config_entry(key, entry)
     return opts
+
+
+@functools.cache
+def shared_cpu_arena() -> dict[str, str]:
+    """Register one CPU arena on onnxruntime's process-wide environment and return the session config
+    entries that make a session allocate from it.
+
+    The arena grows by what a run asks for, not by the next power of two, and every session given the
+    entries shares it: a model's main session and its streams' session, which a server runs by turns,
+    then reach one working set between them instead of two. Registered once per process (cached).
+    """
+    ort = import_onnxruntime()
+    memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+    ort.create_and_register_allocator(memory, ort.OrtArenaCfg({"arena_extend_strategy": 1}))  # kSameAsRequested
+    return {"session.use_env_allocators": "1"}
 
 
 def create_session(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ner_export.runtime import NerModel
@@ -33,17 +32,15 @@ WARMUP_TEXTS = ("a", "John Smith lives in Paris .", " ".join(["word"] * 60))
 
 
 def warm_up(model: NerModel, batch_size: int) -> None:
-    """Run a few texts, batched and alone, twice, then a full batch of full-width windows on every stream at
-    once: first runs allocate onnxruntime's arenas for these shapes, and the server's batches run on the
-    streams' session (made on first use), whose arena would otherwise grow under the first requests."""
+    """Run a few texts, batched and alone, twice, then the largest batch the server makes on the model's
+    session and on every stream (`NerModel.warm_up`): first runs allocate onnxruntime's arenas for these
+    shapes, and the server's batches run on both sessions (the streams' one is made on first use), whose
+    memory would otherwise grow under the first requests that need it."""
     for _ in range(2):
         model.predict(list(WARMUP_TEXTS), batch_size=batch_size)
         for text in WARMUP_TEXTS:
             model.predict([text])
-    if model.streams > 1:
-        full = [" ".join(["word"] * model.manifest.max_length)] * batch_size
-        with ThreadPoolExecutor(model.streams, thread_name_prefix="ner-serve-warm-up") as pool:
-            list(pool.map(lambda _: model.predict(full, batch_size=batch_size, stream=True), range(model.streams)))
+    model.warm_up(batch_size)
 
 
 def log_model_loaded(logger: logging.Logger, seconds: float, model: NerModel, graph: GraphSpec, threads: int) -> None:

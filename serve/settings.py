@@ -135,6 +135,9 @@ class ServeSettings:
             "session_config": None
             if self.spin or self.backend != "onnxruntime"
             else {"session.force_spinning_stop": "1"},
+            # one CPU arena for the worker's sessions, grown by what is asked: its RSS stops growing once its
+            # largest batch has run, which the warm-up runs on every session (PERFORMANCE.md, serving)
+            "shared_arena": self.backend == "onnxruntime",
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -468,3 +469,27 @@ def test_cpu_batches_pad_a_window_by_at_most_a_third_of_its_width(tiny_bundle: P
     assert sum(len(rows) for rows, _ in runs) == len(texts)
     assert all(4 * min(rows) >= 3 * width for rows, width in runs)
     assert any(min(rows) < width for rows, width in runs)  # rows of close widths still share a padded batch
+
+
+def test_warm_up_runs_the_largest_batch_on_the_session_and_every_stream(tiny_bundle: Path) -> None:
+    model = NerModel.load(tiny_bundle, precision="fp32", threads=2, streams=2, token_budget=3 * 128)
+    streams = model._streams
+    assert streams is not None and model.manifest.max_length == 128
+    shapes: dict[str, list[tuple[int, ...]]] = {"model": [], "streams": []}
+
+    def recording(session: Any, name: str) -> None:
+        run = session.run
+
+        def recorded(names, feeds):  # type: ignore[no-untyped-def]
+            shapes[name].append(feeds["input_ids"].shape)
+            return run(names, feeds)
+
+        session.run = recorded
+
+    recording(model._session, "model")
+    recording(streams.session, "streams")
+    model.warm_up(batch_size=8)
+    # 8 full-width windows would pass the token budget of 3 windows: the largest batch predict makes is 3
+    assert shapes == {"model": [(3, 128)], "streams": [(3, 128), (3, 128)]}
+    with pytest.raises(ValueError, match="batch_size"):
+        model.warm_up(batch_size=0)

@@ -61,6 +61,10 @@ def test_threads_spin_only_inside_a_run_unless_asked(tiny_bundle: Path) -> None:
     assert ServeSettings().model_options()["session_config"] == {"session.force_spinning_stop": "1"}
     assert ServeSettings(spin=True).model_options()["session_config"] is None  # onnxruntime's own default
     assert ServeSettings(backend="openvino").model_options()["session_config"] is None  # not an onnxruntime session
+    assert (
+        ServeSettings().model_options()["shared_arena"]
+        and not ServeSettings(backend="openvino").model_options()["shared_arena"]
+    )
     model = NerModel.load(tiny_bundle, **ServeSettings(threads=1).model_options())
     assert model.predict(TEXTS) == NerModel.load(tiny_bundle, threads=1).predict(TEXTS)
 
@@ -136,14 +140,25 @@ def test_create_app_is_not_ready_until_loaded_and_reports_a_failed_load(
     ]
 
 
-def test_warm_up_makes_the_streams_session_the_batches_run_on(tiny_bundle: Path) -> None:
-    """The server's batches run on the streams' session: the warm-up must make it and run it on full-width
-    batches, or its creation and its arena's growth land on the first requests."""
+def test_warm_up_runs_the_largest_batch_on_every_session_the_batches_run_on(tiny_bundle: Path) -> None:
+    """The server's batches run on the model's session and on the streams' one: the warm-up must make the
+    latter and run the largest batch (max batch size x full-width windows) on both, or their arenas'
+    growth lands on the first requests that need it."""
     from ner_export.serve.model_loading import warm_up
 
     model = NerModel.load(tiny_bundle, precision="fp32", threads=2, streams=2)
     streams = model._streams
     assert streams is not None and streams._session is None  # made on first use
+    shapes: list[tuple[int, int]] = []
+    session = model._session
+    run = session.run
+
+    def recording(names, feeds):  # type: ignore[no-untyped-def]
+        shapes.append(feeds["input_ids"].shape)
+        return run(names, feeds)
+
+    session.run = recording
     warm_up(model, batch_size=4)
+    assert (4, model.manifest.max_length) in shapes, shapes  # the model's own session ran the largest batch
     assert streams._session is not None
     assert model.predict(TEXTS, stream=True) == model.predict(TEXTS)

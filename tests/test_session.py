@@ -1,6 +1,8 @@
-"""Graph inputs: the one-row build (a lone text) against the padded batch build."""
+"""Graph inputs: the one-row build (a lone text) against the padded batch build; the shared CPU arena."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,3 +28,29 @@ def test_one_row_feeds_equal_the_padded_build(token_types: bool, as_arrays: bool
         assert array.dtype == np.int64 and array.shape == (1, len(row) + 2), name
         np.testing.assert_array_equal(array, padded[name][:, :-1], err_msg=name)
     assert lone["input_ids"].tolist() == [[101, 7, 8, 9, 10, 11, 102]]
+
+
+def test_a_shared_arena_reaches_every_session_of_the_model_and_changes_no_answer(tiny_bundle: Path) -> None:
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.session import shared_cpu_arena
+
+    entries = shared_cpu_arena()
+    assert entries == {"session.use_env_allocators": "1"} and shared_cpu_arena() is entries  # registered once
+    plain = NerModel.load(tiny_bundle, precision="fp32", threads=2, streams=2)
+    shared = NerModel.load(tiny_bundle, precision="fp32", threads=2, streams=2, shared_arena=True)
+    texts = [" ".join(["Paris"] * n) for n in (1, 5, 40, 200)] + ["John Smith lives in London ."]
+    assert shared.predict(texts, stream=True) == plain.predict(texts, stream=True)
+    assert shared.predict(texts) == plain.predict(texts)
+    streams = shared._streams
+    assert streams is not None and streams._session is not None  # the streams' session was made and ran
+    for session in (shared._session, streams.session):
+        assert session.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # its own arena, as by default
+        plain._session.get_session_options().get_session_config_entry("session.use_env_allocators")
+
+
+def test_a_shared_arena_is_refused_on_openvino(tiny_bundle: Path) -> None:
+    from ner_export.runtime import NerModel
+
+    with pytest.raises(ValueError, match="shared_arena is onnxruntime's"):
+        NerModel.load(tiny_bundle, backend="openvino", shared_arena=True)
