@@ -5,7 +5,8 @@ Four measures, each run by a module of its own and gathered here with their targ
 
 - the server's CPU per request beyond the model (`serve_load_overhead.measure_server`): one request at
   a time over a keep-alive connection (mean batch 1), the server process's CPU from /proc less the
-  model's CPU for the same texts in this process, both on one thread and the same graph;
+  model's CPU for the same texts in this process, both on one thread and the same graph, measured by
+  turns and the best round of each kept (a slow spell of a shared machine hits both alike);
 - a worker killed under load (`serve_load_kill`): two workers, one SIGKILLed; the port must keep
   answering, only requests inside the killed worker may fail, every request sent after its replacement
   is ready must succeed, and the replacement must be ready within 5 s plus its model's load time;
@@ -222,7 +223,8 @@ def operations_lines(found: dict[str, Any]) -> list[str]:
     return [
         "## (o) Operations: CPU beyond the model, a killed worker, a soak, schema fuzzing",
         "",
-        f"- CPU per request, one at a time over keep-alive, one thread: server process "
+        f"- CPU per request, one at a time over keep-alive, one thread, best of {overhead.get('rounds', 1)} rounds "
+        f"by turns: server process "
         f"{overhead['server_us']:.0f} µs, the model alone {overhead['model_us']:.0f} µs, beyond the model "
         f"**{overhead['beyond_model_us']:.0f} µs**.",
         f"- Kill: server `{' '.join(kill['server_args'])}`, worker pid {kill['victim_pid']} SIGKILLed under load; "

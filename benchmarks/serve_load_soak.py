@@ -35,7 +35,7 @@ from .serve_load_client import ConnectionPool, percentiles, post, run_async
 from .serve_load_config import HOST
 from .serve_load_server import ServerProcess
 
-__all__ = ["run_soak", "soak_requests", "process_tree_resources", "main"]
+__all__ = ["run_soak", "soak_inputs", "soak_requests", "process_tree_resources", "main"]
 
 WORDS = (
     "John Smith lives in Paris and works for Reuters in London , said the minister on Monday . The Bank of "
@@ -46,8 +46,8 @@ EDGE = 2000  # requests whose p99 is the start's and the end's
 CURVE_STEP = 2000  # the server's RSS and descriptors are also read after each this many requests
 
 
-def soak_requests(count: int, seed: int) -> list[bytes]:
-    """`count` prebuilt POST /predict requests: texts of 1 to 20,000 characters (log-uniform), and every
+def soak_inputs(count: int, seed: int) -> list[str | list[str]]:
+    """The `inputs` of `count` soak requests: texts of 1 to 20,000 characters (log-uniform), and every
     500th a list of 32 texts of up to 200 characters."""
     rng = random.Random(seed)
 
@@ -60,9 +60,13 @@ def soak_requests(count: int, seed: int) -> list[bytes]:
             length += len(words[-1]) + 1
         return " ".join(words)[:size] or "a"
 
+    return [[text(200) for _ in range(32)] if i % 500 == 499 else text(20_000) for i in range(count)]
+
+
+def soak_requests(count: int, seed: int) -> list[bytes]:
+    """`count` prebuilt POST /predict requests of `soak_inputs`."""
     requests = []
-    for i in range(count):
-        inputs: Any = [text(200) for _ in range(32)] if i % 500 == 499 else text(20_000)
+    for inputs in soak_inputs(count, seed):
         body = json.dumps({"inputs": inputs}).encode()
         requests.append(
             b"POST /predict HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
