@@ -178,20 +178,22 @@ class GraphRunner:
 
     def run_largest_batch(self, batch_size: int) -> None:
         """Run the largest batch `windows_logits` makes at `batch_size` (that many full-width rows, within
-        the token budget) on the session and, with streams, on every stream at once: a first run of a shape
-        allocates what later runs of it reuse, so a server runs this before it takes requests."""
+        the token budget) twice, on the session and, with streams, on every stream at once: a shape's
+        first run allocates its tensors one by one and records their layout, and from its second run on
+        onnxruntime takes them as one block of that layout, a different allocation the arena must also
+        hold; so a server runs this before it takes requests."""
         feeds = self.feeds
         count = max(1, min(batch_size, self.token_budget // feeds.max_length))
         rows = [[feeds.pad_id] * (feeds.max_length - feeds.special)] * count
-        self.run(rows, feeds.max_length, decoded=self.has_decoding_columns)
-        if self.streams is not None:
-            pool = self.streams.pool()
-            decoded = self.has_decoding_columns
-            runs = [
-                pool.submit(self.run_stream, rows, feeds.max_length, None, decoded) for _ in range(self.streams.count)
-            ]
-            for run in runs:
-                run.result()
+        decoded = self.has_decoding_columns
+        for _ in range(2):
+            self.run(rows, feeds.max_length, decoded=decoded)
+            if self.streams is not None:
+                pool = self.streams.pool()
+                width = feeds.max_length
+                runs = [pool.submit(self.run_stream, rows, width, None, decoded) for _ in range(self.streams.count)]
+                for run in runs:
+                    run.result()
 
     def one_stream(self, decoded: bool) -> BatchRun | None:
         """A run on a single stream from the calling thread (`NerModel.predict(stream=True)`), or None

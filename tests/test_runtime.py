@@ -489,7 +489,8 @@ def test_warm_up_runs_the_largest_batch_on_the_session_and_every_stream(tiny_bun
     recording(model._session, "model")
     recording(streams.session, "streams")
     model.warm_up(batch_size=8)
-    # 8 full-width windows would pass the token budget of 3 windows: the largest batch predict makes is 3
-    assert shapes == {"model": [(3, 128)], "streams": [(3, 128), (3, 128)]}
+    # 8 full-width windows would pass the token budget of 3 windows: the largest batch predict makes is 3;
+    # twice, as onnxruntime allocates a shape's second run differently from its first
+    assert shapes == {"model": [(3, 128)] * 2, "streams": [(3, 128)] * 4}
     with pytest.raises(ValueError, match="batch_size"):
         model.warm_up(batch_size=0)

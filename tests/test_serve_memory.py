@@ -24,13 +24,18 @@ def test_every_configuration_runs_in_its_own_process_and_is_reported(
         assert len(row["rss_mb_by_requests"]) == 2  # after 5 and 10 of the 12 requests
         assert 0 < row["rss_mb"]["loaded"] <= row["rss_mb"]["warmed_up"] * 2 and row["seconds"] > 0
     table = capsys.readouterr().out
-    assert table.count("\n") == 2 + len(CONFIGURATIONS) and "after 12 requests" in table
+    assert table.count("\n") == 2 + len(CONFIGURATIONS) and "| after 5 requests | after 12 |" in table
 
 
 def test_a_configuration_that_fails_is_reported_not_hidden() -> None:
     rows = [
-        {"configuration": "a", "rss_mb": {"loaded": 100.0, "warmed_up": 200.0, "end": 210.0}, "seconds": 3.0},
+        {
+            "configuration": "a",
+            "rss_mb": {"loaded": 100.0, "warmed_up": 200.0, "end": 210.0},
+            "rss_mb_by_requests": [205.0, 210.0],
+            "seconds": 3.0,
+        },
         {"configuration": "b", "error": "stopped after 5 s"},
     ]
-    table = report(rows, 1000)
-    assert "| a | 100 | 200 | 210 | 1.050 | 3.0 |" in table and "| b | stopped after 5 s |" in table
+    table = report(rows, 1000, 500)
+    assert "| a | 100 | 200 | 205 | 210 | 1.050 | 1.024 | 3.0 |" in table and "| b | stopped after 5 s |" in table
