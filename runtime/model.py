@@ -311,9 +311,9 @@ class NerModel:
     # ------------------------------------------------------------------ pre-split words
     def warm_up(self, batch_size: int = 32) -> None:
         """Run the largest batch `predict(..., batch_size)` can make (`batch_size` full-width windows, within
-        the token budget) on the model's session and on every stream at once: onnxruntime allocates for a
-        shape on its first run, so a long-lived process (a server) calls this before its first request
-        rather than letting the first requests that need that memory pay for it and grow it."""
+        the token budget) twice on the model's session and on every stream at once: onnxruntime allocates
+        for a shape on its first two runs, so a long-lived process (a server) calls this before its first
+        request rather than letting the first requests that need that memory pay for it and grow it."""
         require_positive_int("batch_size", batch_size)
         self._runner.run_largest_batch(batch_size)
 
