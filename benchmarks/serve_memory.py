@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -46,8 +47,9 @@ CONFIGURATIONS: dict[str, tuple[dict[str, bool], bool, str]] = {
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/statm", encoding="ascii") as handle:
-        return int(handle.read().split()[1]) * 4096 / 1e6
+    from .serve_load_soak import process_tree_resources
+
+    return process_tree_resources(os.getpid())["rss_bytes"] / 1e6
 
 
 def measure_configuration(bundle: Path, name: str, requests: int, step: int, seed: int) -> dict[str, Any]:

@@ -183,14 +183,13 @@ class GraphRunner:
         onnxruntime takes them as one block of that layout, a different allocation the arena must also
         hold; so a server runs this before it takes requests."""
         feeds = self.feeds
-        count = max(1, min(batch_size, self.token_budget // feeds.max_length))
-        rows = [[feeds.pad_id] * (feeds.max_length - feeds.special)] * count
+        width = feeds.max_length
+        rows = [[feeds.pad_id] * (width - feeds.special)] * max(1, min(batch_size, self.token_budget // width))
         decoded = self.has_decoding_columns
         for _ in range(2):
-            self.run(rows, feeds.max_length, decoded=decoded)
+            self.run(rows, width, decoded=decoded)
             if self.streams is not None:
                 pool = self.streams.pool()
-                width = feeds.max_length
                 runs = [pool.submit(self.run_stream, rows, width, None, decoded) for _ in range(self.streams.count)]
                 for run in runs:
                     run.result()
