@@ -8,10 +8,12 @@ offered rates, for (a) the server with micro-batching, (b) the server with `--ma
 (c) the offline `model.predict(batch_size=32)` throughput of the same bundle as the ceiling, then checks
 the targets for (a) (`TARGETS`) and says by how much each misses. With `--ray` it also sweeps (r), the
 same settings on Ray Serve (`--engine ray`: a local Ray, one replica, `@serve.batch`), with the same
-generator, rates and data, and reports Ray Serve's overhead against (a). With `--workers N`, (a) and
-(b) run N server processes of `--threads` / N threads each (`ner-export serve --workers`); (c) and
-(r) keep all `--threads`. `--streams S` passes `ner-export serve --streams S` to (a) and (b). With
-`--operations` it also runs (o) (`serve_load_operations`): the server's CPU per request beyond the
+generator, rates and data, and reports Ray Serve's overhead against (a). Between the last rate that met
+the p99 limit and the first that missed it, each sweep measures the rates the targets name (0.6x (c),
+and 0.45x with `--operations`) before bisecting, so a rate target is checked at its own rate. With
+`--workers N`, (a) and (b) run N server processes of `--threads` / N threads each (`ner-export serve
+--workers`); (c) and (r) keep all `--threads`. `--streams S` passes `ner-export serve --streams S` to
+(a) and (b). With `--operations` it also runs (o) (`serve_load_operations`): the server's CPU per request beyond the
 model, one of two workers killed under load, a 20,000-request soak beside 500 idle connections, and
 schema fuzzing, with their targets.
 
@@ -48,9 +50,15 @@ from typing import Any
 from ner_export.runtime import available_cpus
 from ner_export.runtime.manifest import MANIFEST_NAME, sha256_file
 
-from .serve_load_config import DEFAULT_DATA, FRACTIONS, LoadConfig, read_sentences
+from .serve_load_config import DEFAULT_DATA, FRACTIONS, TARGETS, LoadConfig, read_sentences
 from .serve_load_offline import batching_economy, offline_throughput
-from .serve_load_operations import SMOKE_SIZES, OperationsConfig, operation_targets, run_operations
+from .serve_load_operations import (
+    OPERATION_TARGETS,
+    SMOKE_SIZES,
+    OperationsConfig,
+    operation_targets,
+    run_operations,
+)
 from .serve_load_report import markdown, plot
 from .serve_load_sweep import sweep
 from .serve_load_targets import ray_overhead, targets
@@ -76,8 +84,20 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
     economy = batching_economy(config, texts, say)
     ceiling = offline["throughput_sps"]
     rates = list(config.rates) if config.rates else [round(f * ceiling, 1) for f in FRACTIONS]
+    target_rates = _target_rates(config, ceiling)
     configs = {
-        label: sweep(config, label, args, requests, rates, out, say, extra=label == "a", saturation_hint=0.0)
+        label: sweep(
+            config,
+            label,
+            args,
+            requests,
+            rates,
+            out,
+            say,
+            extra=label == "a",
+            saturation_hint=0.0,
+            target_rates=target_rates,
+        )
         for label, args in _server_args(config).items()
     }
     results: dict[str, Any] = {
@@ -107,6 +127,12 @@ def run_load(config: LoadConfig) -> dict[str, Any]:
         results["targets"] += operation_targets(results["operations"], configs["a"].get("best_rate_p99_ok"), ceiling)
     results["files"] = _write_reports(results, out / config.name)
     return results
+
+
+def _target_rates(config: LoadConfig, ceiling: float) -> tuple[float, ...]:
+    """The offered rates the targets name (their share of (c)): each is measured where a sweep's gap holds it."""
+    shares = {TARGETS["vs_offline"], *([OPERATION_TARGETS["vs_offline"]] if config.operations else [])}
+    return tuple(round(share * ceiling, 1) for share in sorted(shares))
 
 
 def _http_requests(texts: list[str]) -> list[bytes]:

@@ -1,7 +1,9 @@
 """One server configuration under a sweep of offered rates: (a), (b) or (r) of a serve load run.
 
-A sweep starts the server, offers each rate for `step_seconds`, then bisects `refine` times between the
-highest rate that met the p99 limit and the lowest above it that did not; for (a) it adds a step at 10%
+A sweep starts the server, offers each rate for `step_seconds`, then narrows the gap between the highest
+rate that met the p99 limit and the lowest above it that did not: first at each target rate inside that
+gap (a target such as 0.45x (c) is then measured at its own rate, not judged by the nearest bisection
+point below it), then by bisecting `refine` times; for (a) it adds a step at 10%
 of the best rate and one at twice the saturation rate (the overload step). Every step records the
 server's own counters over the step (the difference of two `/metrics` reads) and the CPU the server's
 process tree and this client spent on it, per answered request: what bounds a rate is then measured in
@@ -120,16 +122,29 @@ class _Measurer:
         return step
 
 
-def _refine(steps: list[dict[str, Any]], measure: _Measurer, times: int, limit_ms: float) -> None:
-    """Bisect `times` between the best rate meeting the p99 limit and the lowest above it missing it."""
+def _bracket(steps: list[dict[str, Any]], limit_ms: float) -> tuple[float, float] | None:
+    """The highest rate meeting the p99 limit and the lowest above it missing it; None without both."""
+    good = [s["offered_rps"] for s in steps if meets_p99(s, limit_ms)]
+    if not good:
+        return None
+    bad = [s["offered_rps"] for s in steps if not meets_p99(s, limit_ms) and s["offered_rps"] > max(good)]
+    return (max(good), min(bad)) if bad else None
+
+
+def _refine(
+    steps: list[dict[str, Any]], measure: _Measurer, times: int, limit_ms: float, target_rates: tuple[float, ...] = ()
+) -> None:
+    """Narrow the gap between the best rate meeting the p99 limit and the lowest above it missing it: each
+    target rate inside it first (lowest first), then `times` bisections."""
+    for rate in sorted(target_rates):
+        gap = _bracket(steps, limit_ms)
+        if gap is not None and gap[0] < rate < gap[1]:
+            steps.append(measure(rate, "target rate"))
     for _ in range(times):
-        good = [s["offered_rps"] for s in steps if meets_p99(s, limit_ms)]
-        bad = [
-            s["offered_rps"] for s in steps if not meets_p99(s, limit_ms) and (not good or s["offered_rps"] > max(good))
-        ]
-        if not good or not bad:
+        gap = _bracket(steps, limit_ms)
+        if gap is None:
             break
-        steps.append(measure((max(good) + min(bad)) / 2, "refine"))
+        steps.append(measure(sum(gap) / 2, "refine"))
 
 
 def sweep(
@@ -142,9 +157,11 @@ def sweep(
     say: Say,
     extra: bool,
     saturation_hint: float,
+    target_rates: tuple[float, ...] = (),
 ) -> dict[str, Any]:
-    """Start a server with `args`, offer it `rates` (then refine), stop it; with `extra`, the low-load and
-    overload steps too. Returns the steps, the best rate meeting the p99 limit and the server's exit status."""
+    """Start a server with `args`, offer it `rates` (then refine, `target_rates` first), stop it; with
+    `extra`, the low-load and overload steps too. Returns the steps, the best rate meeting the p99 limit
+    and the server's exit status."""
     server = ServerProcess(
         config.bundle, args, out / f"{config.name}-{label}.log", start_timeout=240 if "ray" in args else 60
     )
@@ -156,7 +173,7 @@ def sweep(
         for rate in rates:
             steps.append(measure(rate))
         limit = TARGETS["p99_limit_ms"]
-        _refine(steps, measure, config.refine, limit)
+        _refine(steps, measure, config.refine, limit, target_rates)
         result: dict[str, Any] = {
             "args": args,
             "info": {k: info.get(k) for k in ("batch_invariant", "batching", "graph", "runtime", "engine")},

@@ -308,6 +308,12 @@ class NerModel:
         scores = self._runner.run_feeds(feeds, decoded=self._runner.has_decoding_columns)[0, head : head + len(ids)]
         return self._decoder.text_word_entities(text, tokens.offsets, tokens.words, scores)
 
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the bundle's tokenizer makes of `text`, special tokens not included. Read from
+        the token cache, and fills it: a caller that sizes a text before predicting it (a server costing
+        a request before queueing it) does not make `predict` tokenize it again. Safe from any thread."""
+        return self._chunk_tokens.count(text)
+
     # ------------------------------------------------------------------ pre-split words
     def warm_up(self, batch_size: int = 32) -> None:
         """Run the largest batch `predict(..., batch_size)` can make (`batch_size` full-width windows, within

@@ -158,6 +158,29 @@ class ChunkTokenizer:
         words = [(first + shift, last + shift) for entry, _, shift in placed for first, last in entry[3]]
         return TextTokens(ids, offsets, classes if self._casing else None, words)
 
+    def count(self, text: str) -> int:
+        """How many tokens `text` makes (no special tokens): `len(self(text).ids)`, from the cached chunks
+        where it can. Unseen chunks are encoded and kept as `__call__` would, so a text counted first
+        (a server costing a request before queueing it) is then assembled from the cache."""
+        if not self.capacity:
+            return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        chunks = text.split(" ")
+        get = self._chunks.get
+        total = 0
+        unseen = []
+        for chunk in chunks:
+            if chunk:
+                entry = get(chunk)
+                if entry is None:
+                    unseen.append(chunk)
+                else:
+                    total += len(entry[0])
+        if len(unseen) > FEW_UNSEEN:
+            tokens = self._encode(text)
+            self._learn_unseen_chunks(chunks, tokens)
+            return len(tokens.ids)
+        return total + sum(len(self._chunk_entry(chunk)[0]) for chunk in unseen)
+
     def _encode(self, text: str) -> TextTokens:
         encoding = self._tokenizer.encode(text, add_special_tokens=False)
         offsets = encoding.offsets

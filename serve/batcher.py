@@ -100,25 +100,27 @@ class TokenCounter:
     byte-level BPE tokenizer makes more tokens than that, so the estimate is an upper bound and costs
     nothing, where tokenizing every text on the event loop (the runtime tokenizes it again) cost more
     than all the rest of a request's handling there. Longer texts, which may need several windows, are
-    tokenized for an exact count. The runtime enforces its token budget exactly in any case; this only
-    steers how many texts the batcher takes.
+    counted exactly by `count` (the tokenizer's own `encode` by default; the server passes the model's
+    `NerModel.count_tokens`, which reads the runtime's token cache and fills it for the model's own call
+    on the same text, so such a text is tokenized once, not twice). The runtime enforces its token
+    budget exactly in any case; this only steers how many texts the batcher takes.
     """
 
-    def __init__(self, tokenizer: Any, max_length: int, stride: int) -> None:
-        self._tokenizer = tokenizer
+    def __init__(self, tokenizer: Any, max_length: int, stride: int, count: Callable[[str], int] | None = None) -> None:
         bare = tokenizer.encode("a", add_special_tokens=False).ids
         full = tokenizer.encode("a", add_special_tokens=True).ids
         self._special = max(0, len(full) - len(bare))
         self._max_length = max_length
         self._window = max_length - self._special
         self._stride = stride
+        self._count = count or (lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids))
 
     def cost(self, text: str) -> tuple[int, int]:
         """(windows, padded width) of one text; an empty text costs nothing."""
         size = len(text.encode("utf-8"))
         if size <= self._window:
             return (1, size + self._special) if size else (0, 0)
-        n = len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        n = self._count(text)
         windows = len(plan_windows(n, self._window, self._stride))
         return windows, (min(n, self._window) + self._special) if windows else 0
 

@@ -72,7 +72,7 @@ class Service:
         tokenizer = Tokenizer.from_file(str(self.bundle_dir / self.manifest.tokenizer_file))
         tokenizer.no_truncation()
         tokenizer.no_padding()
-        self.counter = TokenCounter(tokenizer, self.manifest.max_length, model.stride)
+        self.counter = TokenCounter(tokenizer, self.manifest.max_length, model.stride, model.count_tokens)
         warm_up(model, settings.max_batch_size)
         log_model_loaded(log, time.perf_counter() - started, model, self.graph, settings.threads or available_cpus())
         return model

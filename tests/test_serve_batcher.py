@@ -287,3 +287,32 @@ def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_
     (b_and_c,) = [c for c in model.calls if c[0] == ["b", "c"]]
     (d,) = [c for c in model.calls if c[0] == ["d"]]
     assert b_and_c[2] < d[3] and d[2] < b_and_c[3], "the two stream batches ran at the same time"
+
+
+def test_token_counter_counts_long_texts_through_the_models_token_cache(tiny_bundle: Any) -> None:
+    """The server's counter (`count=model.count_tokens`) costs every text as the tokenizer's own count
+    does, and is asked only for texts longer than a window of bytes."""
+    from ner_export.runtime import NerModel
+    from ner_export.runtime.session import load_tokenizer
+    from ner_export.serve.batcher import TokenCounter
+
+    model = NerModel.load(tiny_bundle)
+    tokenizer = load_tokenizer(tiny_bundle / model.manifest.tokenizer_file)
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    asked: list[str] = []
+
+    def count(text: str) -> int:
+        asked.append(text)
+        return model.count_tokens(text)
+
+    max_length = model.manifest.max_length
+    by_model = TokenCounter(tokenizer, max_length, model.stride, count)
+    by_tokenizer = TokenCounter(tokenizer, max_length, model.stride)
+    long_text = " ".join(["John Smith lives in Paris and works for Reuters."] * 40)
+    sentence = "Maria Lopez works for Reuters in London, said the minister."
+    texts = ["", "Paris", "John Smith lives in Paris.", sentence, long_text]
+    for text in texts:
+        assert by_model.cost(text) == by_tokenizer.cost(text), text
+    assert asked == [t for t in texts if len(t.encode()) > max_length - 2]
+    assert by_tokenizer.cost(long_text)[0] > 1, "the long text needs several windows"

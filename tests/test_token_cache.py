@@ -103,6 +103,39 @@ def test_cached_chunks_give_the_tokenizers_answer(seen: list[str], text: str, ca
         assert len(chunks) <= 64
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seen=st.lists(TEXTS, max_size=4), text=TEXTS, capacity=st.sampled_from([0, 8, 64]))
+def test_count_is_the_tokenizers_count(seen: list[str], text: str, capacity: int) -> None:
+    tokenizer = bert_tokenizer()
+    chunks = ChunkTokenizer(tokenizer, casing=True, capacity=capacity)
+    for earlier in seen:
+        chunks(earlier)
+    for probe in (text, text):  # the second time from what the first one cached
+        assert chunks.count(probe) == len(tokenizer.encode(probe, add_special_tokens=False).ids), probe
+
+
+def test_a_counted_text_is_then_assembled_not_encoded() -> None:
+    """count() fills the cache as a call would: the call that follows on the same text is a hit."""
+    tokenizer = bert_tokenizer()
+    chunks = ChunkTokenizer(tokenizer, casing=True)
+    calls: list[str] = []
+
+    class Spy:
+        def encode(self, text: str, **kwargs: bool):
+            calls.append(text)
+            return tokenizer.encode(text, **kwargs)
+
+    chunks._tokenizer = Spy()
+    for text in ("John Smith (Reuters)", "Maria Lopez works for the Bank of France in Paris"):  # few, many unseen
+        calls.clear()
+        assert chunks.count(text) == len(tokenizer.encode(text, add_special_tokens=False).ids)
+        assert calls, "an unseen text is encoded once"
+        calls.clear()
+        assert tuple(chunks(text)) == plain(tokenizer, text)
+        assert chunks.count(text) == len(chunks(text).ids)
+        assert calls == [], text
+
+
 def test_a_text_of_known_chunks_is_assembled_not_encoded() -> None:
     tokenizer = bert_tokenizer()
     chunks = ChunkTokenizer(tokenizer, casing=True)
