@@ -32,7 +32,7 @@ from tokenizers import Tokenizer
 from .casing import case_ids
 from .decoding import text_word_spans
 
-__all__ = ["FEW_UNSEEN", "MAX_CHUNK_CHARS", "ChunkTokenizer", "TextTokens", "chunk_local"]
+__all__ = ["COUNT_LEARNS_CHARS", "FEW_UNSEEN", "MAX_CHUNK_CHARS", "ChunkTokenizer", "TextTokens", "chunk_local"]
 
 MAX_CHUNK_CHARS = 64
 """Longest chunk the cache keeps: words are short, and a long chunk (a URL, a table row) rarely repeats."""
@@ -41,6 +41,11 @@ FEW_UNSEEN = 2
 """Most unseen chunks that are encoded one by one; a text with more is encoded whole. Right after a
 graph run the first tokenizer call of a sentence costs ~60 us and each further one ~10 us, against ~90 us
 for the whole sentence, after which its chunks are sliced out."""
+
+COUNT_LEARNS_CHARS = 2_000
+"""Longest text whose unseen chunks `ChunkTokenizer.count` learns when it has many: a sentence or a
+paragraph, which the model may then read from the cache; learning costs Python work per token, where a
+longer text is counted by the tokenizer alone."""
 
 # normalizers that map each character on its own and leave the space a space
 _LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
@@ -160,25 +165,31 @@ class ChunkTokenizer:
 
     def count(self, text: str) -> int:
         """How many tokens `text` makes (no special tokens): `len(self(text).ids)`, from the cached chunks
-        where it can. Unseen chunks are encoded and kept as `__call__` would, so a text counted first
-        (a server costing a request before queueing it) is then assembled from the cache."""
+        where it can, learning the unseen ones as `__call__` would, so a text counted first (a server
+        costing a request before queueing it) is then assembled from the cache. A text of more than
+        `COUNT_LEARNS_CHARS` characters with more than `FEW_UNSEEN` unseen chunks is counted by one plain
+        `encode` and teaches the cache nothing: the model reads such a text in windows, without the
+        cache, and counting it must not cost more than that `encode`."""
         if not self.capacity:
             return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
         chunks = text.split(" ")
         get = self._chunks.get
         total = 0
-        unseen = []
+        unseen: list[str] = []
         for chunk in chunks:
-            if chunk:
-                entry = get(chunk)
-                if entry is None:
-                    unseen.append(chunk)
-                else:
-                    total += len(entry[0])
-        if len(unseen) > FEW_UNSEEN:
-            tokens = self._encode(text)
-            self._learn_unseen_chunks(chunks, tokens)
-            return len(tokens.ids)
+            if not chunk:
+                continue
+            entry = get(chunk)
+            if entry is not None:
+                total += len(entry[0])
+                continue
+            unseen.append(chunk)
+            if len(unseen) > FEW_UNSEEN:
+                if len(text) > COUNT_LEARNS_CHARS:
+                    return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+                tokens = self._encode(text)
+                self._learn_unseen_chunks(chunks, tokens)
+                return len(tokens.ids)
         return total + sum(len(self._chunk_entry(chunk)[0]) for chunk in unseen)
 
     def _encode(self, text: str) -> TextTokens:

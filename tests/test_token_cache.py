@@ -15,7 +15,13 @@ from ner_export.runtime import BundleManifest, NerModel
 from ner_export.runtime.casing import case_ids
 from ner_export.runtime.decoding import text_word_spans
 from ner_export.runtime.session import load_tokenizer
-from ner_export.runtime.token_cache import FEW_UNSEEN, MAX_CHUNK_CHARS, ChunkTokenizer, chunk_local
+from ner_export.runtime.token_cache import (
+    COUNT_LEARNS_CHARS,
+    FEW_UNSEEN,
+    MAX_CHUNK_CHARS,
+    ChunkTokenizer,
+    chunk_local,
+)
 
 
 def bert_tokenizer() -> Tokenizer:
@@ -115,7 +121,8 @@ def test_count_is_the_tokenizers_count(seen: list[str], text: str, capacity: int
 
 
 def test_a_counted_text_is_then_assembled_not_encoded() -> None:
-    """count() fills the cache as a call would: the call that follows on the same text is a hit."""
+    """count() learns unseen chunks as a call would, so the call that follows on the same text is a hit;
+    a long text of many unseen chunks is counted by one plain encode and the cache learns nothing."""
     tokenizer = bert_tokenizer()
     chunks = ChunkTokenizer(tokenizer, casing=True)
     calls: list[str] = []
@@ -126,14 +133,24 @@ def test_a_counted_text_is_then_assembled_not_encoded() -> None:
             return tokenizer.encode(text, **kwargs)
 
     chunks._tokenizer = Spy()
-    for text in ("John Smith (Reuters)", "Maria Lopez works for the Bank of France in Paris"):  # few, many unseen
-        calls.clear()
-        assert chunks.count(text) == len(tokenizer.encode(text, add_special_tokens=False).ids)
-        assert calls, "an unseen text is encoded once"
-        calls.clear()
-        assert tuple(chunks(text)) == plain(tokenizer, text)
-        assert chunks.count(text) == len(chunks(text).ids)
-        assert calls == [], text
+    chunks("John Smith lives in Paris")
+    few = "John Smith (Reuters) lives in Berlin"
+    calls.clear()
+    assert chunks.count(few) == len(tokenizer.encode(few, add_special_tokens=False).ids)
+    assert calls == ["(Reuters)", "Berlin"], "each unseen chunk alone"
+    calls.clear()
+    assert tuple(chunks(few)) == plain(tokenizer, few)
+    assert chunks.count(few) == len(chunks(few).ids)
+    assert calls == []
+    many = "Maria Lopez works for the Bank of France"
+    assert chunks.count(many) == len(tokenizer.encode(many, add_special_tokens=False).ids)
+    assert calls == [many], "many unseen chunks: the whole text once, its chunks learned"
+    calls.clear()
+    assert tuple(chunks(many)) == plain(tokenizer, many) and calls == []
+    long_text = " ".join(f"word{i}" for i in range(COUNT_LEARNS_CHARS // 4))
+    known = len(chunks)
+    assert chunks.count(long_text) == len(tokenizer.encode(long_text, add_special_tokens=False).ids)
+    assert calls == [long_text] and len(chunks) == known, "a long text is counted, not learned"
 
 
 def test_a_text_of_known_chunks_is_assembled_not_encoded() -> None:
