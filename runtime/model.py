@@ -308,6 +308,11 @@ class NerModel:
         scores = self._runner.run_feeds(feeds, decoded=self._runner.has_decoding_columns)[0, head : head + len(ids)]
         return self._decoder.text_word_entities(text, tokens.offsets, tokens.words, scores)
 
+    @property
+    def special_tokens(self) -> int:
+        """Tokens the model adds around each window's text (BERT's [CLS] and [SEP]: 2)."""
+        return self._runner.feeds.special
+
     def count_tokens(self, text: str) -> int:
         """How many tokens the bundle's tokenizer makes of `text`, special tokens not included. Read from
         the token cache, and fills it: a caller that sizes a text before predicting it (a server costing

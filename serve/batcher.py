@@ -100,20 +100,22 @@ class TokenCounter:
     byte-level BPE tokenizer makes more tokens than that, so the estimate is an upper bound and costs
     nothing, where tokenizing every text on the event loop (the runtime tokenizes it again) cost more
     than all the rest of a request's handling there. Longer texts, which may need several windows, are
-    counted exactly by `count` (the tokenizer's own `encode` by default; the server passes the model's
-    `NerModel.count_tokens`, which reads the runtime's token cache and fills it for the model's own call
-    on the same text, so such a text is tokenized once, not twice). The runtime enforces its token
-    budget exactly in any case; this only steers how many texts the batcher takes.
+    counted exactly by `count`: the server passes the model's `NerModel.count_tokens`, which reads the
+    runtime's token cache and fills it for the model's own call on the same text, so such a text is
+    tokenized once, not twice. The runtime enforces its token budget exactly in any case; this only
+    steers how many texts the batcher takes.
     """
 
-    def __init__(self, tokenizer: Any, max_length: int, stride: int, count: Callable[[str], int] | None = None) -> None:
-        bare = tokenizer.encode("a", add_special_tokens=False).ids
-        full = tokenizer.encode("a", add_special_tokens=True).ids
-        self._special = max(0, len(full) - len(bare))
-        self._max_length = max_length
-        self._window = max_length - self._special
+    def __init__(self, count: Callable[[str], int], special: int, max_length: int, stride: int) -> None:
+        self._count = count
+        self._special = special  # tokens the model adds around each window's text
+        self._window = max_length - special
         self._stride = stride
-        self._count = count or (lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids))
+
+    @classmethod
+    def for_model(cls, model: NerModel) -> TokenCounter:
+        """The counter of `model`'s windows, counting through its token cache."""
+        return cls(model.count_tokens, model.special_tokens, model.manifest.max_length, model.stride)
 
     def cost(self, text: str) -> tuple[int, int]:
         """(windows, padded width) of one text; an empty text costs nothing."""

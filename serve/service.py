@@ -67,12 +67,7 @@ class Service:
         settings = self.settings
         started = time.perf_counter()
         model = NerModel.load(self.bundle_dir, **settings.model_options())
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.bundle_dir / self.manifest.tokenizer_file))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        self.counter = TokenCounter(tokenizer, self.manifest.max_length, model.stride, model.count_tokens)
+        self.counter = TokenCounter.for_model(model)
         warm_up(model, settings.max_batch_size)
         log_model_loaded(log, time.perf_counter() - started, model, self.graph, settings.threads or available_cpus())
         return model

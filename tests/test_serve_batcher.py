@@ -290,8 +290,8 @@ def test_batcher_streams_run_batches_side_by_side_and_a_lone_batch_on_the_whole_
 
 
 def test_token_counter_counts_long_texts_through_the_models_token_cache(tiny_bundle: Any) -> None:
-    """The server's counter (`count=model.count_tokens`) costs every text as the tokenizer's own count
-    does, and is asked only for texts longer than a window of bytes."""
+    """The server's counter (`TokenCounter.for_model`: the model's token cache and special tokens) costs
+    every text as the tokenizer's own counts do, and is asked only for texts longer than a window of bytes."""
     from ner_export.runtime import NerModel
     from ner_export.runtime.session import load_tokenizer
     from ner_export.serve.batcher import TokenCounter
@@ -300,6 +300,8 @@ def test_token_counter_counts_long_texts_through_the_models_token_cache(tiny_bun
     tokenizer = load_tokenizer(tiny_bundle / model.manifest.tokenizer_file)
     tokenizer.no_truncation()
     tokenizer.no_padding()
+    special = len(tokenizer.encode("a").ids) - len(tokenizer.encode("a", add_special_tokens=False).ids)
+    assert model.special_tokens == special == 2
     asked: list[str] = []
 
     def count(text: str) -> int:
@@ -307,12 +309,14 @@ def test_token_counter_counts_long_texts_through_the_models_token_cache(tiny_bun
         return model.count_tokens(text)
 
     max_length = model.manifest.max_length
-    by_model = TokenCounter(tokenizer, max_length, model.stride, count)
-    by_tokenizer = TokenCounter(tokenizer, max_length, model.stride)
+    spied = TokenCounter(count, model.special_tokens, max_length, model.stride)
+    by_tokenizer = TokenCounter(
+        lambda text: len(tokenizer.encode(text, add_special_tokens=False).ids), special, max_length, model.stride
+    )
     long_text = " ".join(["John Smith lives in Paris and works for Reuters."] * 40)
     sentence = "Maria Lopez works for Reuters in London, said the minister."
     texts = ["", "Paris", "John Smith lives in Paris.", sentence, long_text]
     for text in texts:
-        assert by_model.cost(text) == by_tokenizer.cost(text), text
-    assert asked == [t for t in texts if len(t.encode()) > max_length - 2]
+        assert spied.cost(text) == by_tokenizer.cost(text) == TokenCounter.for_model(model).cost(text), text
+    assert asked == [t for t in texts if len(t.encode()) > max_length - special]
     assert by_tokenizer.cost(long_text)[0] > 1, "the long text needs several windows"
